@@ -1,0 +1,40 @@
+//! One connector per backend. A connector knows how to make one attempt and
+//! one runtime check; the retrying, timing and reporting live once, in
+//! [`crate::dependency::DependencyActor`]. A new backend is a new connector.
+
+use futures_util::future::LocalBoxFuture;
+
+use crate::error::ConnectError;
+use crate::handles::Connected;
+use crate::status::Dependency;
+
+pub mod postgres;
+pub mod redis;
+pub mod sqlite;
+
+pub use self::postgres::PostgresConnector;
+pub use self::redis::RedisConnector;
+pub use self::sqlite::SqliteConnector;
+
+pub trait Connector: Unpin + 'static {
+    /// What a successful attempt yields and later checks use.
+    type Handle: Clone + Unpin + 'static;
+
+    /// Which dependency this connects.
+    fn dependency(&self) -> Dependency;
+
+    /// The word that starts its log lines: `DB`, `Redis`.
+    fn label(&self) -> &'static str;
+
+    /// `postgres`, `sqlite`, `redis`: shown on `/ready`.
+    fn backend(&self) -> &'static str;
+
+    /// One connection attempt. The actor bounds it with the attempt timeout.
+    fn connect(&self) -> LocalBoxFuture<'static, Result<Self::Handle, ConnectError>>;
+
+    /// One check of a connected dependency (also used to reconnect).
+    fn check(&self, handle: &Self::Handle) -> LocalBoxFuture<'static, Result<(), ConnectError>>;
+
+    /// The handle as handed to the supervisor and the application.
+    fn share(handle: &Self::Handle) -> Connected;
+}

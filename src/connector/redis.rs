@@ -1,0 +1,73 @@
+//! Redis through the `redis` crate's `ConnectionManager`: one attempt is
+//! "connect and `PING`". The manager's own start-up retries are off, since
+//! the dependency actor owns the retry policy.
+
+use std::time::Duration;
+
+use futures_util::future::{FutureExt, LocalBoxFuture};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+use super::Connector;
+use crate::error::ConnectError;
+use crate::handles::{Cache, Connected};
+use crate::status::Dependency;
+
+pub struct RedisConnector {
+    client: redis::Client,
+    config: ConnectionManagerConfig,
+}
+
+impl RedisConnector {
+    pub fn new(url: &str, timeout: Duration) -> Result<Self, ConnectError> {
+        let client = redis::Client::open(url).map_err(ConnectError::RedisConnect)?;
+        let config = ConnectionManagerConfig::new()
+            .set_number_of_retries(0)
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout));
+        Ok(RedisConnector { client, config })
+    }
+
+    async fn ping(mut manager: ConnectionManager) -> Result<(), ConnectError> {
+        redis::cmd("PING")
+            .query_async::<String>(&mut manager)
+            .await
+            .map_err(ConnectError::Redis)?;
+        Ok(())
+    }
+}
+
+impl Connector for RedisConnector {
+    type Handle = ConnectionManager;
+
+    fn dependency(&self) -> Dependency {
+        Dependency::Cache
+    }
+
+    fn label(&self) -> &'static str {
+        "Redis"
+    }
+
+    fn backend(&self) -> &'static str {
+        "redis"
+    }
+
+    fn connect(&self) -> LocalBoxFuture<'static, Result<ConnectionManager, ConnectError>> {
+        let (client, config) = (self.client.clone(), self.config.clone());
+        async move {
+            let manager = ConnectionManager::new_with_config(client, config)
+                .await
+                .map_err(ConnectError::RedisConnect)?;
+            Self::ping(manager.clone()).await?;
+            Ok(manager)
+        }
+        .boxed_local()
+    }
+
+    fn check(&self, manager: &ConnectionManager) -> LocalBoxFuture<'static, Result<(), ConnectError>> {
+        Self::ping(manager.clone()).boxed_local()
+    }
+
+    fn share(manager: &ConnectionManager) -> Connected {
+        Connected::Cache(Cache::Redis(manager.clone()))
+    }
+}

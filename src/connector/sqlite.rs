@@ -1,0 +1,68 @@
+//! SQLite, the embedded default, through a deadpool-sqlite pool (rusqlite
+//! on blocking threads): one attempt opens a connection and runs `SELECT 1`.
+
+use deadpool_sqlite::{Config, Pool, Runtime};
+use futures_util::future::{FutureExt, LocalBoxFuture};
+
+use super::Connector;
+use crate::error::ConnectError;
+use crate::handles::{Connected, Database};
+use crate::status::Dependency;
+
+pub struct SqliteConnector {
+    pool: Pool,
+}
+
+impl SqliteConnector {
+    pub fn new(path: &str, pool_size: usize) -> Result<Self, ConnectError> {
+        let pool = Config::new(path)
+            .builder(Runtime::Tokio1)
+            .map_err(|e| ConnectError::SqliteInteract(e.to_string()))?
+            .max_size(pool_size)
+            .build()
+            .map_err(ConnectError::SqliteBuild)?;
+        Ok(SqliteConnector { pool })
+    }
+
+    async fn select_one(pool: Pool) -> Result<(), ConnectError> {
+        let conn = pool.get().await.map_err(ConnectError::SqlitePool)?;
+        conn.interact(|c| c.query_row("SELECT 1", [], |row| row.get::<_, i64>(0)))
+            .await
+            .map_err(|e| ConnectError::SqliteInteract(e.to_string()))?
+            .map_err(ConnectError::Sqlite)?;
+        Ok(())
+    }
+}
+
+impl Connector for SqliteConnector {
+    type Handle = Pool;
+
+    fn dependency(&self) -> Dependency {
+        Dependency::Database
+    }
+
+    fn label(&self) -> &'static str {
+        "DB"
+    }
+
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    fn connect(&self) -> LocalBoxFuture<'static, Result<Pool, ConnectError>> {
+        let pool = self.pool.clone();
+        async move {
+            Self::select_one(pool.clone()).await?;
+            Ok(pool)
+        }
+        .boxed_local()
+    }
+
+    fn check(&self, pool: &Pool) -> LocalBoxFuture<'static, Result<(), ConnectError>> {
+        Self::select_one(pool.clone()).boxed_local()
+    }
+
+    fn share(pool: &Pool) -> Connected {
+        Connected::Database(Database::Sqlite(pool.clone()))
+    }
+}

@@ -1,0 +1,291 @@
+//! The one retrying dependency actor. It makes one attempt per timed
+//! self-message (`notify_later`, never a blocking sleep), asks the
+//! [`RetryPolicy`] what follows a failure, logs, publishes its state and
+//! reports to the supervisor. The database and the cache are this actor with
+//! different connectors (`DbActor`, `CacheActor`).
+
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+
+use crate::connector::{Connector, PostgresConnector, RedisConnector, SqliteConnector};
+use crate::error::{ConnectError, ErrorClass};
+use crate::handles::Connected;
+use crate::retry::{CauseTally, Next, RetryPolicy, Seconds};
+use crate::status::{Dependency, Health, State};
+
+/// The database actor: PostgreSQL or SQLite.
+pub type DbActor<C = PostgresConnector> = DependencyActor<C>;
+/// The SQLite flavour of [`DbActor`].
+pub type SqliteDbActor = DependencyActor<SqliteConnector>;
+/// The cache actor: Redis.
+pub type CacheActor = DependencyActor<RedisConnector>;
+
+/// What a dependency actor tells the supervisor.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub enum DependencyReport {
+    Ready {
+        dependency: Dependency,
+        handle: Connected,
+        attempts: u32,
+    },
+    GaveUp(StartupFailure),
+}
+
+/// Why a dependency did not become ready at start-up.
+#[derive(Clone, Debug)]
+pub struct StartupFailure {
+    pub dependency: Dependency,
+    pub label: &'static str,
+    pub attempts: u32,
+    pub elapsed: Duration,
+    pub causes: CauseTally,
+    pub outcome: FailureOutcome,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FailureOutcome {
+    /// Every attempt failed.
+    Exhausted,
+    /// An error that retrying cannot fix; its cause chain.
+    Permanent(String),
+    /// Stopped by the supervisor because another dependency gave up.
+    Aborted,
+}
+
+/// The supervisor gives up on start-up: stop attempting and say how far
+/// you got (`None` when already up).
+#[derive(Message)]
+#[rtype(result = "Option<StartupFailure>")]
+pub struct Abort;
+
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Attempt;
+
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Check;
+
+enum Phase<H> {
+    Starting { attempt: u32, causes: CauseTally },
+    Up { handle: H },
+    Down { handle: H, since: Instant, attempts: u32 },
+    GaveUp(StartupFailure),
+}
+
+pub struct DependencyActor<C: Connector> {
+    connector: C,
+    policy: RetryPolicy,
+    check_interval: Duration,
+    health: Health,
+    supervisor: Recipient<DependencyReport>,
+    started: Instant,
+    phase: Phase<C::Handle>,
+}
+
+impl<C: Connector> DependencyActor<C> {
+    pub fn new(
+        connector: C,
+        policy: RetryPolicy,
+        check_interval: Duration,
+        health: Health,
+        supervisor: Recipient<DependencyReport>,
+    ) -> Self {
+        health.register(connector.dependency(), connector.backend());
+        DependencyActor {
+            connector,
+            policy,
+            check_interval,
+            health,
+            supervisor,
+            started: Instant::now(),
+            phase: Phase::Starting {
+                attempt: 1,
+                causes: CauseTally::default(),
+            },
+        }
+    }
+
+    fn dependency(&self) -> Dependency {
+        self.connector.dependency()
+    }
+
+    /// Run `fut` bounded by the attempt timeout, then hand its result to `then`.
+    fn bounded<T: 'static>(
+        &self,
+        ctx: &mut Context<Self>,
+        fut: futures_util::future::LocalBoxFuture<'static, Result<T, ConnectError>>,
+        then: impl FnOnce(&mut Self, Result<T, ConnectError>, &mut Context<Self>) + 'static,
+    ) {
+        let limit = self.policy.attempt_timeout;
+        let bounded = async move {
+            match tokio::time::timeout(limit, fut).await {
+                Ok(result) => result,
+                Err(_) => Err(ConnectError::TimedOut(limit)),
+            }
+        };
+        ctx.spawn(bounded.into_actor(self).map(move |res, act, ctx| then(act, res, ctx)));
+    }
+
+    fn on_attempt(&mut self, result: Result<C::Handle, ConnectError>, ctx: &mut Context<Self>) {
+        let Phase::Starting { attempt, causes } = &mut self.phase else {
+            return;
+        };
+        let (attempt, dependency, label) = (*attempt, self.connector.dependency(), self.connector.label());
+        let err = match result {
+            Ok(handle) => {
+                self.health.count_attempt(dependency, "success");
+                self.health.set_state(dependency, State::Up);
+                log::debug!(dependency = dependency.name(), attempt = attempt; "{label} connection ready (attempt {attempt}/{})", self.policy.max_attempts);
+                self.supervisor.do_send(DependencyReport::Ready {
+                    dependency,
+                    handle: C::share(&handle),
+                    attempts: attempt,
+                });
+                self.phase = Phase::Up { handle };
+                ctx.notify_later(Check, self.check_interval);
+                return;
+            }
+            Err(err) => err,
+        };
+        let cause = err.chain();
+        causes.add(err.summary());
+        self.health.failed(dependency, &cause, true);
+        let max = self.policy.max_attempts;
+        let outcome = if err.class() == ErrorClass::Permanent {
+            log::error!(
+                dependency = dependency.name(), attempt = attempt, max_attempts = max;
+                "{label} connection failed (attempt {attempt}/{max}), not retrying: the error is permanent: {cause}"
+            );
+            FailureOutcome::Permanent(cause)
+        } else {
+            match self.policy.after_failure(attempt) {
+                Next::RetryIn { delay, attempt: next } => {
+                    log::warn!(
+                        dependency = dependency.name(), attempt = attempt, max_attempts = max,
+                        delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+                        "{}", self.policy.failure_line(label, attempt, &cause)
+                    );
+                    if let Phase::Starting { attempt, .. } = &mut self.phase {
+                        *attempt = next;
+                    }
+                    ctx.notify_later(Attempt, delay);
+                    return;
+                }
+                Next::GiveUp => {
+                    log::warn!(
+                        dependency = dependency.name(), attempt = attempt, max_attempts = max;
+                        "{}", self.policy.failure_line(label, attempt, &cause)
+                    );
+                    FailureOutcome::Exhausted
+                }
+            }
+        };
+        let failure = self.failure(outcome);
+        self.supervisor.do_send(DependencyReport::GaveUp(failure.clone()));
+        self.phase = Phase::GaveUp(failure);
+    }
+
+    /// The start-up record so far.
+    fn failure(&self, outcome: FailureOutcome) -> StartupFailure {
+        let (attempts, causes) = match &self.phase {
+            Phase::Starting { attempt, causes } => (causes.total().min(*attempt), causes.clone()),
+            _ => (0, CauseTally::default()),
+        };
+        StartupFailure {
+            dependency: self.dependency(),
+            label: self.connector.label(),
+            attempts,
+            elapsed: self.started.elapsed(),
+            causes,
+            outcome,
+        }
+    }
+
+    fn on_check(&mut self, result: Result<(), ConnectError>, ctx: &mut Context<Self>) {
+        let (dependency, label) = (self.connector.dependency(), self.connector.label());
+        let next = match (&mut self.phase, result) {
+            (Phase::Up { .. }, Ok(())) => self.check_interval,
+            (Phase::Up { handle }, Err(err)) => {
+                let cause = err.chain();
+                log::warn!(dependency = dependency.name(); "{label} connection lost: {cause}");
+                self.health.failed(dependency, &cause, false);
+                self.health.set_state(dependency, State::Down);
+                self.phase = Phase::Down {
+                    handle: handle.clone(),
+                    since: Instant::now(),
+                    attempts: 0,
+                };
+                self.policy.interval
+            }
+            (Phase::Down { handle, since, .. }, Ok(())) => {
+                log::info!(dependency = dependency.name(); "{label} connection restored after {}", Seconds(since.elapsed()));
+                self.health.count_attempt(dependency, "success");
+                self.health.set_state(dependency, State::Up);
+                self.phase = Phase::Up { handle: handle.clone() };
+                self.check_interval
+            }
+            (Phase::Down { attempts, .. }, Err(err)) => {
+                *attempts += 1;
+                let cause = err.chain();
+                let delay = self.policy.interval;
+                log::warn!(
+                    dependency = dependency.name(), attempt = *attempts,
+                    delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+                    "{label} reconnection attempt {} failed, retrying in {}: {cause}", *attempts, Seconds(delay)
+                );
+                self.health.failed(dependency, &cause, true);
+                delay
+            }
+            _ => return,
+        };
+        ctx.notify_later(Check, next);
+    }
+}
+
+impl<C: Connector> Actor for DependencyActor<C> {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.notify(Attempt);
+    }
+}
+
+impl<C: Connector> Handler<Attempt> for DependencyActor<C> {
+    type Result = ();
+
+    fn handle(&mut self, _: Attempt, ctx: &mut Context<Self>) {
+        if matches!(self.phase, Phase::Starting { .. }) {
+            let fut = self.connector.connect();
+            self.bounded(ctx, fut, Self::on_attempt);
+        }
+    }
+}
+
+impl<C: Connector> Handler<Check> for DependencyActor<C> {
+    type Result = ();
+
+    fn handle(&mut self, _: Check, ctx: &mut Context<Self>) {
+        let fut = match &self.phase {
+            Phase::Up { handle } | Phase::Down { handle, .. } => self.connector.check(handle),
+            _ => return,
+        };
+        self.bounded(ctx, fut, Self::on_check);
+    }
+}
+
+impl<C: Connector> Handler<Abort> for DependencyActor<C> {
+    type Result = MessageResult<Abort>;
+
+    fn handle(&mut self, _: Abort, ctx: &mut Context<Self>) -> Self::Result {
+        let report = match &self.phase {
+            Phase::Starting { .. } => Some(self.failure(FailureOutcome::Aborted)),
+            Phase::GaveUp(failure) => Some(failure.clone()),
+            Phase::Up { .. } | Phase::Down { .. } => None,
+        };
+        ctx.stop();
+        MessageResult(report)
+    }
+}

@@ -1,0 +1,183 @@
+//! Typed errors of one connection attempt, how they print (the whole cause
+//! chain, since tokio-postgres and deadpool hide the cause behind their
+//! top-level message) and whether retrying can help.
+
+use std::error::Error as StdError;
+use std::io;
+use std::time::Duration;
+
+use tokio_postgres::error::SqlState;
+
+use crate::redact::scrub;
+use crate::retry::Seconds;
+
+/// Why one attempt (or one runtime check) of a dependency failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("timed out after {}", Seconds(*.0))]
+    TimedOut(Duration),
+    #[error("cannot get a PostgreSQL connection")]
+    PostgresPool(#[source] deadpool_postgres::PoolError),
+    #[error("PostgreSQL query failed")]
+    Postgres(#[source] tokio_postgres::Error),
+    #[error("cannot build the PostgreSQL pool")]
+    PostgresBuild(#[source] deadpool_postgres::BuildError),
+    #[error("cannot open the SQLite database")]
+    SqlitePool(#[source] deadpool_sqlite::PoolError),
+    #[error("cannot build the SQLite pool")]
+    SqliteBuild(#[source] deadpool_sqlite::BuildError),
+    #[error("SQLite query failed")]
+    Sqlite(#[source] deadpool_sqlite::rusqlite::Error),
+    #[error("SQLite worker failed: {0}")]
+    SqliteInteract(String),
+    #[error("cannot connect to Redis")]
+    RedisConnect(#[source] redis::RedisError),
+    #[error("Redis command failed")]
+    Redis(#[source] redis::RedisError),
+}
+
+/// Whether retrying can help.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    Transient,
+    Permanent,
+}
+
+impl ConnectError {
+    /// The whole chain on one line, each distinct level once, secrets
+    /// scrubbed: `cannot get a PostgreSQL connection: error connecting to
+    /// server: Connection refused (os error 111)`.
+    pub fn chain(&self) -> String {
+        cause_chain(self)
+    }
+
+    /// A short name for the cause, used to count causes over many attempts
+    /// (`connection refused`, `timed out`, `LOADING`, a SQLSTATE message).
+    pub fn summary(&self) -> String {
+        if let ConnectError::TimedOut(_) = self {
+            return "timed out".into();
+        }
+        if let Some(db) = self.db_error() {
+            return scrub(&format!("{} (SQLSTATE {})", db.message(), db.code().code())).into_owned();
+        }
+        if let Some(code) = self.redis_error().and_then(redis::RedisError::code) {
+            return code.to_owned();
+        }
+        if let Some(io) = sources(self).find_map(|e| e.downcast_ref::<io::Error>()) {
+            return io.kind().to_string();
+        }
+        if let Some(r) = self.redis_error() {
+            if r.is_connection_refusal() {
+                return "connection refused".into();
+            }
+            if r.is_timeout() {
+                return "timed out".into();
+            }
+        }
+        let last = sources(self).last().map(ToString::to_string).unwrap_or_default();
+        scrub(&one_line(&last)).into_owned()
+    }
+
+    /// Transient errors are retried; permanent ones (wrong credentials,
+    /// unknown database) cannot be fixed by waiting.
+    pub fn class(&self) -> ErrorClass {
+        if let Some(db) = self.db_error() {
+            let code = db.code();
+            if *code == SqlState::INVALID_PASSWORD
+                || *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
+                || *code == SqlState::INVALID_CATALOG_NAME
+            {
+                return ErrorClass::Permanent;
+            }
+            return ErrorClass::Transient;
+        }
+        // tokio-postgres does not expose its error kinds: a configuration
+        // error (such as "password missing" when the server asks for one)
+        // is only recognisable by its text.
+        if let Some(pg) = sources(self).find_map(|e| e.downcast_ref::<tokio_postgres::Error>())
+            && pg.to_string().starts_with("invalid configuration")
+        {
+            return ErrorClass::Permanent;
+        }
+        if let Some(r) = self.redis_error() {
+            let auth = r.kind() == redis::ErrorKind::AuthenticationFailed;
+            if auth || matches!(r.code(), Some("WRONGPASS" | "NOAUTH")) {
+                return ErrorClass::Permanent;
+            }
+        }
+        ErrorClass::Transient
+    }
+
+    fn db_error(&self) -> Option<&tokio_postgres::error::DbError> {
+        sources(self).find_map(|e| e.downcast_ref::<tokio_postgres::error::DbError>())
+    }
+
+    fn redis_error(&self) -> Option<&redis::RedisError> {
+        sources(self).find_map(|e| e.downcast_ref::<redis::RedisError>())
+    }
+}
+
+/// The error and its sources, outermost first.
+fn sources<'a>(err: &'a (dyn StdError + 'static)) -> impl Iterator<Item = &'a (dyn StdError + 'static)> {
+    std::iter::successors(Some(err), |e| (*e).source())
+}
+
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Every level of `err`'s chain joined by `: `, skipping a level whose text
+/// the previous one already printed; on one line, with secrets scrubbed.
+pub fn cause_chain(err: &(dyn StdError + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for e in sources(err) {
+        let text = match e.downcast_ref::<tokio_postgres::error::DbError>() {
+            Some(db) => format!("{}: {} (SQLSTATE {})", db.severity(), db.message(), db.code().code()),
+            None => one_line(&e.to_string()),
+        };
+        if text.is_empty() || parts.last().is_some_and(|prev| prev.contains(&text)) {
+            continue;
+        }
+        parts.push(text);
+    }
+    scrub(&parts.join(": ")).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("outer")]
+    struct Outer(#[source] Middle);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("middle: {0}")]
+    struct Middle(#[source] io::Error);
+
+    #[test]
+    fn chain_walks_sources_and_skips_repeats() {
+        let err = Outer(Middle(io::Error::new(io::ErrorKind::ConnectionRefused, "refused")));
+        assert_eq!(cause_chain(&err), "outer: middle: refused");
+    }
+
+    #[test]
+    fn timeouts_are_transient_and_summarised() {
+        let err = ConnectError::TimedOut(Duration::from_millis(300));
+        assert_eq!(err.to_string(), "timed out after 0.3 s");
+        assert_eq!(err.summary(), "timed out");
+        assert_eq!(err.class(), ErrorClass::Transient);
+    }
+
+    #[test]
+    fn redis_codes_are_classified() {
+        let auth = ConnectError::Redis(redis::RedisError::from((
+            redis::ErrorKind::AuthenticationFailed,
+            "auth failed",
+        )));
+        assert_eq!(auth.class(), ErrorClass::Permanent);
+        let io = ConnectError::Redis(redis::RedisError::from(io::Error::from(io::ErrorKind::ConnectionRefused)));
+        assert_eq!(io.class(), ErrorClass::Transient);
+        assert_eq!(io.summary(), "connection refused");
+    }
+}

@@ -1,0 +1,78 @@
+//! What application routes receive once the dependencies are ready: the
+//! connected pool and cache, as `web::Data<Dependencies>`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+/// The database pool.
+#[derive(Clone)]
+pub enum Database {
+    Postgres(deadpool_postgres::Pool),
+    Sqlite(deadpool_sqlite::Pool),
+}
+
+impl Database {
+    /// Close the pool: idle connections are dropped now, checked-out ones
+    /// when returned.
+    pub fn close(&self) {
+        match self {
+            Database::Postgres(pool) => pool.close(),
+            Database::Sqlite(pool) => pool.close(),
+        }
+    }
+}
+
+/// The cache chosen by `CACHE_TYPE`.
+#[derive(Clone)]
+pub enum Cache {
+    /// `CACHE_TYPE=none`.
+    None,
+    /// `CACHE_TYPE=memory`: in this process, lost on restart.
+    Memory(MemoryCache),
+    /// `CACHE_TYPE=redis`: a connection manager that reconnects by itself.
+    Redis(redis::aio::ConnectionManager),
+}
+
+/// A process-local string cache for `CACHE_TYPE=memory`.
+#[derive(Clone, Default)]
+pub struct MemoryCache(Arc<RwLock<HashMap<String, String>>>);
+
+impl MemoryCache {
+    pub fn get(&self, key: &str) -> Option<String> {
+        self.0.read().ok()?.get(key).cloned()
+    }
+
+    pub fn set(&self, key: impl Into<String>, value: impl Into<String>) {
+        if let Ok(mut map) = self.0.write() {
+            map.insert(key.into(), value.into());
+        }
+    }
+}
+
+/// Every connected dependency, handed to application routes.
+#[derive(Clone)]
+pub struct Dependencies {
+    pub database: Database,
+    pub cache: Cache,
+}
+
+/// A handle as a dependency actor reports it to the supervisor.
+#[derive(Clone)]
+pub enum Connected {
+    Database(Database),
+    Cache(Cache),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_cache_is_shared_between_clones() {
+        let a = MemoryCache::default();
+        let b = a.clone();
+        a.set("k", "v");
+        assert_eq!(b.get("k").as_deref(), Some("v"));
+        assert_eq!(b.get("missing"), None);
+    }
+}

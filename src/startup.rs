@@ -1,0 +1,116 @@
+//! Entry points: [`run_cli`] for the `readygate` binary, [`Gateway`] for
+//! applications that embed the supervisor with their own routes.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use actix::{Actor, System};
+use actix_web::web;
+use clap::Parser;
+
+use crate::config::{Cli, Command, ConfigError, Settings, load_dotenv};
+use crate::exit;
+use crate::status::Health;
+use crate::supervisor::{Mode, Supervisor};
+use crate::telemetry;
+
+/// A gateway: settings, application routes, and what to do once ready.
+pub struct Gateway {
+    settings: Settings,
+    mode: Mode,
+    health: Health,
+}
+
+impl Gateway {
+    pub fn new(settings: Settings) -> Self {
+        Gateway {
+            settings,
+            mode: Mode::Serve(None),
+            health: Health::default(),
+        }
+    }
+
+    /// Add application routes. They receive the connected dependencies as
+    /// `web::Data<readygate::Dependencies>`.
+    pub fn routes(mut self, configure: impl Fn(&mut web::ServiceConfig) + Send + Sync + 'static) -> Self {
+        self.mode = Mode::Serve(Some(Arc::new(configure)));
+        self
+    }
+
+    /// Only check the dependencies, then exit: 0 when ready, 69 when not.
+    pub fn check_only(mut self) -> Self {
+        self.mode = Mode::Check;
+        self
+    }
+
+    /// The live dependency state (what `/ready` and `/metrics` show).
+    pub fn health(&self) -> Health {
+        self.health.clone()
+    }
+
+    /// Run until stopped; returns the process exit code (0, 69 or 78).
+    /// Runs its own actix `System` on this thread: `#[actix_web::main]`
+    /// would ignore the exit code.
+    pub fn run(self) -> i32 {
+        let system = System::new();
+        let Gateway { settings, mode, health } = self;
+        system.block_on(async move {
+            Supervisor::new(settings, mode, health).start();
+        });
+        match system.run_with_code() {
+            Ok(code) => code,
+            Err(e) => {
+                log::error!("The actix runtime failed: {e}");
+                exit::UNAVAILABLE
+            }
+        }
+    }
+}
+
+/// The `readygate` program: `.env`, settings, logging, then the gateway.
+pub fn run_cli() -> ExitCode {
+    let code = match cli_settings() {
+        Ok((settings, command)) => {
+            let gateway = Gateway::new(settings);
+            match command {
+                Some(Command::Check) => gateway.check_only().run(),
+                None => gateway.run(),
+            }
+        }
+        Err(code) => code,
+    };
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
+}
+
+/// Parse and validate, logging any configuration error; `Err` holds the exit
+/// code (0 after `--help`/`--version`, 78 for bad configuration).
+fn cli_settings() -> Result<(Settings, Option<Command>), i32> {
+    let dotenv = load_dotenv();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            let _ = e.print();
+            return Err(exit::OK);
+        }
+        Err(e) => {
+            telemetry::init(Default::default());
+            let text = e.render().to_string();
+            let first = text.lines().next().unwrap_or_default().trim_start_matches("error: ");
+            log::error!(
+                "{}; exiting with code {}",
+                ConfigError::CommandLine(first.to_owned()),
+                exit::CONFIG
+            );
+            return Err(exit::CONFIG);
+        }
+    };
+    telemetry::init(cli.settings.log_settings_or_default());
+    let settings = dotenv.and_then(|()| cli.settings.validate());
+    match settings {
+        Ok(settings) => Ok((settings, cli.command)),
+        Err(e) => {
+            log::error!("{e}; exiting with code {}", exit::CONFIG);
+            Err(exit::CONFIG)
+        }
+    }
+}

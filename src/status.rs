@@ -1,0 +1,212 @@
+//! The live state of every dependency, published by the dependency actors
+//! and read by `/ready` and `/metrics` without any network I/O.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+use crate::metrics::{AttemptLabels, DependencyLabels, Metrics};
+use crate::redact::scrub;
+
+/// A supervised dependency.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Dependency {
+    Database,
+    Cache,
+}
+
+impl Dependency {
+    /// The name used in `/ready`, metrics labels and JSON log fields.
+    pub fn name(self) -> &'static str {
+        match self {
+            Dependency::Database => "database",
+            Dependency::Cache => "cache",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    /// Start-up attempts are under way; never been up.
+    Connecting,
+    Up,
+    /// Was up, lost, being reconnected.
+    Down,
+}
+
+/// One dependency as `/ready` shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct DependencyStatus {
+    pub backend: &'static str,
+    pub state: State,
+    /// When the dependency entered its state (RFC 3339, UTC).
+    #[serde(serialize_with = "rfc3339")]
+    pub since: SystemTime,
+    pub consecutive_failures: u32,
+    /// The last failure's cause chain (no password), kept after recovery.
+    pub last_error: Option<String>,
+}
+
+fn rfc3339<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&humantime::format_rfc3339_millis(*t))
+}
+
+/// The body of `/ready`.
+#[derive(Clone, Debug, Serialize)]
+pub struct ReadyReport {
+    /// `ready` or `not_ready`.
+    pub status: &'static str,
+    pub dependencies: BTreeMap<&'static str, DependencyStatus>,
+}
+
+impl ReadyReport {
+    pub fn is_ready(&self) -> bool {
+        self.status == "ready"
+    }
+}
+
+/// Shared, cheap to clone: the state map plus the metrics it drives.
+#[derive(Clone, Default)]
+pub struct Health {
+    states: Arc<RwLock<BTreeMap<Dependency, DependencyStatus>>>,
+    metrics: Arc<Metrics>,
+}
+
+impl Health {
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    fn update(&self, dependency: Dependency, f: impl FnOnce(&mut DependencyStatus)) {
+        if let Ok(mut states) = self.states.write()
+            && let Some(status) = states.get_mut(&dependency)
+        {
+            f(status);
+        }
+    }
+
+    fn labels(dependency: Dependency) -> DependencyLabels {
+        DependencyLabels {
+            dependency: dependency.name().to_owned(),
+        }
+    }
+
+    /// A new dependency, `connecting`.
+    pub fn register(&self, dependency: Dependency, backend: &'static str) {
+        if let Ok(mut states) = self.states.write() {
+            states.insert(
+                dependency,
+                DependencyStatus {
+                    backend,
+                    state: State::Connecting,
+                    since: SystemTime::now(),
+                    consecutive_failures: 0,
+                    last_error: None,
+                },
+            );
+        }
+        self.metrics.dependency_up.get_or_create(&Self::labels(dependency)).set(0);
+    }
+
+    /// Move to `state`; counts a change only when the state really changes.
+    pub fn set_state(&self, dependency: Dependency, state: State) {
+        let mut changed = false;
+        self.update(dependency, |s| {
+            if s.state != state {
+                s.state = state;
+                s.since = SystemTime::now();
+                changed = true;
+            }
+            if state == State::Up {
+                s.consecutive_failures = 0;
+            }
+        });
+        let labels = Self::labels(dependency);
+        self.metrics
+            .dependency_up
+            .get_or_create(&labels)
+            .set(i64::from(state == State::Up));
+        if changed {
+            self.metrics.state_changes.get_or_create(&labels).inc();
+        }
+    }
+
+    /// A failure: an attempt when `attempt` (counted in the metrics), or a
+    /// runtime check of a dependency that was up.
+    pub fn failed(&self, dependency: Dependency, cause: &str, attempt: bool) {
+        let cause = scrub(cause).into_owned();
+        self.update(dependency, |s| {
+            s.consecutive_failures = s.consecutive_failures.saturating_add(1);
+            s.last_error = Some(cause);
+        });
+        if attempt {
+            self.count_attempt(dependency, "failure");
+        }
+    }
+
+    pub fn count_attempt(&self, dependency: Dependency, outcome: &str) {
+        self.metrics
+            .connect_attempts
+            .get_or_create(&AttemptLabels {
+                dependency: dependency.name().to_owned(),
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+    }
+
+    pub fn report(&self) -> ReadyReport {
+        let dependencies: BTreeMap<_, _> = self
+            .states
+            .read()
+            .map(|states| states.iter().map(|(d, s)| (d.name(), s.clone())).collect())
+            .unwrap_or_default();
+        let ready = dependencies.values().all(|s| s.state == State::Up);
+        ReadyReport {
+            status: if ready { "ready" } else { "not_ready" },
+            dependencies,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ready_only_when_every_dependency_is_up() {
+        let h = Health::default();
+        h.register(Dependency::Database, "postgres");
+        h.register(Dependency::Cache, "redis");
+        assert!(!h.report().is_ready());
+        h.set_state(Dependency::Database, State::Up);
+        assert!(!h.report().is_ready());
+        h.set_state(Dependency::Cache, State::Up);
+        assert!(h.report().is_ready());
+        h.failed(Dependency::Cache, "connection refused", false);
+        h.set_state(Dependency::Cache, State::Down);
+        let r = h.report();
+        assert!(!r.is_ready());
+        assert_eq!(r.dependencies["cache"].consecutive_failures, 1);
+        assert_eq!(r.dependencies["cache"].last_error.as_deref(), Some("connection refused"));
+    }
+
+    #[test]
+    fn metrics_follow_the_state() {
+        let h = Health::default();
+        h.register(Dependency::Database, "postgres");
+        h.failed(Dependency::Database, "refused", true);
+        h.set_state(Dependency::Database, State::Up);
+        h.set_state(Dependency::Database, State::Up);
+        let text = h.metrics().encode();
+        assert!(text.contains(r#"readygate_dependency_up{dependency="database"} 1"#), "{text}");
+        assert!(text.contains(r#"readygate_dependency_state_changes_total{dependency="database"} 1"#), "{text}");
+        assert!(
+            text.contains(r#"readygate_dependency_connect_attempts_total{dependency="database",outcome="failure"} 1"#),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,57 @@
+//! Logging: one line per message on stderr, `text` for people or `json` for
+//! collectors. The message text is the same in both; JSON adds the
+//! structured fields (dependency, attempt, max_attempts, delay_ms). Every
+//! line passes through [`crate::redact::scrub`].
+
+use std::io::Write;
+
+use log::LevelFilter;
+use log::kv::{Key, Value, VisitSource};
+use serde_json::{Map, Value as Json};
+
+use crate::config::{LogFormat, LogSettings};
+use crate::redact::scrub;
+
+/// Install the global logger. Calling it twice keeps the first logger.
+pub fn init(settings: LogSettings) {
+    let mut builder = env_logger::Builder::new();
+    builder.filter_level(settings.level).target(env_logger::Target::Stderr);
+    if settings.level <= LevelFilter::Info {
+        // actix-server announces its workers at info; that is noise here.
+        builder.filter_module("actix_server", LevelFilter::Warn);
+    }
+    match settings.format {
+        LogFormat::Text => builder.format(|buf, record| {
+            let ts = buf.timestamp_millis();
+            writeln!(buf, "{ts} {:<5} {}", record.level(), scrub(&record.args().to_string()))
+        }),
+        LogFormat::Json => builder.format(|buf, record| {
+            let mut fields = Map::new();
+            fields.insert("timestamp".into(), Json::String(buf.timestamp_millis().to_string()));
+            fields.insert("level".into(), Json::String(record.level().to_string()));
+            fields.insert("target".into(), Json::String(record.target().to_owned()));
+            fields.insert("message".into(), Json::String(scrub(&record.args().to_string()).into_owned()));
+            let _ = record.key_values().visit(&mut JsonFields(&mut fields));
+            writeln!(buf, "{}", Json::Object(fields))
+        }),
+    };
+    let _ = builder.try_init();
+}
+
+struct JsonFields<'a>(&'a mut Map<String, Json>);
+
+impl<'kvs> VisitSource<'kvs> for JsonFields<'_> {
+    fn visit_pair(&mut self, key: Key<'kvs>, value: Value<'kvs>) -> Result<(), log::kv::Error> {
+        let json = if let Some(n) = value.to_u64() {
+            Json::from(n)
+        } else if let Some(n) = value.to_i64() {
+            Json::from(n)
+        } else if let Some(b) = value.to_bool() {
+            Json::from(b)
+        } else {
+            Json::String(scrub(&value.to_string()).into_owned())
+        };
+        self.0.insert(key.as_str().to_owned(), json);
+        Ok(())
+    }
+}
