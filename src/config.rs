@@ -52,7 +52,12 @@ pub enum Command {
 #[derive(clap::Args, Debug, Clone)]
 pub struct RawSettings {
     /// Database: postgres://user:password@host:port/db (or postgresql://), or sqlite://PATH
-    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://readygate.db", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://readygate.db",
+        hide_env_values = true
+    )]
     pub database_url: String,
     /// Connections in the database pool (>= 1)
     #[arg(long, env = "DB_POOL_SIZE", default_value = "10")]
@@ -70,7 +75,12 @@ pub struct RawSettings {
     #[arg(long, env = "CACHE_TYPE", default_value = "memory")]
     pub cache_type: String,
     /// Redis: redis://[user:password@]host[:port][/db] (used when CACHE_TYPE=redis)
-    #[arg(long, env = "REDIS_URL", default_value = "redis://localhost:6379/0", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "REDIS_URL",
+        default_value = "redis://localhost:6379/0",
+        hide_env_values = true
+    )]
     pub redis_url: String,
     /// Redis connection attempts at start-up before giving up (>= 1)
     #[arg(long, env = "REDIS_MAX_RETRIES", default_value = "3")]
@@ -270,7 +280,13 @@ struct Checker {
 }
 
 impl Checker {
-    fn fail(&mut self, variable: &'static str, shown: &str, reason: impl Into<String>, accepted: &str) {
+    fn fail(
+        &mut self,
+        variable: &'static str,
+        shown: &str,
+        reason: impl Into<String>,
+        accepted: &str,
+    ) {
         self.problems.push(Problem {
             variable,
             shown: shown.to_owned(),
@@ -280,10 +296,20 @@ impl Checker {
     }
 
     /// The trimmed value, or a problem when it is empty.
-    fn present<'a>(&mut self, variable: &'static str, raw: &'a str, accepted: &str) -> Option<&'a str> {
+    fn present<'a>(
+        &mut self,
+        variable: &'static str,
+        raw: &'a str,
+        accepted: &str,
+    ) -> Option<&'a str> {
         let value = raw.trim();
         if value.is_empty() {
-            self.fail(variable, raw, "is empty (unset it to use the default)", accepted);
+            self.fail(
+                variable,
+                raw,
+                "is empty (unset it to use the default)",
+                accepted,
+            );
             None
         } else {
             Some(value)
@@ -321,7 +347,8 @@ impl Checker {
     }
 
     fn millis(&mut self, variable: &'static str, raw: &str) -> Option<Duration> {
-        self.number(variable, raw, 1, MAX_MILLIS).map(Duration::from_millis)
+        self.number(variable, raw, 1, MAX_MILLIS)
+            .map(Duration::from_millis)
     }
 
     fn retries(&mut self, variable: &'static str, raw: &str) -> Option<u32> {
@@ -329,15 +356,29 @@ impl Checker {
             .and_then(|n| u32::try_from(n).ok())
     }
 
-    fn choice<T: Copy>(&mut self, variable: &'static str, raw: &str, choices: &[(&str, T)]) -> Option<T> {
-        let accepted = choices.iter().map(|(name, _)| *name).collect::<Vec<_>>().join(", ");
+    fn choice<T: Copy>(
+        &mut self,
+        variable: &'static str,
+        raw: &str,
+        choices: &[(&str, T)],
+    ) -> Option<T> {
+        let accepted = choices
+            .iter()
+            .map(|(name, _)| *name)
+            .collect::<Vec<_>>()
+            .join(", ");
         let value = self.present(variable, raw, &accepted)?;
         let found = choices
             .iter()
             .find(|(name, _)| name.eq_ignore_ascii_case(value))
             .map(|(_, v)| *v);
         if found.is_none() {
-            self.fail(variable, value, "is not one of the accepted values", &accepted);
+            self.fail(
+                variable,
+                value,
+                "is not one of the accepted values",
+                &accepted,
+            );
         }
         found
     }
@@ -356,7 +397,9 @@ impl Checker {
                 self.fail(VAR, &shown, "names no file", ACCEPTED);
                 None
             }
-            "sqlite" => Some(DatabaseUrl::Sqlite { path: rest.to_owned() }),
+            "sqlite" => Some(DatabaseUrl::Sqlite {
+                path: rest.to_owned(),
+            }),
             "postgres" | "postgresql" => {
                 let parsed = match url::Url::parse(value) {
                     Ok(u) => u,
@@ -375,13 +418,23 @@ impl Checker {
                         display: shown,
                     }),
                     Err(e) => {
-                        self.fail(VAR, &shown, format!("is not a valid PostgreSQL URL ({e})"), ACCEPTED);
+                        self.fail(
+                            VAR,
+                            &shown,
+                            format!("is not a valid PostgreSQL URL ({e})"),
+                            ACCEPTED,
+                        );
                         None
                     }
                 }
             }
             other => {
-                self.fail(VAR, &shown, format!("has an unsupported scheme {other:?}"), ACCEPTED);
+                self.fail(
+                    VAR,
+                    &shown,
+                    format!("has an unsupported scheme {other:?}"),
+                    ACCEPTED,
+                );
                 None
             }
         }
@@ -399,11 +452,21 @@ impl Checker {
         match scheme.to_ascii_lowercase().as_str() {
             "redis" => {}
             "rediss" => {
-                self.fail(VAR, &shown, "uses TLS (rediss://), which readygate does not support yet", ACCEPTED);
+                self.fail(
+                    VAR,
+                    &shown,
+                    "uses TLS (rediss://), which readygate does not support yet",
+                    ACCEPTED,
+                );
                 return None;
             }
             other => {
-                self.fail(VAR, &shown, format!("has an unsupported scheme {other:?}"), ACCEPTED);
+                self.fail(
+                    VAR,
+                    &shown,
+                    format!("has an unsupported scheme {other:?}"),
+                    ACCEPTED,
+                );
                 return None;
             }
         }
@@ -420,11 +483,21 @@ impl Checker {
         }
         let db = parsed.path().trim_start_matches('/');
         if !db.is_empty() && db.parse::<u32>().is_err() {
-            self.fail(VAR, &shown, format!("names database {db:?}, which is not a number"), ACCEPTED);
+            self.fail(
+                VAR,
+                &shown,
+                format!("names database {db:?}, which is not a number"),
+                ACCEPTED,
+            );
             return None;
         }
         if let Err(e) = redis::Client::open(value) {
-            self.fail(VAR, &shown, format!("is not a valid Redis URL ({e})"), ACCEPTED);
+            self.fail(
+                VAR,
+                &shown,
+                format!("is not a valid Redis URL ({e})"),
+                ACCEPTED,
+            );
             return None;
         }
         Some(value.to_owned())
@@ -437,19 +510,24 @@ impl Checker {
         if value.parse::<IpAddr>().is_ok() {
             return Some(value.to_owned());
         }
-        let name_ok = value
-            .split('.')
-            .all(|label| {
-                !label.is_empty()
-                    && label.len() <= 63
-                    && !label.starts_with('-')
-                    && !label.ends_with('-')
-                    && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-            });
+        let name_ok = value.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
         if name_ok && value.len() <= 253 {
             Some(value.to_owned())
         } else {
-            self.fail(VAR, value, "is neither an IP address nor a host name", ACCEPTED);
+            self.fail(
+                VAR,
+                value,
+                "is neither an IP address nor a host name",
+                ACCEPTED,
+            );
             None
         }
     }
@@ -459,11 +537,17 @@ impl RawSettings {
     /// The log settings, falling back to defaults where they are invalid, so
     /// that the configuration error itself can be logged.
     pub fn log_settings_or_default(&self) -> LogSettings {
-        let mut checker = Checker { problems: Vec::new() };
+        let mut checker = Checker {
+            problems: Vec::new(),
+        };
         let default = LogSettings::default();
         LogSettings {
-            level: checker.choice("LOG_LEVEL", &self.log_level, LEVELS).unwrap_or(default.level),
-            format: checker.choice("LOG_FORMAT", &self.log_format, FORMATS).unwrap_or(default.format),
+            level: checker
+                .choice("LOG_LEVEL", &self.log_level, LEVELS)
+                .unwrap_or(default.level),
+            format: checker
+                .choice("LOG_FORMAT", &self.log_format, FORMATS)
+                .unwrap_or(default.format),
         }
     }
 
@@ -473,7 +557,9 @@ impl RawSettings {
         register_url_secrets(&self.database_url);
         register_url_secrets(&self.redis_url);
 
-        let mut c = Checker { problems: Vec::new() };
+        let mut c = Checker {
+            problems: Vec::new(),
+        };
         let database_url = c.database_url(&self.database_url);
         let pool_size = c.number("DB_POOL_SIZE", &self.db_pool_size, 1, MAX_POOL_SIZE);
         let db_retries = c.retries("DB_MAX_RETRIES", &self.db_max_retries);
@@ -498,16 +584,33 @@ impl RawSettings {
         let cache = match (cache_type, redis) {
             (Some(CacheType::None), _) => Some(CacheSettings::None),
             (Some(CacheType::Memory), _) => Some(CacheSettings::Memory),
-            (Some(CacheType::Redis), Some((Some(url), Some(max_attempts), Some(interval), Some(attempt_timeout)))) => {
-                Some(CacheSettings::Redis(RedisSettings {
-                    url,
-                    retry: RetryPolicy { max_attempts, interval, attempt_timeout },
-                }))
-            }
+            (
+                Some(CacheType::Redis),
+                Some((Some(url), Some(max_attempts), Some(interval), Some(attempt_timeout))),
+            ) => Some(CacheSettings::Redis(RedisSettings {
+                url,
+                retry: RetryPolicy {
+                    max_attempts,
+                    interval,
+                    attempt_timeout,
+                },
+            })),
             _ => None,
         };
 
-        match (database_url, pool_size, db_retries, db_interval, db_timeout, cache, health, host, port, level, format) {
+        match (
+            database_url,
+            pool_size,
+            db_retries,
+            db_interval,
+            db_timeout,
+            cache,
+            health,
+            host,
+            port,
+            level,
+            format,
+        ) {
             (
                 Some(url),
                 Some(pool_size),
@@ -524,7 +627,11 @@ impl RawSettings {
                 database: DatabaseSettings {
                     url,
                     pool_size: usize::try_from(pool_size).unwrap_or(usize::MAX),
-                    retry: RetryPolicy { max_attempts, interval, attempt_timeout },
+                    retry: RetryPolicy {
+                        max_attempts,
+                        interval,
+                        attempt_timeout,
+                    },
                 },
                 cache,
                 http: HttpSettings {
@@ -566,7 +673,8 @@ impl Settings {
     /// Settings from the process environment alone (no command line, no
     /// `.env`): for applications that embed readygate.
     pub fn from_env() -> Result<Settings, ConfigError> {
-        let cli = Cli::try_parse_from(["readygate"]).map_err(|e| ConfigError::CommandLine(e.to_string()))?;
+        let cli = Cli::try_parse_from(["readygate"])
+            .map_err(|e| ConfigError::CommandLine(e.to_string()))?;
         cli.settings.validate()
     }
 }
@@ -594,7 +702,8 @@ mod tests {
         // the tests cannot change the outcome.
         let mut args = Vec::new();
         for arg in Cli::command().get_arguments() {
-            if let (Some(long), Some(default)) = (arg.get_long(), arg.get_default_values().first()) {
+            if let (Some(long), Some(default)) = (arg.get_long(), arg.get_default_values().first())
+            {
                 args.push(format!("--{long}"));
                 args.push(default.to_str().unwrap().to_owned());
             }
@@ -603,15 +712,26 @@ mod tests {
         let s = raw(&args).validate().unwrap();
         assert_eq!(s.database.retry.max_attempts, 3);
         assert_eq!(s.database.retry.interval, Duration::from_millis(2000));
-        assert_eq!(s.database.retry.attempt_timeout, Duration::from_millis(5000));
+        assert_eq!(
+            s.database.retry.attempt_timeout,
+            Duration::from_millis(5000)
+        );
         assert_eq!(s.database.pool_size, 10);
         assert_eq!(s.database.url.display(), "sqlite://readygate.db");
         assert!(matches!(s.cache, CacheSettings::Memory));
-        assert_eq!(s.http, HttpSettings { host: "127.0.0.1".into(), port: 4444 });
+        assert_eq!(
+            s.http,
+            HttpSettings {
+                host: "127.0.0.1".into(),
+                port: 4444
+            }
+        );
         assert_eq!(s.health_check_interval, Duration::from_millis(5000));
         assert_eq!(s.log, LogSettings::default());
         let redis = raw(&["--cache-type", "redis"]).validate().unwrap();
-        let CacheSettings::Redis(r) = redis.cache else { panic!("not redis") };
+        let CacheSettings::Redis(r) = redis.cache else {
+            panic!("not redis")
+        };
         assert_eq!(r.retry.max_attempts, 3);
         assert_eq!(r.retry.interval, Duration::from_millis(2000));
         assert_eq!(r.retry.attempt_timeout, Duration::from_millis(5000));
@@ -633,20 +753,33 @@ mod tests {
             let p = problems(&["--db-max-retries", value]);
             assert_eq!(p.len(), 1, "{value:?}: {p:?}");
             assert_eq!(p[0].variable, "DB_MAX_RETRIES");
-            assert!(p[0].reason.starts_with(reason), "{value:?}: {}", p[0].reason);
+            assert!(
+                p[0].reason.starts_with(reason),
+                "{value:?}: {}",
+                p[0].reason
+            );
         }
     }
 
     #[test]
     fn surrounding_whitespace_is_ignored() {
-        let s = raw(&["--db-max-retries", " 7 ", "--cache-type", "REDIS"]).validate().unwrap();
+        let s = raw(&["--db-max-retries", " 7 ", "--cache-type", "REDIS"])
+            .validate()
+            .unwrap();
         assert_eq!(s.database.retry.max_attempts, 7);
         assert!(matches!(s.cache, CacheSettings::Redis(_)));
     }
 
     #[test]
     fn every_problem_is_reported_at_once() {
-        let p = problems(&["--port", "70000", "--db-pool-size", "0", "--log-level", "loud"]);
+        let p = problems(&[
+            "--port",
+            "70000",
+            "--db-pool-size",
+            "0",
+            "--log-level",
+            "loud",
+        ]);
         let vars: Vec<_> = p.iter().map(|p| p.variable).collect();
         assert_eq!(vars, ["DB_POOL_SIZE", "PORT", "LOG_LEVEL"]);
     }
@@ -673,10 +806,21 @@ mod tests {
 
     #[test]
     fn database_urls() {
-        for ok in ["postgres://u:p@h:5432/d", "postgresql://h/d", "sqlite://x.db", "sqlite:///var/lib/x.db"] {
+        for ok in [
+            "postgres://u:p@h:5432/d",
+            "postgresql://h/d",
+            "sqlite://x.db",
+            "sqlite:///var/lib/x.db",
+        ] {
             assert!(raw(&["--database-url", ok]).validate().is_ok(), "{ok}");
         }
-        for bad in ["postgres://h:99999/d", "postgres:///d", "localhost:5432", "http://h", "sqlite://"] {
+        for bad in [
+            "postgres://h:99999/d",
+            "postgres:///d",
+            "localhost:5432",
+            "http://h",
+            "sqlite://",
+        ] {
             let p = problems(&["--database-url", bad]);
             assert_eq!(p[0].variable, "DATABASE_URL", "{bad}");
         }
@@ -685,9 +829,21 @@ mod tests {
     #[test]
     fn redis_urls() {
         for ok in ["redis://h", "redis://:pw@h:6380/2", "redis://user:pw@h/0"] {
-            assert!(raw(&["--cache-type", "redis", "--redis-url", ok]).validate().is_ok(), "{ok}");
+            assert!(
+                raw(&["--cache-type", "redis", "--redis-url", ok])
+                    .validate()
+                    .is_ok(),
+                "{ok}"
+            );
         }
-        for bad in ["rediss://h", "redis://h:70000", "redis://h/abc", "redis://", "memcached://h", "h:6379"] {
+        for bad in [
+            "rediss://h",
+            "redis://h:70000",
+            "redis://h/abc",
+            "redis://",
+            "memcached://h",
+            "h:6379",
+        ] {
             let p = problems(&["--cache-type", "redis", "--redis-url", bad]);
             assert_eq!(p[0].variable, "REDIS_URL", "{bad}");
         }

@@ -69,9 +69,18 @@ struct Attempt;
 struct Check;
 
 enum Phase<H> {
-    Starting { attempt: u32, causes: CauseTally },
-    Up { handle: H },
-    Down { handle: H, since: Instant, attempts: u32 },
+    Starting {
+        attempt: u32,
+        causes: CauseTally,
+    },
+    Up {
+        handle: H,
+    },
+    Down {
+        handle: H,
+        since: Instant,
+        attempts: u32,
+    },
     GaveUp(StartupFailure),
 }
 
@@ -126,14 +135,22 @@ impl<C: Connector> DependencyActor<C> {
                 Err(_) => Err(ConnectError::TimedOut(limit)),
             }
         };
-        ctx.spawn(bounded.into_actor(self).map(move |res, act, ctx| then(act, res, ctx)));
+        ctx.spawn(
+            bounded
+                .into_actor(self)
+                .map(move |res, act, ctx| then(act, res, ctx)),
+        );
     }
 
     fn on_attempt(&mut self, result: Result<C::Handle, ConnectError>, ctx: &mut Context<Self>) {
         let Phase::Starting { attempt, causes } = &mut self.phase else {
             return;
         };
-        let (attempt, dependency, label) = (*attempt, self.connector.dependency(), self.connector.label());
+        let (attempt, dependency, label) = (
+            *attempt,
+            self.connector.dependency(),
+            self.connector.label(),
+        );
         let err = match result {
             Ok(handle) => {
                 self.health.count_attempt(dependency, "success");
@@ -162,7 +179,10 @@ impl<C: Connector> DependencyActor<C> {
             FailureOutcome::Permanent(cause)
         } else {
             match self.policy.after_failure(attempt) {
-                Next::RetryIn { delay, attempt: next } => {
+                Next::RetryIn {
+                    delay,
+                    attempt: next,
+                } => {
                     log::warn!(
                         dependency = dependency.name(), attempt = attempt, max_attempts = max,
                         delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
@@ -184,7 +204,8 @@ impl<C: Connector> DependencyActor<C> {
             }
         };
         let failure = self.failure(outcome);
-        self.supervisor.do_send(DependencyReport::GaveUp(failure.clone()));
+        self.supervisor
+            .do_send(DependencyReport::GaveUp(failure.clone()));
         self.phase = Phase::GaveUp(failure);
     }
 
@@ -224,7 +245,9 @@ impl<C: Connector> DependencyActor<C> {
                 log::info!(dependency = dependency.name(); "{label} connection restored after {}", Seconds(since.elapsed()));
                 self.health.count_attempt(dependency, "success");
                 self.health.set_state(dependency, State::Up);
-                self.phase = Phase::Up { handle: handle.clone() };
+                self.phase = Phase::Up {
+                    handle: handle.clone(),
+                };
                 self.check_interval
             }
             (Phase::Down { attempts, .. }, Err(err)) => {

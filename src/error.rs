@@ -58,7 +58,8 @@ impl ConnectError {
             return "timed out".into();
         }
         if let Some(db) = self.db_error() {
-            return scrub(&format!("{} (SQLSTATE {})", db.message(), db.code().code())).into_owned();
+            return scrub(&format!("{} (SQLSTATE {})", db.message(), db.code().code()))
+                .into_owned();
         }
         if let Some(code) = self.redis_error().and_then(redis::RedisError::code) {
             return code.to_owned();
@@ -74,7 +75,10 @@ impl ConnectError {
                 return "timed out".into();
             }
         }
-        let last = sources(self).last().map(ToString::to_string).unwrap_or_default();
+        let last = sources(self)
+            .last()
+            .map(ToString::to_string)
+            .unwrap_or_default();
         scrub(&one_line(&last)).into_owned()
     }
 
@@ -118,7 +122,9 @@ impl ConnectError {
 }
 
 /// The error and its sources, outermost first.
-fn sources<'a>(err: &'a (dyn StdError + 'static)) -> impl Iterator<Item = &'a (dyn StdError + 'static)> {
+fn sources<'a>(
+    err: &'a (dyn StdError + 'static),
+) -> impl Iterator<Item = &'a (dyn StdError + 'static)> {
     std::iter::successors(Some(err), |e| (*e).source())
 }
 
@@ -131,9 +137,22 @@ fn one_line(text: &str) -> String {
 pub fn cause_chain(err: &(dyn StdError + 'static)) -> String {
     let mut parts: Vec<String> = Vec::new();
     for e in sources(err) {
-        let text = match e.downcast_ref::<tokio_postgres::error::DbError>() {
-            Some(db) => format!("{}: {} (SQLSTATE {})", db.severity(), db.message(), db.code().code()),
-            None => one_line(&e.to_string()),
+        let redis_reply = e
+            .downcast_ref::<redis::RedisError>()
+            .and_then(|r| Some((r.code()?, r.detail().unwrap_or_default())));
+        let text = if let Some(db) = e.downcast_ref::<tokio_postgres::error::DbError>() {
+            format!(
+                "{}: {} (SQLSTATE {})",
+                db.severity(),
+                db.message(),
+                db.code().code()
+            )
+        } else if let Some((code, detail)) = redis_reply {
+            // The server's own words (`LOADING Redis is loading ...`), which
+            // operators know, rather than the crate's names for them.
+            one_line(&format!("{code} {detail}"))
+        } else {
+            one_line(&e.to_string())
         };
         if text.is_empty() || parts.last().is_some_and(|prev| prev.contains(&text)) {
             continue;
@@ -157,7 +176,10 @@ mod tests {
 
     #[test]
     fn chain_walks_sources_and_skips_repeats() {
-        let err = Outer(Middle(io::Error::new(io::ErrorKind::ConnectionRefused, "refused")));
+        let err = Outer(Middle(io::Error::new(
+            io::ErrorKind::ConnectionRefused,
+            "refused",
+        )));
         assert_eq!(cause_chain(&err), "outer: middle: refused");
     }
 
@@ -176,7 +198,9 @@ mod tests {
             "auth failed",
         )));
         assert_eq!(auth.class(), ErrorClass::Permanent);
-        let io = ConnectError::Redis(redis::RedisError::from(io::Error::from(io::ErrorKind::ConnectionRefused)));
+        let io = ConnectError::Redis(redis::RedisError::from(io::Error::from(
+            io::ErrorKind::ConnectionRefused,
+        )));
         assert_eq!(io.class(), ErrorClass::Transient);
         assert_eq!(io.summary(), "connection refused");
     }

@@ -142,13 +142,20 @@ mod tests {
             (120_000, "120 s"),
         ];
         for (ms, want) in cases {
-            assert_eq!(Seconds(Duration::from_millis(ms)).to_string(), want, "{ms} ms");
+            assert_eq!(
+                Seconds(Duration::from_millis(ms)).to_string(),
+                want,
+                "{ms} ms"
+            );
         }
     }
 
     #[test]
     fn sub_millisecond_parts_are_cut() {
-        assert_eq!(Seconds(Duration::from_micros(1_500_900)).to_string(), "1.5 s");
+        assert_eq!(
+            Seconds(Duration::from_micros(1_500_900)).to_string(),
+            "1.5 s"
+        );
     }
 
     #[test]

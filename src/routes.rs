@@ -50,10 +50,15 @@ pub async fn count_requests(
     if let Some(health) = health {
         let (path, status) = match &result {
             Ok(res) => (
-                res.request().match_pattern().unwrap_or_else(|| "unmatched".into()),
+                res.request()
+                    .match_pattern()
+                    .unwrap_or_else(|| "unmatched".into()),
                 res.status().as_u16(),
             ),
-            Err(e) => ("unmatched".into(), e.as_response_error().status_code().as_u16()),
+            Err(e) => (
+                "unmatched".into(),
+                e.as_response_error().status_code().as_u16(),
+            ),
         };
         health.metrics().request(&path, status);
     }

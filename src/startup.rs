@@ -32,7 +32,10 @@ impl Gateway {
 
     /// Add application routes. They receive the connected dependencies as
     /// `web::Data<readygate::Dependencies>`.
-    pub fn routes(mut self, configure: impl Fn(&mut web::ServiceConfig) + Send + Sync + 'static) -> Self {
+    pub fn routes(
+        mut self,
+        configure: impl Fn(&mut web::ServiceConfig) + Send + Sync + 'static,
+    ) -> Self {
         self.mode = Mode::Serve(Some(Arc::new(configure)));
         self
     }
@@ -53,7 +56,11 @@ impl Gateway {
     /// would ignore the exit code.
     pub fn run(self) -> i32 {
         let system = System::new();
-        let Gateway { settings, mode, health } = self;
+        let Gateway {
+            settings,
+            mode,
+            health,
+        } = self;
         system.block_on(async move {
             Supervisor::new(settings, mode, health).start();
         });
@@ -95,7 +102,11 @@ fn cli_settings() -> Result<(Settings, Option<Command>), i32> {
         Err(e) => {
             telemetry::init(Default::default());
             let text = e.render().to_string();
-            let first = text.lines().next().unwrap_or_default().trim_start_matches("error: ");
+            let first = text
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .trim_start_matches("error: ");
             log::error!(
                 "{}; exiting with code {}",
                 ConfigError::CommandLine(first.to_owned()),

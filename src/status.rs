@@ -109,7 +109,10 @@ impl Health {
                 },
             );
         }
-        self.metrics.dependency_up.get_or_create(&Self::labels(dependency)).set(0);
+        self.metrics
+            .dependency_up
+            .get_or_create(&Self::labels(dependency))
+            .set(0);
     }
 
     /// Move to `state`; counts a change only when the state really changes.
@@ -191,7 +194,10 @@ mod tests {
         let r = h.report();
         assert!(!r.is_ready());
         assert_eq!(r.dependencies["cache"].consecutive_failures, 1);
-        assert_eq!(r.dependencies["cache"].last_error.as_deref(), Some("connection refused"));
+        assert_eq!(
+            r.dependencies["cache"].last_error.as_deref(),
+            Some("connection refused")
+        );
     }
 
     #[test]
@@ -202,8 +208,14 @@ mod tests {
         h.set_state(Dependency::Database, State::Up);
         h.set_state(Dependency::Database, State::Up);
         let text = h.metrics().encode();
-        assert!(text.contains(r#"readygate_dependency_up{dependency="database"} 1"#), "{text}");
-        assert!(text.contains(r#"readygate_dependency_state_changes_total{dependency="database"} 1"#), "{text}");
+        assert!(
+            text.contains(r#"readygate_dependency_up{dependency="database"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"readygate_dependency_state_changes_total{dependency="database"} 1"#),
+            "{text}"
+        );
         assert!(
             text.contains(r#"readygate_dependency_connect_attempts_total{dependency="database",outcome="failure"} 1"#),
             "{text}"

@@ -68,11 +68,20 @@ impl Supervisor {
         }
     }
 
-    fn spawn<C: Connector>(&mut self, connector: Result<C, ConnectError>, policy: crate::retry::RetryPolicy, ctx: &mut Context<Self>) {
+    fn spawn<C: Connector>(
+        &mut self,
+        connector: Result<C, ConnectError>,
+        policy: crate::retry::RetryPolicy,
+        ctx: &mut Context<Self>,
+    ) {
         let connector = match connector {
             Ok(c) => c,
             Err(e) => {
-                log::error!("Cannot set up a dependency: {}; exiting with code {}", e.chain(), exit::UNAVAILABLE);
+                log::error!(
+                    "Cannot set up a dependency: {}; exiting with code {}",
+                    e.chain(),
+                    exit::UNAVAILABLE
+                );
                 self.exit(exit::UNAVAILABLE);
                 return;
             }
@@ -103,7 +112,10 @@ impl Supervisor {
     fn watch_signals(&self, ctx: &mut Context<Self>) {
         use tokio::signal::unix::{SignalKind, signal};
         let addr = ctx.address();
-        let (term, int) = match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        let (term, int) = match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
             (Ok(t), Ok(i)) => (t, i),
             (Err(e), _) | (_, Err(e)) => {
                 log::error!("Cannot watch SIGTERM/SIGINT: {e}; stop the process with SIGKILL");
@@ -127,7 +139,10 @@ impl Supervisor {
 
     fn all_ready(&mut self, ctx: &mut Context<Self>) {
         let elapsed = self.started.elapsed();
-        self.health.metrics().startup_duration.set(elapsed.as_secs_f64());
+        self.health
+            .metrics()
+            .startup_duration
+            .set(elapsed.as_secs_f64());
         let report = self.health.report();
         let names = report
             .dependencies
@@ -194,7 +209,10 @@ impl Supervisor {
             }
             .into_actor(self),
         );
-        log::info!("Ready: {names} up after {}; listening on {addrs}", Seconds(elapsed));
+        log::info!(
+            "Ready: {names} up after {}; listening on {addrs}",
+            Seconds(elapsed)
+        );
     }
 
     fn gave_up(&mut self, first: StartupFailure, ctx: &mut Context<Self>) {
@@ -214,7 +232,10 @@ impl Supervisor {
             failures.extend(answers.into_iter().filter_map(|a| a.ok().flatten()));
             failures.sort_by_key(|f| f.dependency);
             let text = failures.iter().map(describe).collect::<Vec<_>>().join("; ");
-            log::error!("Start-up failed: {text}; exiting with code {}", exit::UNAVAILABLE);
+            log::error!(
+                "Start-up failed: {text}; exiting with code {}",
+                exit::UNAVAILABLE
+            );
             act.exit(exit::UNAVAILABLE);
         }));
     }
@@ -226,18 +247,30 @@ fn describe(f: &StartupFailure) -> String {
         Dependency::Database => "database".to_owned(),
         Dependency::Cache => format!("{} cache", f.label),
     };
-    let attempts = if f.attempts == 1 { "1 attempt".to_owned() } else { format!("{} attempts", f.attempts) };
+    let attempts = if f.attempts == 1 {
+        "1 attempt".to_owned()
+    } else {
+        format!("{} attempts", f.attempts)
+    };
     let elapsed = Seconds(std::time::Duration::from_millis(
         u64::try_from(f.elapsed.as_millis() / 100 * 100).unwrap_or(u64::MAX),
     ));
     match &f.outcome {
-        FailureOutcome::Exhausted => format!("{what} unavailable after {attempts} in {elapsed} ({})", f.causes),
+        FailureOutcome::Exhausted => format!(
+            "{what} unavailable after {attempts} in {elapsed} ({})",
+            f.causes
+        ),
         FailureOutcome::Permanent(cause) => {
-            format!("{what} unavailable: permanent error, not retried (after {attempts} in {elapsed}): {cause}")
+            format!(
+                "{what} unavailable: permanent error, not retried (after {attempts} in {elapsed}): {cause}"
+            )
         }
         FailureOutcome::Aborted if f.attempts == 0 => format!("{what} not ready yet, stopped"),
         FailureOutcome::Aborted => {
-            format!("{what} not ready either, stopped after {attempts} in {elapsed} ({})", f.causes)
+            format!(
+                "{what} not ready either, stopped after {attempts} in {elapsed} ({})",
+                f.causes
+            )
         }
     }
 }
@@ -271,7 +304,12 @@ impl Actor for Supervisor {
                 self.spawn(c, redis.retry, ctx);
             }
         }
-        let waiting = self.pending.iter().map(|d| d.name()).collect::<Vec<_>>().join(" and ");
+        let waiting = self
+            .pending
+            .iter()
+            .map(|d| d.name())
+            .collect::<Vec<_>>()
+            .join(" and ");
         log::info!(
             "Starting: waiting for {waiting} (database {}{})",
             self.settings.database.url.display(),
@@ -289,7 +327,9 @@ impl Handler<DependencyReport> for Supervisor {
 
     fn handle(&mut self, report: DependencyReport, ctx: &mut Context<Self>) {
         match report {
-            DependencyReport::Ready { dependency, handle, .. } => {
+            DependencyReport::Ready {
+                dependency, handle, ..
+            } => {
                 match handle {
                     Connected::Database(db) => self.database = Some(db),
                     Connected::Cache(cache) => self.cache = Some(cache),

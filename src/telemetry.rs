@@ -15,7 +15,9 @@ use crate::redact::scrub;
 /// Install the global logger. Calling it twice keeps the first logger.
 pub fn init(settings: LogSettings) {
     let mut builder = env_logger::Builder::new();
-    builder.filter_level(settings.level).target(env_logger::Target::Stderr);
+    builder
+        .filter_level(settings.level)
+        .target(env_logger::Target::Stderr);
     if settings.level <= LevelFilter::Info {
         // actix-server announces its workers at info; that is noise here.
         builder.filter_module("actix_server", LevelFilter::Warn);
@@ -23,14 +25,25 @@ pub fn init(settings: LogSettings) {
     match settings.format {
         LogFormat::Text => builder.format(|buf, record| {
             let ts = buf.timestamp_millis();
-            writeln!(buf, "{ts} {:<5} {}", record.level(), scrub(&record.args().to_string()))
+            writeln!(
+                buf,
+                "{ts} {:<5} {}",
+                record.level(),
+                scrub(&record.args().to_string())
+            )
         }),
         LogFormat::Json => builder.format(|buf, record| {
             let mut fields = Map::new();
-            fields.insert("timestamp".into(), Json::String(buf.timestamp_millis().to_string()));
+            fields.insert(
+                "timestamp".into(),
+                Json::String(buf.timestamp_millis().to_string()),
+            );
             fields.insert("level".into(), Json::String(record.level().to_string()));
             fields.insert("target".into(), Json::String(record.target().to_owned()));
-            fields.insert("message".into(), Json::String(scrub(&record.args().to_string()).into_owned()));
+            fields.insert(
+                "message".into(),
+                Json::String(scrub(&record.args().to_string()).into_owned()),
+            );
             let _ = record.key_values().visit(&mut JsonFields(&mut fields));
             writeln!(buf, "{}", Json::Object(fields))
         }),

@@ -18,7 +18,11 @@ pub struct PostgresConnector {
 
 impl PostgresConnector {
     /// Builds the pool; no connection is made until the first attempt.
-    pub fn new(config: &tokio_postgres::Config, pool_size: usize, timeout: Duration) -> Result<Self, ConnectError> {
+    pub fn new(
+        config: &tokio_postgres::Config,
+        pool_size: usize,
+        timeout: Duration,
+    ) -> Result<Self, ConnectError> {
         let mut config = config.clone();
         config.connect_timeout(timeout);
         let manager = Manager::from_config(
@@ -37,7 +41,10 @@ impl PostgresConnector {
 
     async fn select_one(pool: Pool) -> Result<(), ConnectError> {
         let client = pool.get().await.map_err(ConnectError::PostgresPool)?;
-        client.simple_query("SELECT 1").await.map_err(ConnectError::Postgres)?;
+        client
+            .simple_query("SELECT 1")
+            .await
+            .map_err(ConnectError::Postgres)?;
         Ok(())
     }
 }

@@ -63,7 +63,10 @@ impl Connector for RedisConnector {
         .boxed_local()
     }
 
-    fn check(&self, manager: &ConnectionManager) -> LocalBoxFuture<'static, Result<(), ConnectError>> {
+    fn check(
+        &self,
+        manager: &ConnectionManager,
+    ) -> LocalBoxFuture<'static, Result<(), ConnectError>> {
         Self::ping(manager.clone()).boxed_local()
     }
 

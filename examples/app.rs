@@ -1,0 +1,88 @@
+//! An application embedding readygate: its own routes next to `/health`,
+//! `/ready` and `/metrics`, using the connected database pool and cache.
+//!
+//! Run it like the binary (same settings, same `.env`):
+//! `cargo run --example app`, then `curl localhost:4444/app/db-time`.
+
+use std::process::ExitCode;
+
+use actix_web::{HttpResponse, get, web};
+use readygate::{Cache, Database, Dependencies, Gateway, Settings};
+use serde_json::json;
+
+/// The application's routes.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(db_time).service(visits);
+}
+
+/// The database's clock: proves the route got a working pool.
+#[get("/app/db-time")]
+async fn db_time(deps: web::Data<Dependencies>) -> HttpResponse {
+    match database_time(&deps.database).await {
+        Ok(now) => HttpResponse::Ok().json(json!({ "now": now })),
+        Err(error) => HttpResponse::ServiceUnavailable().json(json!({ "error": error })),
+    }
+}
+
+async fn database_time(db: &Database) -> Result<String, String> {
+    match db {
+        Database::Postgres(pool) => {
+            let client = pool.get().await.map_err(|e| e.to_string())?;
+            let row = client
+                .query_one("SELECT now()::text", &[])
+                .await
+                .map_err(|e| e.to_string())?;
+            row.try_get(0).map_err(|e| e.to_string())
+        }
+        Database::Sqlite(pool) => {
+            let conn = pool.get().await.map_err(|e| e.to_string())?;
+            conn.interact(|c| {
+                c.query_row("SELECT datetime('now')", [], |row| row.get::<_, String>(0))
+            })
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())
+        }
+    }
+}
+
+/// A visit counter in the cache (Redis `INCR`, or the in-memory cache).
+#[get("/app/visits")]
+async fn visits(deps: web::Data<Dependencies>) -> HttpResponse {
+    const KEY: &str = "readygate:example:visits";
+    let count = match &deps.cache {
+        Cache::Redis(manager) => redis::cmd("INCR")
+            .arg(KEY)
+            .query_async::<i64>(&mut manager.clone())
+            .await
+            .map_err(|e| e.to_string()),
+        Cache::Memory(cache) => {
+            let next = cache
+                .get(KEY)
+                .and_then(|v| v.parse::<i64>().ok())
+                .unwrap_or(0)
+                + 1;
+            cache.set(KEY, next.to_string());
+            Ok(next)
+        }
+        Cache::None => Err("no cache configured (CACHE_TYPE=none)".to_owned()),
+    };
+    match count {
+        Ok(visits) => HttpResponse::Ok().json(json!({ "visits": visits })),
+        Err(error) => HttpResponse::ServiceUnavailable().json(json!({ "error": error })),
+    }
+}
+
+fn main() -> ExitCode {
+    let settings = readygate::config::load_dotenv().and_then(|()| Settings::from_env());
+    let settings = match settings {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(78);
+        }
+    };
+    readygate::telemetry::init(settings.log);
+    let code = Gateway::new(settings).routes(routes).run();
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
+}

@@ -1,0 +1,10 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! The single integration-test crate of `readygate`.
+//!
+//! Every integration test lives in a module of this crate (one test binary,
+//! one link step); `support` holds the helpers they share.
+
+mod cache;
+mod startup;
+mod support;
+mod support_smoke;

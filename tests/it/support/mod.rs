@@ -1,0 +1,63 @@
+#![allow(dead_code)]
+//! Test-support code shared by every integration test.
+//!
+//! - [`ports`]: free loopback ports.
+//! - [`postgres`] / [`redis`]: real servers in temporary directories, on free
+//!   ports (never the machine's standard 5432/6379 services), that can be
+//!   stopped and restarted on the same port.
+//! - [`faults`]: loopback listeners speaking the real wire protocols to
+//!   produce faults a real server cannot produce on demand.
+//! - [`gateway`]: the `readygate` binary as a child process, with its output
+//!   captured line by line and a blocking HTTP client.
+//!
+//! Everything here is blocking (std threads and sockets): no async runtime.
+
+pub mod faults;
+pub mod gateway;
+pub mod ports;
+pub mod postgres;
+pub mod redis;
+
+// Re-exports for the tests' convenience; not every test uses each one.
+#[allow(unused_imports)]
+pub use faults::{BlackHole, LoadingRedis, StartingUpPostgres};
+#[allow(unused_imports)]
+pub use gateway::{Gateway, GatewayBuilder, HttpReply};
+#[allow(unused_imports)]
+pub use ports::{free_port, port_is_open, wait_port_closed};
+#[allow(unused_imports)]
+pub use postgres::Postgres;
+#[allow(unused_imports)]
+pub use redis::Redis;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// Polls `condition` every `every` until it holds or `timeout` has passed;
+/// returns whether it held.
+pub fn wait_until(timeout: Duration, every: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if condition() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(every);
+    }
+}
+
+/// The last `n` lines of a text file (for panic messages); a note if it
+/// cannot be read.
+pub(crate) fn tail_file(path: &Path, n: usize) -> String {
+    match std::fs::read(path) {
+        Ok(bytes) => {
+            let text = String::from_utf8_lossy(&bytes);
+            let lines: Vec<&str> = text.lines().collect();
+            let start = lines.len().saturating_sub(n);
+            lines[start..].join("\n")
+        }
+        Err(e) => format!("(cannot read {}: {e})", path.display()),
+    }
+}

@@ -1,0 +1,651 @@
+//! A real PostgreSQL server in a temporary directory, on a free port.
+//!
+//! One template cluster is initialised per machine and per PostgreSQL version
+//! (`initdb` is slow) under `temp_dir()/readygate-test-pg-template-<version>`;
+//! each [`Postgres`] copies it into its own [`TempDir`]. When the tests run as
+//! root, `initdb` and `postgres` (which refuse to run as root) run as the
+//! `postgres` user through `CommandExt::uid/gid`, so the child we spawn *is*
+//! the postmaster and can be signalled and waited for directly.
+
+use std::fs::{self, OpenOptions};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use tempfile::TempDir;
+
+use super::ports::{free_port, wait_port_closed};
+use super::tail_file;
+
+/// How long to wait for the server to accept connections.
+const START_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long a shutdown may take before the postmaster gets SIGKILL.
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where the PostgreSQL binaries are, and as whom to run the server.
+#[derive(Debug)]
+struct PgInstall {
+    bin: PathBuf,
+    /// `postgres --version`, e.g. "15.14", sanitised for a file name.
+    version: String,
+    /// `Some((uid, gid))` of the `postgres` user when we are root.
+    run_as: Option<(u32, u32)>,
+}
+
+impl PgInstall {
+    fn tool(&self, name: &str) -> PathBuf {
+        self.bin.join(name)
+    }
+
+    /// A command for a server-side binary (`initdb`, `postgres`), run as the
+    /// `postgres` user when we are root, with a clean environment.
+    fn server_command(&self, name: &str, cwd: &Path) -> Command {
+        let mut cmd = Command::new(self.tool(name));
+        cmd.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("LC_ALL", "C")
+            .current_dir(cwd)
+            .stdin(Stdio::null());
+        if let Some((uid, gid)) = self.run_as {
+            // std calls setgroups([]) then setgid then setuid in the child.
+            cmd.uid(uid).gid(gid);
+        }
+        cmd
+    }
+
+    /// A command for a client binary (`psql`, `pg_isready`), with a clean
+    /// environment so no `PG*` variable of the caller leaks in.
+    fn client_command(&self, name: &str) -> Command {
+        let mut cmd = Command::new(self.tool(name));
+        cmd.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("LC_ALL", "C")
+            .env("PGCONNECT_TIMEOUT", "5")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    fn chown(&self, path: &Path) {
+        if let Some((uid, gid)) = self.run_as {
+            std::os::unix::fs::chown(path, Some(uid), Some(gid))
+                .unwrap_or_else(|e| panic!("chown {} to postgres: {e}", path.display()));
+        }
+    }
+}
+
+fn version_key(name: &str) -> Vec<u64> {
+    name.split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().unwrap_or(0))
+        .collect()
+}
+
+fn locate_bin_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("PG_BIN") {
+        return PathBuf::from(dir);
+    }
+    let root = Path::new("/usr/lib/postgresql");
+    let mut best: Option<(Vec<u64>, PathBuf)> = None;
+    if let Ok(entries) = fs::read_dir(root) {
+        for entry in entries.flatten() {
+            let bin = entry.path().join("bin");
+            if !bin.join("postgres").is_file() {
+                continue;
+            }
+            let key = version_key(&entry.file_name().to_string_lossy());
+            if best.as_ref().is_none_or(|(k, _)| key > *k) {
+                best = Some((key, bin));
+            }
+        }
+    }
+    match best {
+        Some((_, bin)) => bin,
+        None => panic!(
+            "PostgreSQL server binaries not found: no /usr/lib/postgresql/<version>/bin/postgres \
+             and PG_BIN is not set. Install them with `apt-get install postgresql` \
+             (or set PG_BIN to the directory holding initdb, postgres, pg_isready and psql)"
+        ),
+    }
+}
+
+fn install() -> &'static PgInstall {
+    static INSTALL: OnceLock<PgInstall> = OnceLock::new();
+    INSTALL.get_or_init(|| {
+        let bin = locate_bin_dir();
+        for name in ["initdb", "postgres", "pg_isready", "psql"] {
+            if !bin.join(name).is_file() {
+                panic!(
+                    "PostgreSQL binary `{name}` not found in {} (from PG_BIN or \
+                     /usr/lib/postgresql/*/bin). Install it with `apt-get install postgresql`",
+                    bin.display()
+                );
+            }
+        }
+        let out = Command::new(bin.join("postgres"))
+            .arg("--version")
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {}/postgres --version: {e}", bin.display()));
+        let text = String::from_utf8_lossy(&out.stdout);
+        // "postgres (PostgreSQL) 15.14 (Debian 15.14-0+deb12u1)"
+        let version: String = text
+            .split_whitespace()
+            .nth(2)
+            .unwrap_or("unknown")
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '.')
+            .collect();
+        let run_as = if nix::unistd::geteuid().is_root() {
+            let user = nix::unistd::User::from_name("postgres")
+                .unwrap_or_else(|e| panic!("looking up the `postgres` user: {e}"))
+                .unwrap_or_else(|| {
+                    panic!(
+                        "tests run as root but there is no `postgres` user to run initdb and \
+                         postgres as; `apt-get install postgresql` creates it"
+                    )
+                });
+            Some((user.uid.as_raw(), user.gid.as_raw()))
+        } else {
+            None
+        };
+        PgInstall {
+            bin,
+            version,
+            run_as,
+        }
+    })
+}
+
+fn unique_suffix() -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{}-{nanos}", std::process::id())
+}
+
+fn is_initialised(dir: &Path) -> bool {
+    dir.join("PG_VERSION").is_file() && dir.join("global").join("pg_control").is_file()
+}
+
+/// The template cluster for this machine and PostgreSQL version, created on
+/// first use (safe against concurrent test processes: initdb into a unique
+/// directory, then an atomic `rename` into place; the loser removes its own).
+fn template_dir() -> &'static Path {
+    static TEMPLATE: OnceLock<PathBuf> = OnceLock::new();
+    TEMPLATE.get_or_init(|| {
+        let pg = install();
+        let tmp = std::env::temp_dir();
+        let mut name = format!("readygate-test-pg-template-{}", pg.version);
+        if pg.run_as.is_none() {
+            // Not root: a template made by another user would be unreadable.
+            name.push_str(&format!("-uid{}", nix::unistd::geteuid().as_raw()));
+        }
+        let template = tmp.join(name);
+        if is_initialised(&template) {
+            return template;
+        }
+        if template.exists() {
+            // A broken leftover (not produced by the rename below): move it
+            // aside atomically so only one process deletes it.
+            let trash = tmp.join(format!("readygate-test-pg-trash-{}", unique_suffix()));
+            if fs::rename(&template, &trash).is_ok() {
+                let _ = fs::remove_dir_all(&trash);
+            }
+        }
+        let staging = tmp.join(format!(
+            "readygate-test-pg-template-{}.tmp-{}",
+            pg.version,
+            unique_suffix()
+        ));
+        fs::create_dir(&staging).unwrap_or_else(|e| panic!("create {}: {e}", staging.display()));
+        fs::set_permissions(&staging, fs::Permissions::from_mode(0o700))
+            .unwrap_or_else(|e| panic!("chmod {}: {e}", staging.display()));
+        pg.chown(&staging);
+        let out = pg
+            .server_command("initdb", &tmp)
+            .args([
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+                "-D",
+            ])
+            .arg(&staging)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run initdb: {e}"));
+        if !out.status.success() {
+            let _ = fs::remove_dir_all(&staging);
+            panic!(
+                "initdb failed ({}):\n{}\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        if fs::rename(&staging, &template).is_err() {
+            // Another process won the race; use theirs.
+            let _ = fs::remove_dir_all(&staging);
+            if !is_initialised(&template) {
+                panic!("template cluster {} is not initialised", template.display());
+            }
+        }
+        template
+    })
+}
+
+/// A PostgreSQL server of its own, in a temporary directory, on a free port.
+///
+/// Superuser `postgres`, database `postgres`, trust authentication (until
+/// [`Postgres::require_password`]). The server is killed when dropped.
+#[derive(Debug)]
+pub struct Postgres {
+    dir: TempDir,
+    data: PathBuf,
+    log: PathBuf,
+    port: u16,
+    child: Option<Child>,
+}
+
+impl Postgres {
+    /// A running server.
+    ///
+    /// Should another process take the port between [`free_port`] and the
+    /// server's bind, this retries on other ports (up to 3 times).
+    pub fn start() -> Postgres {
+        let mut pg = Postgres::reserve();
+        for _ in 0..3 {
+            match pg.try_start_server() {
+                Ok(()) => return pg,
+                Err(e) if e.contains("Address already in use") => pg.port = free_port(),
+                Err(e) => panic!("{e}"),
+            }
+        }
+        pg.start_server();
+        pg
+    }
+
+    /// A data directory and a port, with NO server running yet (for
+    /// "the database comes up late" tests): call [`Postgres::start_server`].
+    pub fn reserve() -> Postgres {
+        let pg = install();
+        let template = template_dir();
+        let dir = tempfile::Builder::new()
+            .prefix("readygate-pg-")
+            .tempdir()
+            .unwrap_or_else(|e| panic!("create a temp dir: {e}"));
+        // The postgres user must be able to traverse it.
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755))
+            .unwrap_or_else(|e| panic!("chmod {}: {e}", dir.path().display()));
+        let data = dir.path().join("data");
+        let out = Command::new("cp")
+            .arg("-a")
+            .arg(template)
+            .arg(&data)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run cp: {e}"));
+        if !out.status.success() {
+            panic!(
+                "cp -a {} {} failed: {}",
+                template.display(),
+                data.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        // `cp -a` as root keeps the template's owner; fix it only if the
+        // template belongs to someone else.
+        let template_uid = fs::metadata(template).map(|m| m.uid()).ok();
+        if let Some((uid, gid)) = pg.run_as
+            && template_uid != Some(uid)
+        {
+            let out = Command::new("chown")
+                .arg("-R")
+                .arg(format!("{uid}:{gid}"))
+                .arg(&data)
+                .output()
+                .unwrap_or_else(|e| panic!("cannot run chown: {e}"));
+            if !out.status.success() {
+                panic!(
+                    "chown -R {}: {}",
+                    data.display(),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+        }
+        fs::set_permissions(&data, fs::Permissions::from_mode(0o700))
+            .unwrap_or_else(|e| panic!("chmod {}: {e}", data.display()));
+        let log = dir.path().join("postgres.log");
+        Postgres {
+            dir,
+            data,
+            log,
+            port: free_port(),
+            child: None,
+        }
+    }
+
+    /// Starts the server (or restarts it, if running) on the same port and
+    /// data directory, and waits until it accepts connections (up to 15 s;
+    /// panics with the server log's tail otherwise).
+    pub fn start_server(&mut self) {
+        if let Err(e) = self.try_start_server() {
+            panic!("{e}");
+        }
+    }
+
+    fn try_start_server(&mut self) -> Result<(), String> {
+        if self.child.is_some() {
+            self.stop();
+        }
+        let pg = install();
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap_or_else(|e| panic!("open {}: {e}", self.log.display()));
+        let log_err = log
+            .try_clone()
+            .unwrap_or_else(|e| panic!("dup log fd: {e}"));
+        let port = self.port.to_string();
+        let child = pg
+            .server_command("postgres", self.dir.path())
+            .arg("-D")
+            .arg(&self.data)
+            .args(["-p", &port, "-k"])
+            .arg(&self.data)
+            .args([
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                "fsync=off",
+                "-c",
+                "full_page_writes=off",
+                "-c",
+                "synchronous_commit=off",
+            ])
+            .stdout(Stdio::from(log))
+            .stderr(Stdio::from(log_err))
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot spawn postgres: {e}"));
+        self.child = Some(child);
+        self.wait_ready()
+    }
+
+    /// Waits until the server accepts connections on its own unix socket
+    /// (so another server that took the port cannot fool it).
+    fn wait_ready(&mut self) -> Result<(), String> {
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                self.child = None;
+                return Err(format!(
+                    "postgres on port {} exited during start-up ({status}); log tail:\n{}",
+                    self.port,
+                    tail_file(&self.log, 40)
+                ));
+            }
+            if pg_isready_at(self.data.as_os_str(), self.port) == 0 {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "postgres on port {} did not accept connections within {START_TIMEOUT:?}; \
+                     log tail:\n{}",
+                    self.port,
+                    tail_file(&self.log, 40)
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn shutdown_with(&mut self, signal: Signal) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let pid = Pid::from_raw(child.id() as i32);
+        let _ = kill(pid, signal);
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        loop {
+            match child.try_wait() {
+                Ok(Some(_)) => break,
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                _ => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Fast shutdown (SIGINT to the postmaster): waits for it to exit and for
+    /// the port to be closed, so [`Postgres::start_server`] can reuse it.
+    /// No-op when not running.
+    pub fn stop(&mut self) {
+        self.shutdown_with(Signal::SIGINT);
+        if !wait_port_closed(self.port, Duration::from_secs(5)) {
+            panic!(
+                "port {} still accepts connections after postgres stopped",
+                self.port
+            );
+        }
+    }
+
+    /// Immediate shutdown (SIGQUIT: no shutdown checkpoint, like a crash,
+    /// but children exit with the postmaster); waits as [`Postgres::stop`].
+    pub fn stop_immediate(&mut self) {
+        self.shutdown_with(Signal::SIGQUIT);
+        if !wait_port_closed(self.port, Duration::from_secs(5)) {
+            panic!(
+                "port {} still accepts connections after postgres stopped",
+                self.port
+            );
+        }
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(child) => matches!(child.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    /// The postmaster's PID while running.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `postgres://postgres@127.0.0.1:PORT/postgres`
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// `postgres://USER:PASSWORD@127.0.0.1:PORT/postgres` (no escaping:
+    /// keep test passwords URL-safe).
+    pub fn url_for(&self, user: &str, password: &str) -> String {
+        format!(
+            "postgres://{user}:{password}@127.0.0.1:{}/postgres",
+            self.port
+        )
+    }
+
+    /// The directory of the unix socket (also the data directory).
+    pub fn socket_dir(&self) -> &Path {
+        &self.data
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        fs::read(&self.log)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
+    }
+
+    fn psql_output(&self, sql: &str) -> Output {
+        install()
+            .client_command("psql")
+            .arg("-h")
+            .arg(&self.data)
+            .args([
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+            ])
+            .args(["-X", "-w", "-v", "ON_ERROR_STOP=1", "-Atc", sql])
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run psql: {e}"))
+    }
+
+    /// Runs `sql` as superuser `postgres` over the unix socket (so it works
+    /// after [`Postgres::require_password`]) with `psql -Atc` and returns its
+    /// stdout without the trailing newline; panics with stderr on failure.
+    pub fn psql(&self, sql: &str) -> String {
+        let out = self.psql_output(sql);
+        if !out.status.success() {
+            panic!(
+                "psql -c {sql:?} on port {} failed ({}): {}",
+                self.port,
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+        while text.ends_with('\n') {
+            text.pop();
+        }
+        text
+    }
+
+    /// Runs `sql` over TCP (127.0.0.1) as `user` with `password`
+    /// (`PGPASSWORD`; `None`: no password, never prompts). `Ok(stdout)` or
+    /// `Err(stderr)`.
+    pub fn psql_tcp(
+        &self,
+        user: &str,
+        password: Option<&str>,
+        sql: &str,
+    ) -> Result<String, String> {
+        let mut cmd = install().client_command("psql");
+        cmd.args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &self.port.to_string(),
+            "-U",
+            user,
+            "-d",
+            "postgres",
+        ])
+        .args(["-X", "-w", "-v", "ON_ERROR_STOP=1", "-Atc", sql]);
+        if let Some(pw) = password {
+            cmd.env("PGPASSWORD", pw);
+        }
+        let out = cmd
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run psql: {e}"));
+        if out.status.success() {
+            let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+            while text.ends_with('\n') {
+                text.pop();
+            }
+            Ok(text)
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    }
+
+    /// Creates `role` (LOGIN, `password`) and makes every TCP login need a
+    /// password (`host all all 127.0.0.1/32 scram-sha-256`; the unix socket
+    /// stays `trust` for [`Postgres::psql`]), reloads the configuration and
+    /// waits until a password-less TCP login is refused. Needs a running
+    /// server.
+    pub fn require_password(&mut self, role: &str, password: &str) {
+        let role_ident = format!("\"{}\"", role.replace('"', "\"\""));
+        let pw_literal = format!("'{}'", password.replace('\'', "''"));
+        self.psql(&format!(
+            "CREATE ROLE {role_ident} LOGIN PASSWORD {pw_literal}"
+        ));
+        let hba = self.data.join("pg_hba.conf");
+        fs::write(
+            &hba,
+            "# written by the readygate test support (require_password)\n\
+             local all all trust\n\
+             host all all 127.0.0.1/32 scram-sha-256\n\
+             host all all ::1/128 scram-sha-256\n",
+        )
+        .unwrap_or_else(|e| panic!("write {}: {e}", hba.display()));
+        install().chown(&hba);
+        assert_eq!(self.psql("SELECT pg_reload_conf()"), "t");
+        // The reload is asynchronous: wait until it has taken effect.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match self.psql_tcp("postgres", None, "SELECT 1") {
+                Err(e) if e.contains("password") => return,
+                other => {
+                    if Instant::now() >= deadline {
+                        panic!(
+                            "pg_hba.conf reload did not take effect on port {}: {other:?}",
+                            self.port
+                        );
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        // SIGQUIT (immediate shutdown) also makes the postmaster's children
+        // exit before it does; SIGKILL after 10 s.
+        self.shutdown_with(Signal::SIGQUIT);
+    }
+}
+
+/// Runs `pg_isready -h 127.0.0.1 -p PORT` once (1 s timeout) and returns its
+/// exit code: 0 accepting, 1 rejecting (e.g. starting up), 2 no response.
+pub fn pg_isready(port: u16) -> i32 {
+    pg_isready_at(std::ffi::OsStr::new("127.0.0.1"), port)
+}
+
+/// `pg_isready` against `host` (an address or a unix socket directory).
+fn pg_isready_at(host: &std::ffi::OsStr, port: u16) -> i32 {
+    install()
+        .client_command("pg_isready")
+        .arg("-q")
+        .arg("-h")
+        .arg(host)
+        .args(["-p", &port.to_string()])
+        .args(["-U", "postgres", "-d", "postgres", "-t", "1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run pg_isready: {e}"))
+        .code()
+        .unwrap_or(-1)
+}

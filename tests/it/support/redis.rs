@@ -1,0 +1,334 @@
+//! A real Redis server in a temporary directory, on a free port.
+
+use std::fs::{self, OpenOptions};
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use tempfile::TempDir;
+
+use super::ports::{free_port, wait_port_closed};
+use super::tail_file;
+
+const START_TIMEOUT: Duration = Duration::from_secs(15);
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn redis_server_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Some(bin) = std::env::var_os("REDIS_SERVER_BIN") {
+            return PathBuf::from(bin);
+        }
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        std::env::split_paths(&path)
+            .chain([PathBuf::from("/usr/bin"), PathBuf::from("/usr/local/bin")])
+            .map(|dir| dir.join("redis-server"))
+            .find(|p| p.is_file())
+            .unwrap_or_else(|| {
+                panic!(
+                    "`redis-server` not found on PATH (nor /usr/bin, /usr/local/bin). \
+                     Install it with `apt-get install redis-server`"
+                )
+            })
+    })
+}
+
+/// Encodes `args` as one RESP request (an array of bulk strings).
+pub fn resp_request(args: &[&str]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for arg in args {
+        out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+        out.extend_from_slice(arg.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+/// Sends each request of `requests` on one fresh connection to
+/// 127.0.0.1:`port` and returns the raw reply bytes of the last one
+/// (everything readable within a short while after it), lossily decoded.
+fn raw_exchange(port: u16, requests: &[Vec<u8>]) -> std::io::Result<String> {
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500))?;
+    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(2)))?;
+    let mut last = Vec::new();
+    for request in requests {
+        stream.write_all(request)?;
+        last.clear();
+        let mut buf = [0u8; 4096];
+        // A reply line ends in \r\n; read until we have a complete first
+        // line and, for a bulk reply, its payload.
+        loop {
+            let n = stream.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            last.extend_from_slice(&buf[..n]);
+            if reply_complete(&last) {
+                break;
+            }
+        }
+    }
+    Ok(String::from_utf8_lossy(&last).into_owned())
+}
+
+/// Whether `buf` holds one complete simple RESP reply (`+`, `-`, `:` or a
+/// `$` bulk string); arrays are treated as complete at their first line.
+fn reply_complete(buf: &[u8]) -> bool {
+    let Some(eol) = buf.windows(2).position(|w| w == b"\r\n") else {
+        return false;
+    };
+    if buf.first() == Some(&b'$') {
+        let len: i64 = String::from_utf8_lossy(&buf[1..eol]).parse().unwrap_or(-1);
+        if len < 0 {
+            return true;
+        }
+        return buf.len() >= eol + 2 + len as usize + 2;
+    }
+    true
+}
+
+/// A Redis server of its own, in a temporary directory, on a free port; no
+/// persistence. Killed when dropped.
+#[derive(Debug)]
+pub struct Redis {
+    dir: TempDir,
+    log: PathBuf,
+    port: u16,
+    password: Option<String>,
+    child: Option<Child>,
+}
+
+impl Redis {
+    /// A running server without a password.
+    ///
+    /// Should another process take the port between [`free_port`] and the
+    /// server's bind, this retries on other ports (up to 3 times).
+    pub fn start() -> Redis {
+        Redis::reserve().started_retrying()
+    }
+
+    /// A running server that requires `password` (`--requirepass`).
+    pub fn start_with_password(password: &str) -> Redis {
+        Redis::reserve_with_password(password).started_retrying()
+    }
+
+    fn started_retrying(mut self) -> Redis {
+        for _ in 0..3 {
+            match self.try_start_server() {
+                Ok(()) => return self,
+                Err(e) if e.contains("already in use") => self.port = free_port(),
+                Err(e) => panic!("{e}"),
+            }
+        }
+        self.start_server();
+        self
+    }
+
+    /// A directory and a port, with NO server running yet: call
+    /// [`Redis::start_server`].
+    pub fn reserve() -> Redis {
+        redis_server_bin();
+        let dir = tempfile::Builder::new()
+            .prefix("readygate-redis-")
+            .tempdir()
+            .unwrap_or_else(|e| panic!("create a temp dir: {e}"));
+        let log = dir.path().join("redis.log");
+        Redis {
+            dir,
+            log,
+            port: free_port(),
+            password: None,
+            child: None,
+        }
+    }
+
+    /// As [`Redis::reserve`], for a server that will require `password`.
+    pub fn reserve_with_password(password: &str) -> Redis {
+        let mut redis = Redis::reserve();
+        redis.password = Some(password.to_owned());
+        redis
+    }
+
+    /// Starts the server (or restarts it, if running) on the same port and
+    /// waits until it answers PING (up to 15 s; panics with the log's tail
+    /// otherwise).
+    pub fn start_server(&mut self) {
+        if let Err(e) = self.try_start_server() {
+            panic!("{e}");
+        }
+    }
+
+    fn try_start_server(&mut self) -> Result<(), String> {
+        if self.child.is_some() {
+            self.stop();
+        }
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap_or_else(|e| panic!("open {}: {e}", self.log.display()));
+        let log_err = log
+            .try_clone()
+            .unwrap_or_else(|e| panic!("dup log fd: {e}"));
+        let mut cmd = Command::new(redis_server_bin());
+        cmd.args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .args(["--logfile", "", "--dir"])
+            .arg(self.dir.path())
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log))
+            .stderr(Stdio::from(log_err));
+        if let Some(pw) = &self.password {
+            cmd.args(["--requirepass", pw]);
+        }
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot spawn redis-server: {e}"));
+        self.child = Some(child);
+        self.wait_ready()
+    }
+
+    fn wait_ready(&mut self) -> Result<(), String> {
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                self.child = None;
+                return Err(format!(
+                    "redis-server on port {} exited during start-up ({status}); log tail:\n{}",
+                    self.port,
+                    tail_file(&self.log, 40)
+                ));
+            }
+            if self.ping().is_ok_and(|r| r.starts_with("+PONG")) {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "redis-server on port {} did not answer PING within {START_TIMEOUT:?}; \
+                     log tail:\n{}",
+                    self.port,
+                    tail_file(&self.log, 40)
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// PING over a fresh connection (after AUTH when a password is set);
+    /// the raw reply, e.g. `+PONG\r\n`.
+    pub fn ping(&self) -> std::io::Result<String> {
+        self.command(&["PING"])
+    }
+
+    /// Sends one command over a fresh connection (after AUTH when a password
+    /// is set) and returns the raw RESP reply, e.g. `$3\r\nbar\r\n`.
+    pub fn command(&self, args: &[&str]) -> std::io::Result<String> {
+        let mut requests = Vec::new();
+        if let Some(pw) = &self.password {
+            requests.push(resp_request(&["AUTH", pw]));
+        }
+        requests.push(resp_request(args));
+        raw_exchange(self.port, &requests)
+    }
+
+    fn shutdown_with(&mut self, signal: Signal) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let _ = kill(Pid::from_raw(child.id() as i32), signal);
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        loop {
+            match child.try_wait() {
+                Ok(Some(_)) => break,
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                _ => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    break;
+                }
+            }
+        }
+    }
+
+    /// SIGTERM (SIGKILL after 10 s), waits for the exit and for the port to
+    /// be closed, so [`Redis::start_server`] can reuse it. No-op when not
+    /// running.
+    pub fn stop(&mut self) {
+        self.shutdown_with(Signal::SIGTERM);
+        if !wait_port_closed(self.port, Duration::from_secs(5)) {
+            panic!(
+                "port {} still accepts connections after redis-server stopped",
+                self.port
+            );
+        }
+    }
+
+    /// SIGKILL (a crash), then waits as [`Redis::stop`].
+    pub fn kill(&mut self) {
+        self.shutdown_with(Signal::SIGKILL);
+        if !wait_port_closed(self.port, Duration::from_secs(5)) {
+            panic!(
+                "port {} still accepts connections after redis-server died",
+                self.port
+            );
+        }
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(child) => matches!(child.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn password(&self) -> Option<&str> {
+        self.password.as_deref()
+    }
+
+    /// `redis://127.0.0.1:PORT/0` (no password, even if one is required).
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    /// `redis://:PASSWORD@127.0.0.1:PORT/0` when a password is set, else
+    /// [`Redis::url`] (no escaping: keep test passwords URL-safe).
+    pub fn url_with_password(&self) -> String {
+        match &self.password {
+            Some(pw) => format!("redis://:{pw}@127.0.0.1:{}/0", self.port),
+            None => self.url(),
+        }
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        fs::read(&self.log)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.shutdown_with(Signal::SIGKILL);
+    }
+}

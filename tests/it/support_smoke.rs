@@ -1,0 +1,325 @@
+//! Tests of the test-support code itself: each would fail if the helper it
+//! covers were broken.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+
+use crate::support::faults::{
+    LOADING_REPLY, PG_SSL_REQUEST, parse_resp_request, pg_startup_message,
+};
+use crate::support::postgres::pg_isready;
+use crate::support::redis::resp_request;
+use crate::support::{
+    BlackHole, Gateway, LoadingRedis, Postgres, Redis, StartingUpPostgres, free_port, port_is_open,
+    wait_until,
+};
+
+fn connect(port: u16) -> std::io::Result<TcpStream> {
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    TcpStream::connect_timeout(&addr, Duration::from_secs(1))
+}
+
+fn assert_refused(port: u16) {
+    match connect(port) {
+        Err(e) => assert_eq!(e.kind(), ErrorKind::ConnectionRefused, "port {port}: {e}"),
+        Ok(_) => panic!("port {port} still accepts connections"),
+    }
+}
+
+/// Reads from `stream` until `pred(bytes so far)` holds (2 s read timeout).
+fn read_until(stream: &mut TcpStream, pred: impl Fn(&[u8]) -> bool) -> Vec<u8> {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !pred(&got) {
+        let n = stream.read(&mut buf).unwrap();
+        assert!(n > 0, "EOF after {:?}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    got
+}
+
+#[test]
+fn free_port_gives_distinct_bindable_ports() {
+    let a = free_port();
+    let b = free_port();
+    assert_ne!(a, b);
+    assert_ne!(a, 0);
+    // Nothing listens there, and we can bind it.
+    assert!(!port_is_open(a));
+    drop(TcpListener::bind((Ipv4Addr::LOCALHOST, a)).unwrap());
+}
+
+#[test]
+fn postgres_starts_and_answers_psql() {
+    let pg = Postgres::start();
+    assert_eq!(pg.psql("SELECT 1"), "1");
+    assert_eq!(
+        pg.url(),
+        format!("postgres://postgres@127.0.0.1:{}/postgres", pg.port())
+    );
+    assert_ne!(pg.port(), 5432);
+    // Trust over TCP as well, before require_password.
+    assert_eq!(
+        pg.psql_tcp("postgres", None, "SELECT current_user")
+            .unwrap(),
+        "postgres"
+    );
+    assert_eq!(pg_isready(pg.port()), 0);
+}
+
+#[test]
+fn postgres_stops_and_restarts_on_the_same_port() {
+    let mut pg = Postgres::start();
+    let port = pg.port();
+    pg.psql("CREATE TABLE kept (v int); INSERT INTO kept VALUES (42)");
+
+    pg.stop();
+    assert!(!pg.is_running());
+    assert_refused(port);
+    assert_eq!(pg_isready(port), 2);
+
+    pg.start_server();
+    assert_eq!(pg.port(), port);
+    assert_eq!(pg.psql("SELECT v FROM kept"), "42", "same data directory");
+
+    // Twice, and an immediate shutdown too.
+    pg.stop_immediate();
+    assert_refused(port);
+    pg.start_server();
+    assert_eq!(pg.psql("SELECT 1"), "1");
+}
+
+#[test]
+fn postgres_reserve_does_not_run_until_started() {
+    let mut pg = Postgres::reserve();
+    assert!(!pg.is_running());
+    assert_refused(pg.port());
+    pg.start_server();
+    assert!(pg.is_running());
+    assert_eq!(pg.psql("SELECT 2"), "2");
+}
+
+#[test]
+fn postgres_require_password_makes_tcp_logins_need_it() {
+    let mut pg = Postgres::start();
+    pg.require_password("app", "s3cret");
+
+    assert_eq!(
+        pg.psql_tcp("app", Some("s3cret"), "SELECT current_user")
+            .unwrap(),
+        "app"
+    );
+    let wrong = pg.psql_tcp("app", Some("wrong"), "SELECT 1").unwrap_err();
+    assert!(wrong.contains("password authentication failed"), "{wrong}");
+    let none = pg.psql_tcp("postgres", None, "SELECT 1").unwrap_err();
+    assert!(none.contains("password"), "{none}");
+    // The superuser still gets in over the unix socket.
+    assert_eq!(pg.psql("SELECT 1"), "1");
+    assert_eq!(
+        pg.url_for("app", "s3cret"),
+        format!("postgres://app:s3cret@127.0.0.1:{}/postgres", pg.port())
+    );
+
+    // On the wire: the server asks for SASL (AuthenticationSASL = 10).
+    let mut stream = connect(pg.port()).unwrap();
+    stream
+        .write_all(&pg_startup_message("app", "postgres"))
+        .unwrap();
+    let got = read_until(&mut stream, |b| b.len() >= 9);
+    assert_eq!(got[0], b'R', "{got:?}");
+    assert_eq!(i32::from_be_bytes([got[5], got[6], got[7], got[8]]), 10);
+}
+
+#[test]
+fn redis_starts_stops_and_restarts_on_the_same_port() {
+    let mut redis = Redis::start();
+    let port = redis.port();
+    assert_ne!(port, 6379);
+    assert_eq!(redis.url(), format!("redis://127.0.0.1:{port}/0"));
+    assert_eq!(redis.ping().unwrap(), "+PONG\r\n");
+    assert_eq!(redis.command(&["SET", "k", "v"]).unwrap(), "+OK\r\n");
+    assert_eq!(redis.command(&["GET", "k"]).unwrap(), "$1\r\nv\r\n");
+
+    redis.stop();
+    assert!(!redis.is_running());
+    assert_refused(port);
+
+    redis.start_server();
+    assert_eq!(redis.port(), port);
+    assert_eq!(redis.ping().unwrap(), "+PONG\r\n");
+    // No persistence: the key is gone.
+    assert_eq!(redis.command(&["GET", "k"]).unwrap(), "$-1\r\n");
+
+    redis.kill();
+    assert_refused(port);
+    redis.start_server();
+    assert_eq!(redis.ping().unwrap(), "+PONG\r\n");
+}
+
+#[test]
+fn redis_with_password_refuses_unauthenticated_commands() {
+    let redis = Redis::start_with_password("pw123");
+    assert_eq!(redis.ping().unwrap(), "+PONG\r\n");
+    assert_eq!(
+        redis.url_with_password(),
+        format!("redis://:pw123@127.0.0.1:{}/0", redis.port())
+    );
+
+    let mut stream = connect(redis.port()).unwrap();
+    stream.write_all(&resp_request(&["PING"])).unwrap();
+    let got = read_until(&mut stream, |b| b.ends_with(b"\r\n"));
+    assert!(
+        got.starts_with(b"-NOAUTH"),
+        "{}",
+        String::from_utf8_lossy(&got)
+    );
+}
+
+#[test]
+fn resp_parser_handles_partial_pipelined_and_inline_requests() {
+    let mut two = resp_request(&["CLIENT", "SETINFO", "LIB-NAME", "redis-rs"]);
+    let first_len = two.len();
+    two.extend_from_slice(&resp_request(&["PING"]));
+    let (used, args) = parse_resp_request(&two).unwrap().unwrap();
+    assert_eq!(used, first_len);
+    assert_eq!(args[1], b"SETINFO");
+    let (_, args) = parse_resp_request(&two[used..]).unwrap().unwrap();
+    assert_eq!(args, vec![b"PING".to_vec()]);
+    // Incomplete: every strict prefix.
+    for cut in 0..first_len {
+        assert!(
+            parse_resp_request(&two[..cut]).unwrap().is_none(),
+            "cut {cut}"
+        );
+    }
+    let (used, args) = parse_resp_request(b"PING\r\nrest").unwrap().unwrap();
+    assert_eq!((used, args), (6, vec![b"PING".to_vec()]));
+}
+
+#[test]
+fn loading_redis_answers_every_pipelined_request() {
+    let loading = LoadingRedis::start();
+    let mut stream = connect(loading.port()).unwrap();
+    let mut both = resp_request(&["CLIENT", "SETINFO", "LIB-NAME", "redis-rs"]);
+    both.extend_from_slice(&resp_request(&["PING"]));
+    stream.write_all(&both).unwrap();
+
+    let got = read_until(&mut stream, |b| b.len() >= 2 * LOADING_REPLY.len());
+    assert_eq!(got, [LOADING_REPLY, LOADING_REPLY].concat());
+    assert!(got.starts_with(b"-LOADING Redis is loading the dataset in memory\r\n"));
+    assert_eq!(loading.requests(), 2);
+    assert_eq!(loading.connections(), 1);
+    assert_eq!(loading.commands(), ["CLIENT SETINFO", "PING"]);
+
+    // A request split across two writes is answered once, when complete.
+    let ping = resp_request(&["PING"]);
+    stream.write_all(&ping[..5]).unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(loading.requests(), 2);
+    stream.write_all(&ping[5..]).unwrap();
+    read_until(&mut stream, |b| b == LOADING_REPLY);
+    assert_eq!(loading.requests(), 3);
+
+    let port = loading.port();
+    drop(loading);
+    // Dropping closes the accepted connection and the listener.
+    let mut buf = [0u8; 16];
+    stream
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    assert_eq!(stream.read(&mut buf).unwrap(), 0);
+    assert_refused(port);
+}
+
+#[test]
+fn starting_up_postgres_sends_57p03_after_the_startup_message() {
+    let server = StartingUpPostgres::start();
+    let mut stream = connect(server.port()).unwrap();
+
+    // SSLRequest first, as libpq does with sslmode=prefer: answered `N`.
+    let mut ssl = 8_i32.to_be_bytes().to_vec();
+    ssl.extend_from_slice(&PG_SSL_REQUEST.to_be_bytes());
+    stream.write_all(&ssl).unwrap();
+    assert_eq!(read_until(&mut stream, |b| !b.is_empty()), b"N");
+
+    stream
+        .write_all(&pg_startup_message("postgres", "postgres"))
+        .unwrap();
+    let got = read_until(&mut stream, |b| {
+        b.len() >= 5 && b.len() > i32::from_be_bytes([b[1], b[2], b[3], b[4]]) as usize
+    });
+    assert_eq!(got[0], b'E');
+    let len = i32::from_be_bytes([got[1], got[2], got[3], got[4]]) as usize;
+    assert_eq!(got.len(), 1 + len);
+    let fields = &got[5..];
+    assert!(fields.ends_with(b"\0\0"));
+    let text = String::from_utf8_lossy(fields);
+    for field in [
+        "SFATAL\0",
+        "VFATAL\0",
+        "C57P03\0",
+        "Mthe database system is starting up\0",
+    ] {
+        assert!(text.contains(field), "{field:?} in {text:?}");
+    }
+    // Then the server closes.
+    let mut buf = [0u8; 8];
+    assert_eq!(stream.read(&mut buf).unwrap(), 0);
+    assert_eq!(server.connections(), 1);
+    assert_eq!(server.startups(), 1);
+
+    // libpq understands it: pg_isready says "rejecting connections" (1).
+    assert_eq!(pg_isready(server.port()), 1);
+    assert!(server.connections() >= 2);
+}
+
+#[test]
+fn black_hole_accepts_and_never_answers() {
+    let hole = BlackHole::start();
+    let mut stream = connect(hole.port()).unwrap();
+    stream
+        .write_all(&pg_startup_message("postgres", "postgres"))
+        .unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let started = Instant::now();
+    let mut buf = [0u8; 16];
+    let err = stream.read(&mut buf).unwrap_err();
+    assert!(
+        matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut),
+        "{err}"
+    );
+    assert!(started.elapsed() >= Duration::from_millis(290));
+    assert!(wait_until(
+        Duration::from_secs(2),
+        Duration::from_millis(5),
+        || hole.connections() == 1
+    ));
+
+    drop(hole);
+    stream
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    assert_eq!(
+        stream.read(&mut buf).unwrap(),
+        0,
+        "dropping the hole closes its connections"
+    );
+}
+
+#[test]
+fn gateway_builder_compiles_without_spawning() {
+    // The binary's behaviour is tested elsewhere; this only pins the
+    // builder's API down (spawning is not exercised here).
+    let builder = Gateway::builder()
+        .env("LOG_LEVEL", "debug")
+        .unset("HOST")
+        .args(&["check"])
+        .dotenv_file("PORT=1\n");
+    drop(builder);
+}
