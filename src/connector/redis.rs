@@ -20,9 +20,12 @@ pub struct RedisConnector {
 impl RedisConnector {
     pub fn new(url: &str, timeout: Duration) -> Result<Self, ConnectError> {
         let client = redis::Client::open(url).map_err(ConnectError::RedisConnect)?;
+        // The actor bounds each attempt by `timeout` and reports it as such;
+        // the manager's own limits only bound what applications do with it
+        // later (its background reconnections, their commands).
         let config = ConnectionManagerConfig::new()
             .set_number_of_retries(0)
-            .set_connection_timeout(Some(timeout))
+            .set_connection_timeout(Some(timeout.saturating_mul(2)))
             .set_response_timeout(Some(timeout));
         Ok(RedisConnector { client, config })
     }

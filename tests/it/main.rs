@@ -5,6 +5,9 @@
 //! one link step); `support` holds the helpers they share.
 
 mod cache;
+mod config_errors;
+mod reliability;
+mod runtime;
 mod startup;
 mod support;
 mod support_smoke;

@@ -3,11 +3,18 @@
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::ExitStatusExt;
+use std::panic::AssertUnwindSafe;
 use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
 
 use crate::support::faults::{
     LOADING_REPLY, PG_SSL_REQUEST, parse_resp_request, pg_startup_message,
 };
+use crate::support::gateway::http_request;
 use crate::support::postgres::pg_isready;
 use crate::support::redis::resp_request;
 use crate::support::{
@@ -313,13 +320,122 @@ fn black_hole_accepts_and_never_answers() {
 }
 
 #[test]
-fn gateway_builder_compiles_without_spawning() {
-    // The binary's behaviour is tested elsewhere; this only pins the
-    // builder's API down (spawning is not exercised here).
-    let builder = Gateway::builder()
-        .env("LOG_LEVEL", "debug")
-        .unset("HOST")
-        .args(&["check"])
-        .dotenv_file("PORT=1\n");
-    drop(builder);
+fn gateway_process_output_env_and_workdir_are_captured() {
+    // A stand-in program: the plumbing, not readygate's behaviour.
+    let gw = Gateway::builder()
+        .program("/bin/sh")
+        .args(&[
+            "-c",
+            "echo out1; echo err1 >&2; cat .env; printf 'no newline'; \
+             echo \"HOST=$HOST PORT=$PORT HOME=${HOME:-unset} X=$X\" >&2; exit 3",
+        ])
+        .env("X", "y")
+        .dotenv_file("FROM_DOTENV=1\n")
+        .spawn();
+    assert_eq!(gw.wait_exit(Duration::from_secs(10)), Some(3));
+    assert_eq!(gw.stdout_lines(), ["out1", "FROM_DOTENV=1", "no newline"]);
+    let env_line = format!("HOST=127.0.0.1 PORT={} HOME=unset X=y", gw.port());
+    assert_eq!(gw.stderr_lines(), ["err1", env_line.as_str()]);
+    assert_eq!(gw.lines().len(), 5);
+    assert!(gw.output().contains("err1\n"));
+    assert_ne!(gw.port(), 0);
+    assert!(gw.workdir().join(".env").is_file());
+    assert!(gw.started_at().elapsed() < Duration::from_secs(10));
+
+    assert_eq!(
+        gw.wait_for_line("PORT=", Duration::from_secs(1)),
+        Some(env_line.clone())
+    );
+    assert_eq!(
+        gw.wait_for_line(|l: &str| l.starts_with("out"), Duration::from_secs(1)),
+        Some("out1".to_owned())
+    );
+    assert_eq!(
+        gw.wait_for_line_from(1, "out1", Duration::from_secs(1)),
+        None
+    );
+    // The output is complete: a missing line is reported at once.
+    let started = Instant::now();
+    assert_eq!(gw.wait_for_line("never", Duration::from_secs(10)), None);
+    assert!(started.elapsed() < Duration::from_secs(1));
+}
+
+#[test]
+fn gateway_process_signals_timeouts_and_drop() {
+    let gw = Gateway::builder()
+        .program("/bin/sh")
+        .args(&["-c", "echo started; exec sleep 30"])
+        .spawn();
+    assert!(
+        gw.wait_for_line("started", Duration::from_secs(10))
+            .is_some()
+    );
+    assert_eq!(gw.wait_exit(Duration::from_millis(100)), None);
+    assert!(gw.is_running());
+    assert!(!gw.port_is_open());
+    let pid = Pid::from_raw(gw.pid() as i32);
+
+    // Drop kills and reaps it.
+    drop(gw);
+    assert_eq!(kill(pid, None), Err(Errno::ESRCH));
+
+    let gw = Gateway::builder()
+        .program("/bin/sh")
+        .args(&["-c", "echo started; exec sleep 30"])
+        .spawn();
+    gw.wait_for_line("started", Duration::from_secs(10))
+        .unwrap();
+    gw.signal(Signal::SIGKILL);
+    let status = gw.wait_exit_status(Duration::from_secs(10)).unwrap();
+    assert_eq!(status.signal(), Some(Signal::SIGKILL as i32));
+    // A signal death is not an exit code: wait_exit panics.
+    let caught =
+        std::panic::catch_unwind(AssertUnwindSafe(|| gw.wait_exit(Duration::from_secs(1))));
+    assert!(caught.is_err());
+    // Signalling an exited process is a no-op.
+    gw.signal(Signal::SIGTERM);
+}
+
+#[test]
+fn http_request_returns_any_status_and_errors_without_an_answer() {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let request = read_until(&mut stream, |b| b.ends_with(b"\r\n\r\n"));
+        let body = r#"{"ready":false}"#;
+        write!(
+            stream,
+            "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        String::from_utf8(request).unwrap()
+    });
+    let reply = http_request(port, "GET", "/ready", &[("X-Test", "1")]).unwrap();
+    let request = server.join().unwrap();
+    assert!(request.starts_with("GET /ready HTTP/1.1\r\n"), "{request}");
+    assert!(
+        request.to_ascii_lowercase().contains("x-test: 1\r\n"),
+        "{request}"
+    );
+    assert_eq!(reply.status, 503);
+    assert_eq!(reply.header("Content-Type"), Some("application/json"));
+    assert_eq!(reply.json()["ready"], false);
+
+    // Nothing listening: an error, not a status.
+    let closed = free_port();
+    let err = http_request(closed, "GET", "/health", &[]).unwrap_err();
+    assert!(err.to_lowercase().contains("refused"), "{err}");
+
+    // No answer at all: an error after the 2 s timeout.
+    let hole = BlackHole::start();
+    let started = Instant::now();
+    assert!(http_request(hole.port(), "GET", "/health", &[]).is_err());
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(1900) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
 }

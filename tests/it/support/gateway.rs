@@ -108,6 +108,7 @@ pub struct GatewayBuilder {
     dotenv: Option<String>,
     files: Vec<(PathBuf, Vec<u8>)>,
     workdir: Option<PathBuf>,
+    program: PathBuf,
 }
 
 impl GatewayBuilder {
@@ -151,6 +152,13 @@ impl GatewayBuilder {
         self
     }
 
+    /// Runs another program instead of `readygate` (to test this support
+    /// code itself, e.g. with `sh -c`).
+    pub fn program(mut self, program: impl Into<PathBuf>) -> Self {
+        self.program = program.into();
+        self
+    }
+
     /// The value the process will see for `key` (defaults included).
     fn effective(&self, key: &str) -> Option<&str> {
         self.env.get(key).and_then(|v| v.as_deref())
@@ -190,7 +198,7 @@ impl GatewayBuilder {
             .and_then(|p| p.trim().parse().ok())
             .or_else(|| self.dotenv.as_deref().and_then(dotenv_port));
 
-        let mut cmd = Command::new(GATEWAY_BIN);
+        let mut cmd = Command::new(&self.program);
         cmd.env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default());
         if let Some(profile) = std::env::var_os("LLVM_PROFILE_FILE") {
@@ -210,7 +218,7 @@ impl GatewayBuilder {
         let started_at = Instant::now();
         let mut child = cmd
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot spawn {GATEWAY_BIN}: {e}"));
+            .unwrap_or_else(|e| panic!("cannot spawn {}: {e}", self.program.display()));
         let port = default_port.unwrap_or(0);
 
         let lines = Arc::new(Mutex::new(Vec::new()));
@@ -318,6 +326,7 @@ impl Gateway {
             dotenv: None,
             files: Vec::new(),
             workdir: None,
+            program: PathBuf::from(GATEWAY_BIN),
         }
     }
 
@@ -516,61 +525,14 @@ impl Gateway {
         TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_ok()
     }
 
-    fn url(&self, path: &str) -> String {
-        if path.starts_with('/') {
-            format!("{}{path}", self.base_url())
-        } else {
-            format!("{}/{path}", self.base_url())
-        }
-    }
-
-    /// A blocking HTTP request to 127.0.0.1:PORT on a fresh connection
-    /// (2 s timeout, no redirects followed, no proxy). Any status is `Ok`;
-    /// `Err(error text)` when there is no HTTP answer (e.g. the connection
-    /// is refused: the port is closed).
+    /// A blocking HTTP request to 127.0.0.1:PORT; see [`http_request`].
     pub fn http(
         &self,
         method: &str,
         path: &str,
         headers: &[(&str, &str)],
     ) -> Result<HttpReply, String> {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .timeout_global(Some(HTTP_TIMEOUT))
-            .http_status_as_error(false)
-            .max_redirects(0)
-            .proxy(None)
-            .build()
-            .into();
-        let mut request = ureq::http::Request::builder()
-            .method(method)
-            .uri(self.url(path));
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        let request = request.body(()).map_err(|e| format!("bad request: {e}"))?;
-        let mut response = agent.run(request).map_err(|e| e.to_string())?;
-        let status = response.status().as_u16();
-        let headers = response
-            .headers()
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.as_str().to_owned(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
-            .collect();
-        let body = response
-            .body_mut()
-            .with_config()
-            .limit(64 * 1024 * 1024)
-            .read_to_vec()
-            .map_err(|e| format!("reading the body: {e}"))?;
-        Ok(HttpReply {
-            status,
-            headers,
-            body,
-        })
+        http_request(self.port, method, path, headers)
     }
 
     /// `GET path`: `Ok((status, body text))`, or `Err(error text)` when there
@@ -603,4 +565,53 @@ impl Drop for Gateway {
             let _ = child.wait();
         }
     }
+}
+
+/// A blocking HTTP request to `http://127.0.0.1:PORT/path` on a fresh
+/// connection (2 s timeout, no redirects followed, no proxy). Any status is
+/// `Ok`; `Err(error text)` when there is no HTTP answer (e.g. the connection
+/// is refused: the port is closed; or the 2 s timeout).
+pub fn http_request(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Result<HttpReply, String> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(HTTP_TIMEOUT))
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .proxy(None)
+        .build()
+        .into();
+    let slash = if path.starts_with('/') { "" } else { "/" };
+    let url = format!("http://127.0.0.1:{port}{slash}{path}");
+    let mut request = ureq::http::Request::builder().method(method).uri(url);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let request = request.body(()).map_err(|e| format!("bad request: {e}"))?;
+    let mut response = agent.run(request).map_err(|e| e.to_string())?;
+    let status = response.status().as_u16();
+    let headers = response
+        .headers()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_owned(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let body = response
+        .body_mut()
+        .with_config()
+        .limit(64 * 1024 * 1024)
+        .read_to_vec()
+        .map_err(|e| format!("reading the body: {e}"))?;
+    Ok(HttpReply {
+        status,
+        headers,
+        body,
+    })
 }

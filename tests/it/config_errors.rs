@@ -1,0 +1,179 @@
+//! Bad settings: every class exits 78 before any connection attempt, names
+//! the variable, never panics; several are reported together.
+
+use std::time::Duration;
+
+use crate::startup::lines_with;
+use crate::support::{BlackHole, Gateway};
+
+/// (variable, bad value, words the message must contain)
+const CASES: &[(&str, &str, &str)] = &[
+    ("DB_MAX_RETRIES", "abc", "is not a number"),
+    ("DB_MAX_RETRIES", "-1", "is negative"),
+    ("DB_MAX_RETRIES", "0", "is below 1"),
+    ("DB_MAX_RETRIES", "2.5", "is not a whole number"),
+    ("DB_MAX_RETRIES", "18446744073709551616", "is too large"),
+    ("DB_MAX_RETRIES", "", "is empty"),
+    ("DB_RETRY_INTERVAL_MS", "1e3", "is not a whole number"),
+    ("DB_RETRY_INTERVAL_MS", "0", "is below 1"),
+    (
+        "DB_RETRY_INTERVAL_MS",
+        "99999999999999999999",
+        "is too large",
+    ),
+    ("DB_CONNECT_TIMEOUT_MS", "5s", "is not a number"),
+    ("DB_CONNECT_TIMEOUT_MS", "-5000", "is negative"),
+    ("DB_POOL_SIZE", "0", "is below 1"),
+    ("DB_POOL_SIZE", "ten", "is not a number"),
+    ("DATABASE_URL", "mysql://u@db/app", "unsupported scheme"),
+    ("DATABASE_URL", "localhost:5432", "is not a URL"),
+    (
+        "DATABASE_URL",
+        "postgres://db:99999/app",
+        "is not a valid URL",
+    ),
+    ("DATABASE_URL", "postgres:///app", "names no host"),
+    ("DATABASE_URL", "sqlite://", "names no file"),
+    ("DATABASE_URL", "", "is empty"),
+    (
+        "CACHE_TYPE",
+        "memcached",
+        "is not one of the accepted values",
+    ),
+    ("REDIS_URL", "rediss://cache:6379/0", "TLS"),
+    ("REDIS_URL", "http://cache", "unsupported scheme"),
+    ("REDIS_URL", "redis://cache:70000", "is not a valid URL"),
+    ("REDIS_URL", "redis://cache/db1", "is not a number"),
+    ("REDIS_MAX_RETRIES", "0", "is below 1"),
+    ("REDIS_RETRY_INTERVAL_MS", "-200", "is negative"),
+    ("REDIS_CONNECT_TIMEOUT_MS", "0.5", "is not a whole number"),
+    ("HEALTH_CHECK_INTERVAL_MS", "never", "is not a number"),
+    ("HEALTH_CHECK_INTERVAL_MS", "86400001", "is above 86400000"),
+    ("PORT", "65536", "is above 65535"),
+    ("PORT", "http", "is not a number"),
+    (
+        "HOST",
+        "not a host",
+        "is neither an IP address nor a host name",
+    ),
+    ("LOG_LEVEL", "verbose", "is not one of the accepted values"),
+    ("LOG_FORMAT", "xml", "is not one of the accepted values"),
+];
+
+#[test]
+fn every_invalid_setting_exits_78_naming_it_before_any_connection() {
+    // Arrange: valid URLs point at listeners that count connections.
+    let db = BlackHole::start();
+    let cache = BlackHole::start();
+    assert!(CASES.len() >= 25);
+    for (variable, value, words) in CASES {
+        let gw = Gateway::builder()
+            .env("DATABASE_URL", db.postgres_url())
+            .env("CACHE_TYPE", "redis")
+            .env("REDIS_URL", cache.redis_url())
+            .env(*variable, *value)
+            .spawn();
+
+        // Act
+        let code = gw.wait_exit(Duration::from_secs(10));
+
+        // Assert
+        let output = gw.output();
+        assert_eq!(code, Some(78), "{variable}={value:?}: {output}");
+        let errors = lines_with(&gw, "ERROR");
+        assert_eq!(
+            errors.len(),
+            1,
+            "{variable}={value:?}: one message: {output}"
+        );
+        assert!(
+            errors[0].contains(&format!("{variable}=")),
+            "{variable} not named: {output}"
+        );
+        assert!(
+            errors[0].contains(words),
+            "{variable}={value:?}: expected {words:?}: {output}"
+        );
+        assert!(errors[0].contains("accepted: "), "{output}");
+        assert!(errors[0].contains("exiting with code 78"), "{output}");
+        assert!(!output.contains("panicked"), "{output}");
+        assert!(!output.contains("connection failed"), "{output}");
+    }
+    assert_eq!(
+        db.connections() + cache.connections(),
+        0,
+        "a connection was opened despite bad settings"
+    );
+}
+
+#[test]
+fn several_bad_variables_are_reported_together() {
+    // Arrange
+    let gw = Gateway::builder()
+        .env("DB_MAX_RETRIES", "zero")
+        .env("PORT", "70000")
+        .env("CACHE_TYPE", "redis")
+        .env("REDIS_URL", "rediss://cache")
+        .env("LOG_FORMAT", "yaml")
+        .spawn();
+
+    // Act
+    let code = gw.wait_exit(Duration::from_secs(10));
+
+    // Assert
+    assert_eq!(code, Some(78));
+    let errors = lines_with(&gw, "ERROR");
+    assert_eq!(errors.len(), 1, "{}", gw.output());
+    for variable in ["DB_MAX_RETRIES=", "PORT=", "REDIS_URL=", "LOG_FORMAT="] {
+        assert!(
+            errors[0].contains(variable),
+            "{variable} missing: {}",
+            errors[0]
+        );
+    }
+}
+
+#[test]
+fn surrounding_whitespace_is_ignored_and_case_does_not_matter_for_choices() {
+    let gw = Gateway::builder()
+        .env("DB_MAX_RETRIES", " 2 ")
+        .env("CACHE_TYPE", "Memory")
+        .env("LOG_LEVEL", "DEBUG")
+        .spawn();
+    assert!(
+        gw.wait_for_status("/ready", 200, Duration::from_secs(10)),
+        "{}",
+        gw.output()
+    );
+}
+
+#[test]
+fn an_unknown_command_line_flag_exits_78() {
+    let gw = Gateway::builder().args(&["--no-such-flag"]).spawn();
+    assert_eq!(
+        gw.wait_exit(Duration::from_secs(10)),
+        Some(78),
+        "{}",
+        gw.output()
+    );
+    assert!(gw.output().contains("--no-such-flag"), "{}", gw.output());
+}
+
+#[test]
+fn a_port_in_use_exits_78_after_the_dependencies_are_ready() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let gw = Gateway::builder().env("PORT", port.to_string()).spawn();
+    assert_eq!(
+        gw.wait_exit(Duration::from_secs(10)),
+        Some(78),
+        "{}",
+        gw.output()
+    );
+    assert_eq!(
+        lines_with(&gw, &format!("Cannot listen on 127.0.0.1:{port}")).len(),
+        1,
+        "{}",
+        gw.output()
+    );
+}
