@@ -750,7 +750,7 @@ mod tests {
             ("  ", "is empty"),
         ];
         for (value, reason) in cases {
-            let p = problems(&["--db-max-retries", value]);
+            let p = problems(&[&format!("--db-max-retries={value}")]);
             assert_eq!(p.len(), 1, "{value:?}: {p:?}");
             assert_eq!(p[0].variable, "DB_MAX_RETRIES");
             assert!(

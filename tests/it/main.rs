@@ -6,6 +6,7 @@
 
 mod cache;
 mod config_errors;
+mod embedding;
 mod reliability;
 mod runtime;
 mod startup;

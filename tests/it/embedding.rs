@@ -1,0 +1,194 @@
+//! Library use: the example application's routes get the connected pool and
+//! cache; `readygate check` reports without serving.
+
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::startup::{PortWatch, lines_with, refused_postgres_url};
+use crate::support::{Gateway, Postgres, Redis, free_port, wait_until};
+
+#[allow(dead_code)]
+#[path = "../../examples/app.rs"]
+mod app;
+
+/// Runs the example's routes in this process (nextest gives each test its
+/// own process) and returns the base URL once `/ready` answers 200.
+fn spawn_example(args: &[String]) -> String {
+    let port = free_port();
+    let mut argv = vec![
+        "readygate".to_owned(),
+        "--port".to_owned(),
+        port.to_string(),
+    ];
+    argv.extend_from_slice(args);
+    let settings = readygate::config::Cli::try_parse_from(argv)
+        .unwrap()
+        .settings
+        .validate()
+        .unwrap();
+    std::thread::spawn(move || readygate::Gateway::new(settings).routes(app::routes).run());
+    let base = format!("http://127.0.0.1:{port}");
+    assert!(
+        wait_until(Duration::from_secs(10), Duration::from_millis(20), || get(
+            &base, "/ready"
+        )
+        .0
+            == 200),
+        "the example never became ready"
+    );
+    base
+}
+
+fn get(base: &str, path: &str) -> (u16, serde_json::Value) {
+    let agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(2)))
+        .build()
+        .new_agent();
+    match agent.get(&format!("{base}{path}")).call() {
+        Ok(mut r) => {
+            let text = r.body_mut().read_to_string().unwrap();
+            (
+                r.status().as_u16(),
+                serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+            )
+        }
+        Err(_) => (0, serde_json::Value::Null),
+    }
+}
+
+#[test]
+fn the_example_queries_postgres_and_counts_in_redis() {
+    // Arrange
+    let pg = Postgres::start();
+    let redis = Redis::start();
+    let base = spawn_example(&[
+        "--database-url".into(),
+        pg.url(),
+        "--cache-type".into(),
+        "redis".into(),
+        "--redis-url".into(),
+        redis.url(),
+    ]);
+
+    // Act
+    let (status, time) = get(&base, "/app/db-time");
+    let first = get(&base, "/app/visits").1["visits"].as_i64();
+    let second = get(&base, "/app/visits").1["visits"].as_i64();
+
+    // Assert
+    assert_eq!(status, 200, "{time}");
+    assert!(
+        time["now"].as_str().is_some_and(|t| t.starts_with("20")),
+        "{time}"
+    );
+    assert_eq!((first, second), (Some(1), Some(2)));
+    assert_eq!(
+        redis.command(&["GET", "readygate:example:visits"]).unwrap(),
+        "$1\r\n2\r\n",
+        "the count lives in Redis"
+    );
+    assert_eq!(
+        get(&base, "/health").0,
+        200,
+        "the gateway's own routes stay"
+    );
+}
+
+#[test]
+fn the_example_works_on_the_sqlite_and_memory_defaults() {
+    // Arrange
+    let dir = tempfile::tempdir().unwrap();
+    let base = spawn_example(&[
+        "--database-url".into(),
+        format!("sqlite://{}/example.db", dir.path().display()),
+        "--cache-type".into(),
+        "memory".into(),
+    ]);
+
+    // Act
+    let (status, time) = get(&base, "/app/db-time");
+    let visits: Vec<_> = (0..3)
+        .map(|_| get(&base, "/app/visits").1["visits"].as_i64())
+        .collect();
+
+    // Assert
+    assert_eq!(status, 200, "{time}");
+    assert!(time["now"].is_string(), "{time}");
+    assert_eq!(visits, [Some(1), Some(2), Some(3)]);
+}
+
+#[test]
+fn check_exits_0_when_ready_and_never_serves() {
+    // Arrange
+    let pg = Postgres::start();
+    let redis = Redis::start();
+    let gw = Gateway::builder()
+        .args(&["check"])
+        .env("DATABASE_URL", pg.url())
+        .env("CACHE_TYPE", "redis")
+        .env("REDIS_URL", redis.url())
+        .spawn();
+    let watch = PortWatch::start(gw.port());
+
+    // Act
+    let code = gw.wait_exit(Duration::from_secs(10));
+
+    // Assert
+    assert_eq!(code, Some(0), "{}", gw.output());
+    assert_eq!(
+        lines_with(&gw, "Check passed: ").len(),
+        1,
+        "{}",
+        gw.output()
+    );
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(!watch.opened(), "check must not serve HTTP");
+}
+
+#[test]
+fn check_uses_the_retry_settings_and_exits_69_when_not_ready() {
+    // Arrange
+    let gw = Gateway::builder()
+        .args(&["check"])
+        .env("DATABASE_URL", refused_postgres_url())
+        .env("DB_MAX_RETRIES", "2")
+        .env("DB_RETRY_INTERVAL_MS", "100")
+        .spawn();
+
+    // Act
+    let code = gw.wait_exit(Duration::from_secs(10));
+
+    // Assert
+    assert_eq!(code, Some(69), "{}", gw.output());
+    assert_eq!(
+        lines_with(&gw, "DB connection failed").len(),
+        2,
+        "{}",
+        gw.output()
+    );
+    assert!(lines_with(&gw, "DB connection failed (attempt 1/2), retrying in 0.1 s").len() == 1);
+}
+
+#[test]
+fn check_waits_for_a_late_database() {
+    let mut pg = Postgres::reserve();
+    let gw = Gateway::builder()
+        .args(&["check"])
+        .env("DATABASE_URL", pg.url())
+        .env("DB_MAX_RETRIES", "50")
+        .env("DB_RETRY_INTERVAL_MS", "200")
+        .spawn();
+    assert!(
+        gw.wait_for_line("(attempt 2/50)", Duration::from_secs(10))
+            .is_some()
+    );
+    pg.start_server();
+    assert_eq!(
+        gw.wait_exit(Duration::from_secs(10)),
+        Some(0),
+        "{}",
+        gw.output()
+    );
+}
