@@ -383,16 +383,69 @@ impl Checker {
         found
     }
 
+    /// A URL's value (trimmed), how it may be shown, and its lower-case
+    /// scheme and the rest; a problem when it is empty or has no `://`.
+    fn url<'a>(
+        &mut self,
+        variable: &'static str,
+        raw: &'a str,
+        accepted: &str,
+    ) -> Option<(&'a str, String, String, &'a str)> {
+        let value = self.present(variable, raw, accepted)?;
+        let shown = redact_url(value);
+        let Some((scheme, rest)) = value.split_once("://") else {
+            self.fail(variable, &shown, "is not a URL", accepted);
+            return None;
+        };
+        Some((value, shown, scheme.to_ascii_lowercase(), rest))
+    }
+
+    /// The parsed URL, which must name a host.
+    fn url_with_host(
+        &mut self,
+        variable: &'static str,
+        value: &str,
+        shown: &str,
+        accepted: &str,
+    ) -> Option<url::Url> {
+        match url::Url::parse(value) {
+            Ok(u) if u.host_str().is_some_and(|h| !h.is_empty()) => Some(u),
+            Ok(_) => {
+                self.fail(variable, shown, "names no host", accepted);
+                None
+            }
+            Err(e) => {
+                self.fail(
+                    variable,
+                    shown,
+                    format!("is not a valid URL ({e})"),
+                    accepted,
+                );
+                None
+            }
+        }
+    }
+
+    fn unsupported_scheme(
+        &mut self,
+        variable: &'static str,
+        shown: &str,
+        scheme: &str,
+        accepted: &str,
+    ) {
+        self.fail(
+            variable,
+            shown,
+            format!("has an unsupported scheme {scheme:?}"),
+            accepted,
+        );
+    }
+
     fn database_url(&mut self, raw: &str) -> Option<DatabaseUrl> {
         const VAR: &str = "DATABASE_URL";
         const ACCEPTED: &str = "postgres://[user[:password]@]host[:port][/database], postgresql://..., or sqlite://PATH";
-        let value = self.present(VAR, raw, ACCEPTED)?;
-        let shown = redact_url(value);
-        let Some((scheme, rest)) = value.split_once("://") else {
-            self.fail(VAR, &shown, "is not a URL", ACCEPTED);
-            return None;
-        };
-        match scheme.to_ascii_lowercase().as_str() {
+        let (value, shown, scheme, rest) = self.url(VAR, raw, ACCEPTED)?;
+        match scheme.as_str() {
             "sqlite" if rest.is_empty() => {
                 self.fail(VAR, &shown, "names no file", ACCEPTED);
                 None
@@ -401,17 +454,7 @@ impl Checker {
                 path: rest.to_owned(),
             }),
             "postgres" | "postgresql" => {
-                let parsed = match url::Url::parse(value) {
-                    Ok(u) => u,
-                    Err(e) => {
-                        self.fail(VAR, &shown, format!("is not a valid URL ({e})"), ACCEPTED);
-                        return None;
-                    }
-                };
-                if parsed.host_str().is_none_or(str::is_empty) {
-                    self.fail(VAR, &shown, "names no host", ACCEPTED);
-                    return None;
-                }
+                self.url_with_host(VAR, value, &shown, ACCEPTED)?;
                 match tokio_postgres::Config::from_str(value) {
                     Ok(config) => Some(DatabaseUrl::Postgres {
                         config: Box::new(config),
@@ -429,12 +472,7 @@ impl Checker {
                 }
             }
             other => {
-                self.fail(
-                    VAR,
-                    &shown,
-                    format!("has an unsupported scheme {other:?}"),
-                    ACCEPTED,
-                );
+                self.unsupported_scheme(VAR, &shown, other, ACCEPTED);
                 None
             }
         }
@@ -443,13 +481,8 @@ impl Checker {
     fn redis_url(&mut self, raw: &str) -> Option<String> {
         const VAR: &str = "REDIS_URL";
         const ACCEPTED: &str = "redis://[user[:password]@]host[:port][/db]";
-        let value = self.present(VAR, raw, ACCEPTED)?;
-        let shown = redact_url(value);
-        let Some((scheme, _)) = value.split_once("://") else {
-            self.fail(VAR, &shown, "is not a URL", ACCEPTED);
-            return None;
-        };
-        match scheme.to_ascii_lowercase().as_str() {
+        let (value, shown, scheme, _) = self.url(VAR, raw, ACCEPTED)?;
+        match scheme.as_str() {
             "redis" => {}
             "rediss" => {
                 self.fail(
@@ -461,26 +494,11 @@ impl Checker {
                 return None;
             }
             other => {
-                self.fail(
-                    VAR,
-                    &shown,
-                    format!("has an unsupported scheme {other:?}"),
-                    ACCEPTED,
-                );
+                self.unsupported_scheme(VAR, &shown, other, ACCEPTED);
                 return None;
             }
         }
-        let parsed = match url::Url::parse(value) {
-            Ok(u) => u,
-            Err(e) => {
-                self.fail(VAR, &shown, format!("is not a valid URL ({e})"), ACCEPTED);
-                return None;
-            }
-        };
-        if parsed.host_str().is_none_or(str::is_empty) {
-            self.fail(VAR, &shown, "names no host", ACCEPTED);
-            return None;
-        }
+        let parsed = self.url_with_host(VAR, value, &shown, ACCEPTED)?;
         let db = parsed.path().trim_start_matches('/');
         if !db.is_empty() && db.parse::<u32>().is_err() {
             self.fail(

@@ -2,7 +2,7 @@
 //! one runtime check; the retrying, timing and reporting live once, in
 //! [`crate::dependency::DependencyActor`]. A new backend is a new connector.
 
-use futures_util::future::LocalBoxFuture;
+use futures_util::future::{FutureExt, LocalBoxFuture};
 
 use crate::error::ConnectError;
 use crate::handles::Connected;
@@ -37,4 +37,15 @@ pub trait Connector: Unpin + 'static {
 
     /// The handle as handed to the supervisor and the application.
     fn share(handle: &Self::Handle) -> Connected;
+}
+
+/// One attempt for a connector whose handle exists before any connection (a
+/// pool): run its check, then hand out the handle.
+fn checked<H: 'static>(
+    handle: H,
+    check: LocalBoxFuture<'static, Result<(), ConnectError>>,
+) -> LocalBoxFuture<'static, Result<H, ConnectError>> {
+    check
+        .map(move |result| result.map(|()| handle))
+        .boxed_local()
 }

@@ -7,7 +7,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use futures_util::future::{FutureExt, LocalBoxFuture};
 use tokio_postgres::NoTls;
 
-use super::Connector;
+use super::{Connector, checked};
 use crate::error::ConnectError;
 use crate::handles::{Connected, Database};
 use crate::status::Dependency;
@@ -65,12 +65,7 @@ impl Connector for PostgresConnector {
     }
 
     fn connect(&self) -> LocalBoxFuture<'static, Result<Pool, ConnectError>> {
-        let pool = self.pool.clone();
-        async move {
-            Self::select_one(pool.clone()).await?;
-            Ok(pool)
-        }
-        .boxed_local()
+        checked(self.pool.clone(), self.check(&self.pool))
     }
 
     fn check(&self, pool: &Pool) -> LocalBoxFuture<'static, Result<(), ConnectError>> {

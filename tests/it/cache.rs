@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::startup::{PortWatch, lines_with, refused_postgres_url};
+use crate::startup::{PortWatch, assert_default_schedule, lines_with, refused_postgres_url};
 use crate::support::{BlackHole, Gateway, LoadingRedis, Postgres, Redis, free_port};
 
 fn refused_redis_url() -> String {
@@ -241,25 +241,8 @@ fn redis_defaults_are_3_attempts_2_s_apart() {
     // Arrange
     let gw = with_redis(&refused_redis_url()).spawn();
 
-    // Act
-    let code = gw.wait_exit(Duration::from_secs(20));
-
-    // Assert
-    assert_eq!(code, Some(69), "{}", gw.output());
-    let attempts: Vec<_> = gw
-        .timed_lines()
-        .into_iter()
-        .filter(|l| l.text.contains("Redis connection failed"))
-        .collect();
-    assert_eq!(attempts.len(), 3, "{}", gw.output());
-    assert!(attempts[0].text.contains("(attempt 1/3), retrying in 2 s"));
-    for pair in attempts.windows(2) {
-        let gap = pair[1].at - pair[0].at;
-        assert!(
-            gap >= Duration::from_millis(1900) && gap < Duration::from_millis(4000),
-            "gap {gap:?}"
-        );
-    }
+    // Act + Assert
+    assert_default_schedule(&gw, "Redis");
 }
 
 #[test]

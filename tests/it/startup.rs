@@ -162,22 +162,15 @@ fn database_that_comes_up_late_is_waited_for_and_then_served() {
     );
 }
 
-#[test]
-fn without_retry_settings_it_makes_3_attempts_2_s_apart() {
-    // Arrange
-    let gw = Gateway::builder()
-        .env("DATABASE_URL", refused_postgres_url())
-        .spawn();
-
-    // Act
+/// Waits for exit 69 and checks the documented default schedule of `label`
+/// (`DB`, `Redis`): 3 attempts, 2 s apart.
+pub fn assert_default_schedule(gw: &Gateway, label: &str) {
     let code = gw.wait_exit(Duration::from_secs(20));
-
-    // Assert
     assert_eq!(code, Some(69), "{}", gw.output());
     let attempts: Vec<_> = gw
         .timed_lines()
         .into_iter()
-        .filter(|l| l.text.contains("DB connection failed"))
+        .filter(|l| l.text.contains(&format!("{label} connection failed")))
         .collect();
     assert_eq!(attempts.len(), 3, "{}", gw.output());
     assert!(
@@ -204,6 +197,17 @@ fn without_retry_settings_it_makes_3_attempts_2_s_apart() {
         assert!(gap >= Duration::from_millis(1900), "gap {gap:?}");
         assert!(gap < Duration::from_millis(4000), "gap {gap:?}");
     }
+}
+
+#[test]
+fn without_retry_settings_it_makes_3_attempts_2_s_apart() {
+    // Arrange
+    let gw = Gateway::builder()
+        .env("DATABASE_URL", refused_postgres_url())
+        .spawn();
+
+    // Act + Assert
+    assert_default_schedule(&gw, "DB");
 }
 
 #[test]
