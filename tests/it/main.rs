@@ -6,6 +6,7 @@
 
 mod cache;
 mod config_errors;
+mod consistency;
 mod embedding;
 mod reliability;
 mod runtime;

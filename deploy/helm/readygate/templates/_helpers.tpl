@@ -1,0 +1,167 @@
+{{/* Chart name, truncated to the 63 characters of a DNS label. */}}
+{{- define "readygate.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Full name: release-chart, unless the release name already holds the chart name. */}}
+{{- define "readygate.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "readygate.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "readygate.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "readygate.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "readygate.labels" -}}
+helm.sh/chart: {{ include "readygate.chart" . }}
+{{ include "readygate.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}
+
+{{- define "readygate.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "readygate.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The Secret holding DATABASE_URL and REDIS_URL: an existing one or the chart's. */}}
+{{- define "readygate.secretName" -}}
+{{- if .Values.secret.existingSecret -}}
+{{- .Values.secret.existingSecret -}}
+{{- else -}}
+{{- include "readygate.fullname" . -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "readygate.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+
+{{/* True ("true") when the program will use Redis: CACHE_TYPE=redis, case-insensitive like the program. */}}
+{{- define "readygate.usesRedis" -}}
+{{- if eq (lower (toString .Values.config.CACHE_TYPE)) "redis" -}}true{{- end -}}
+{{- end -}}
+
+{{/*
+readygate.retryBudgetMs: the worst-case start-up time, in ms, that readygate may
+spend on its dependencies before it opens its port (its /health is closed
+until then).
+
+For one dependency the rule used here is
+
+    MAX_RETRIES x (RETRY_INTERVAL_MS + CONNECT_TIMEOUT_MS)
+
+which is one RETRY_INTERVAL_MS more than the program's exact worst case,
+MAX_RETRIES x CONNECT_TIMEOUT_MS + (MAX_RETRIES - 1) x RETRY_INTERVAL_MS
+(every attempt runs into its timeout, and there is no wait after the last
+one): rounding up costs a few seconds and never down.
+
+The database and Redis are attempted concurrently, so the budget is the larger
+of the two. Redis counts only when CACHE_TYPE is redis (with memory or none
+the program never connects to it); the database always counts.
+
+The settings are strings in values.yaml (they go to a ConfigMap) but may be
+numbers when given with --set; int64 reads both (values.schema.json has made
+sure they are whole numbers in the program's range, without leading zeros).
+*/}}
+{{- define "readygate.retryBudgetMs" -}}
+{{- $c := .Values.config -}}
+{{- $budget := mul (int64 $c.DB_MAX_RETRIES) (add (int64 $c.DB_RETRY_INTERVAL_MS) (int64 $c.DB_CONNECT_TIMEOUT_MS)) -}}
+{{- if include "readygate.usesRedis" . -}}
+{{- $redis := mul (int64 $c.REDIS_MAX_RETRIES) (add (int64 $c.REDIS_RETRY_INTERVAL_MS) (int64 $c.REDIS_CONNECT_TIMEOUT_MS)) -}}
+{{- $budget = max $budget $redis -}}
+{{- end -}}
+{{- $budget -}}
+{{- end -}}
+
+{{/*
+readygate.startupFailureThreshold: the startupProbe's failureThreshold.
+
+The kubelet restarts the container when the startupProbe has failed
+failureThreshold times in a row, i.e. after about failureThreshold x
+periodSeconds. That window must outlast the retry budget, or the pod is killed
+while readygate is still (legitimately) waiting for a dependency, and the
+retry settings are pointless. So:
+
+    total     = retryBudgetMs + probes.startup.marginSeconds x 1000
+    threshold = floor(total / (periodSeconds x 1000)) + 1
+
+which gives threshold x periodSeconds x 1000 > total >= retry budget + margin,
+strictly, for every setting. Example with the defaults (DB only): 3 x (2000 +
+5000) = 21000 ms; + 15 s margin = 36000 ms; period 5 s: 36000 / 5000 = 7, + 1
+= 8 probes = 40 s > 36 s.
+
+Kubernetes stores failureThreshold as an int32: settings so large that the
+threshold does not fit fail the rendering with a message.
+*/}}
+{{- define "readygate.startupFailureThreshold" -}}
+{{- $budgetMs := include "readygate.retryBudgetMs" . | int64 -}}
+{{- $totalMs := add $budgetMs (mul .Values.probes.startup.marginSeconds 1000) -}}
+{{- $periodMs := mul .Values.probes.startup.periodSeconds 1000 -}}
+{{- $threshold := add (div $totalMs $periodMs) 1 -}}
+{{- if gt $threshold 2147483647 -}}
+{{- fail (printf "startupProbe failureThreshold %d (retry budget %d ms) exceeds the int32 range: lower the retry settings or raise probes.startup.periodSeconds" $threshold $budgetMs) -}}
+{{- end -}}
+{{- $threshold -}}
+{{- end -}}
+
+{{/*
+readygate.str: a setting as the text the program reads. Strings pass as they
+are; numbers (from --set, or parsed from a values file or JSON as float64)
+are printed as whole numbers, never as 1e+06.
+*/}}
+{{- define "readygate.str" -}}
+{{- if kindIs "string" . -}}
+{{- . -}}
+{{- else if or (kindIs "float64" .) (kindIs "float32" .) -}}
+{{- int64 . -}}
+{{- else -}}
+{{- toString . -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Environment shared by the main and the init container. */}}
+{{- define "readygate.env" -}}
+envFrom:
+  - configMapRef:
+      name: {{ include "readygate.fullname" . }}
+env:
+  - name: DATABASE_URL
+    valueFrom:
+      secretKeyRef:
+        name: {{ include "readygate.secretName" . }}
+        key: DATABASE_URL
+  - name: REDIS_URL
+    valueFrom:
+      secretKeyRef:
+        name: {{ include "readygate.secretName" . }}
+        key: REDIS_URL
+        {{- /* An existing Secret need not carry REDIS_URL unless Redis is used. */}}
+        optional: {{ not (include "readygate.usesRedis" .) }}
+{{- end -}}
+
+{{/* Mounts shared by the main and the init container. */}}
+{{- define "readygate.volumeMounts" -}}
+volumeMounts:
+  - name: data
+    mountPath: /data
+  - name: tmp
+    mountPath: /tmp
+{{- end -}}

@@ -1,0 +1,115 @@
+//! Every setting the program reads appears, with the same default, in
+//! `.env.example`, the README's settings table and the Helm chart's values.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use yaml_rust2::{Yaml, YamlLoader};
+
+fn repo_file(relative: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(relative);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+}
+
+fn program() -> BTreeMap<String, String> {
+    let settings: BTreeMap<_, _> = readygate::config::documented_settings()
+        .into_iter()
+        .collect();
+    assert_eq!(settings.len(), 15, "{settings:?}");
+    settings
+}
+
+/// Compares `found` with the program's settings; `exceptions` are
+/// deliberate differences (variable, value in `found`).
+fn assert_agrees(what: &str, found: &BTreeMap<String, String>, exceptions: &[(&str, &str)]) {
+    let program = program();
+    for (variable, default) in &program {
+        let want = exceptions
+            .iter()
+            .find(|(v, _)| v == variable)
+            .map_or(default.as_str(), |(_, value)| value);
+        assert_eq!(
+            found.get(variable).map(String::as_str),
+            Some(want),
+            "{variable} in {what}"
+        );
+    }
+    for variable in found.keys() {
+        assert!(
+            program.contains_key(variable),
+            "{what} has {variable}, which the program does not read"
+        );
+    }
+}
+
+#[test]
+fn env_example_lists_every_setting_with_its_default() {
+    let found: BTreeMap<String, String> = repo_file(".env.example")
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    assert_agrees(".env.example", &found, &[]);
+}
+
+#[test]
+fn the_readme_table_lists_every_setting_with_its_default() {
+    // Rows: | `VARIABLE` | description | `default` | accepted |
+    let found: BTreeMap<String, String> = repo_file("README.md")
+        .lines()
+        .filter_map(|l| {
+            let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+            let variable = cells.get(1)?.strip_prefix('`')?.strip_suffix('`')?;
+            let default = cells.get(3)?.strip_prefix('`')?.strip_suffix('`')?;
+            variable
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c == '_')
+                .then(|| (variable.to_owned(), default.to_owned()))
+        })
+        .collect();
+    assert_agrees("the README settings table", &found, &[]);
+}
+
+#[test]
+fn the_chart_values_carry_every_setting_with_its_default() {
+    let docs = YamlLoader::load_from_str(&repo_file("deploy/helm/readygate/values.yaml")).unwrap();
+    let values = &docs[0];
+    let mut found = BTreeMap::new();
+    for section in ["config", "secret"] {
+        let Yaml::Hash(map) = &values[section] else {
+            panic!("values.yaml has no {section} map");
+        };
+        for (key, value) in map {
+            let (Some(key), Some(value)) = (key.as_str(), value.as_str()) else {
+                continue;
+            };
+            if key.chars().all(|c| c.is_ascii_uppercase() || c == '_') {
+                found.insert(key.to_owned(), value.to_owned());
+            }
+        }
+    }
+    // In a pod the gateway must listen on every interface.
+    assert_agrees(
+        "deploy/helm/readygate/values.yaml",
+        &found,
+        &[("HOST", "0.0.0.0")],
+    );
+}
+
+#[test]
+fn the_chart_schema_types_every_setting() {
+    let schema: serde_json::Value =
+        serde_json::from_str(&repo_file("deploy/helm/readygate/values.schema.json")).unwrap();
+    for variable in program().keys() {
+        let section = if variable.ends_with("_URL") {
+            "secret"
+        } else {
+            "config"
+        };
+        assert!(
+            schema["properties"][section]["properties"][variable].is_object(),
+            "values.schema.json does not type {section}.{variable}"
+        );
+    }
+}
