@@ -211,14 +211,14 @@ impl<C: Connector> DependencyActor<C> {
 
     /// The start-up record so far.
     fn failure(&self, outcome: FailureOutcome) -> StartupFailure {
-        let (attempts, causes) = match &self.phase {
-            Phase::Starting { attempt, causes } => (causes.total().min(*attempt), causes.clone()),
-            _ => (0, CauseTally::default()),
+        let causes = match &self.phase {
+            Phase::Starting { causes, .. } => causes.clone(),
+            _ => CauseTally::default(),
         };
         StartupFailure {
             dependency: self.dependency(),
             label: self.connector.label(),
-            attempts,
+            attempts: causes.total(),
             elapsed: self.started.elapsed(),
             causes,
             outcome,

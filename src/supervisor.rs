@@ -68,7 +68,7 @@ impl Supervisor {
         }
     }
 
-    fn spawn<C: Connector>(
+    fn start_dependency<C: Connector>(
         &mut self,
         connector: Result<C, ConnectError>,
         policy: crate::retry::RetryPolicy,
@@ -252,8 +252,10 @@ fn describe(f: &StartupFailure) -> String {
     } else {
         format!("{} attempts", f.attempts)
     };
+    // To the nearest 10 ms: enough for people, no timer noise.
+    let millis = u64::try_from(f.elapsed.as_millis()).unwrap_or(u64::MAX);
     let elapsed = Seconds(std::time::Duration::from_millis(
-        u64::try_from(f.elapsed.as_millis() / 100 * 100).unwrap_or(u64::MAX),
+        millis.saturating_add(5) / 10 * 10,
     ));
     match &f.outcome {
         FailureOutcome::Exhausted => format!(
@@ -285,11 +287,11 @@ impl Actor for Supervisor {
         match db.url.clone() {
             DatabaseUrl::Postgres { config, .. } => {
                 let c = PostgresConnector::new(&config, pool_size, policy.attempt_timeout);
-                self.spawn(c, policy, ctx);
+                self.start_dependency(c, policy, ctx);
             }
             DatabaseUrl::Sqlite { path } => {
                 let c = SqliteConnector::new(&path, pool_size);
-                self.spawn(c, policy, ctx);
+                self.start_dependency(c, policy, ctx);
             }
         }
         match self.settings.cache.clone() {
@@ -301,7 +303,7 @@ impl Actor for Supervisor {
             }
             CacheSettings::Redis(redis) => {
                 let c = RedisConnector::new(&redis.url, redis.retry.attempt_timeout);
-                self.spawn(c, redis.retry, ctx);
+                self.start_dependency(c, redis.retry, ctx);
             }
         }
         let waiting = self
