@@ -16,6 +16,7 @@ pub mod faults;
 pub mod gateway;
 pub mod ports;
 pub mod postgres;
+pub mod process;
 pub mod redis;
 
 // Re-exports for the tests' convenience; not every test uses each one.

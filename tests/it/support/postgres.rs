@@ -15,17 +15,15 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
 use tempfile::TempDir;
 
-use super::ports::{free_port, wait_port_closed};
+use super::ports::free_port;
+use super::process;
 use super::tail_file;
 
 /// How long to wait for the server to accept connections.
 const START_TIMEOUT: Duration = Duration::from_secs(15);
-/// How long a shutdown may take before the postmaster gets SIGKILL.
-const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Where the PostgreSQL binaries are, and as whom to run the server.
 #[derive(Debug)]
@@ -410,57 +408,24 @@ impl Postgres {
     }
 
     fn shutdown_with(&mut self, signal: Signal) {
-        let Some(mut child) = self.child.take() else {
-            return;
-        };
-        let pid = Pid::from_raw(child.id() as i32);
-        let _ = kill(pid, signal);
-        let deadline = Instant::now() + STOP_TIMEOUT;
-        loop {
-            match child.try_wait() {
-                Ok(Some(_)) => break,
-                Ok(None) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-                _ => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    break;
-                }
-            }
-        }
+        process::shutdown(&mut self.child, signal);
     }
 
     /// Fast shutdown (SIGINT to the postmaster): waits for it to exit and for
     /// the port to be closed, so [`Postgres::start_server`] can reuse it.
     /// No-op when not running.
     pub fn stop(&mut self) {
-        self.shutdown_with(Signal::SIGINT);
-        if !wait_port_closed(self.port, Duration::from_secs(5)) {
-            panic!(
-                "port {} still accepts connections after postgres stopped",
-                self.port
-            );
-        }
+        process::shutdown_and_release(&mut self.child, Signal::SIGINT, self.port, "postgres");
     }
 
     /// Immediate shutdown (SIGQUIT: no shutdown checkpoint, like a crash,
     /// but children exit with the postmaster); waits as [`Postgres::stop`].
     pub fn stop_immediate(&mut self) {
-        self.shutdown_with(Signal::SIGQUIT);
-        if !wait_port_closed(self.port, Duration::from_secs(5)) {
-            panic!(
-                "port {} still accepts connections after postgres stopped",
-                self.port
-            );
-        }
+        process::shutdown_and_release(&mut self.child, Signal::SIGQUIT, self.port, "postgres");
     }
 
     pub fn is_running(&mut self) -> bool {
-        match self.child.as_mut() {
-            Some(child) => matches!(child.try_wait(), Ok(None)),
-            None => false,
-        }
+        process::is_running(&mut self.child)
     }
 
     /// The postmaster's PID while running.

@@ -8,15 +8,14 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
 use tempfile::TempDir;
 
-use super::ports::{free_port, wait_port_closed};
+use super::ports::free_port;
+use super::process;
 use super::tail_file;
 
 const START_TIMEOUT: Duration = Duration::from_secs(15);
-const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn redis_server_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
@@ -242,55 +241,23 @@ impl Redis {
     }
 
     fn shutdown_with(&mut self, signal: Signal) {
-        let Some(mut child) = self.child.take() else {
-            return;
-        };
-        let _ = kill(Pid::from_raw(child.id() as i32), signal);
-        let deadline = Instant::now() + STOP_TIMEOUT;
-        loop {
-            match child.try_wait() {
-                Ok(Some(_)) => break,
-                Ok(None) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-                _ => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    break;
-                }
-            }
-        }
+        process::shutdown(&mut self.child, signal);
     }
 
     /// SIGTERM (SIGKILL after 10 s), waits for the exit and for the port to
     /// be closed, so [`Redis::start_server`] can reuse it. No-op when not
     /// running.
     pub fn stop(&mut self) {
-        self.shutdown_with(Signal::SIGTERM);
-        if !wait_port_closed(self.port, Duration::from_secs(5)) {
-            panic!(
-                "port {} still accepts connections after redis-server stopped",
-                self.port
-            );
-        }
+        process::shutdown_and_release(&mut self.child, Signal::SIGTERM, self.port, "redis-server");
     }
 
     /// SIGKILL (a crash), then waits as [`Redis::stop`].
     pub fn kill(&mut self) {
-        self.shutdown_with(Signal::SIGKILL);
-        if !wait_port_closed(self.port, Duration::from_secs(5)) {
-            panic!(
-                "port {} still accepts connections after redis-server died",
-                self.port
-            );
-        }
+        process::shutdown_and_release(&mut self.child, Signal::SIGKILL, self.port, "redis-server");
     }
 
     pub fn is_running(&mut self) -> bool {
-        match self.child.as_mut() {
-            Some(child) => matches!(child.try_wait(), Ok(None)),
-            None => false,
-        }
+        process::is_running(&mut self.child)
     }
 
     pub fn pid(&self) -> Option<u32> {

@@ -1,0 +1,52 @@
+//! Stopping a server child process: shared by [`super::postgres`] and
+//! [`super::redis`].
+
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+use super::ports::wait_port_closed;
+
+/// How long a server may take to stop before it is killed.
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Sends `signal`, waits for the exit (SIGKILL after [`STOP_TIMEOUT`]).
+/// No-op when there is no child.
+pub fn shutdown(child: &mut Option<Child>, signal: Signal) {
+    let Some(mut child) = child.take() else {
+        return;
+    };
+    let _ = kill(Pid::from_raw(child.id() as i32), signal);
+    let deadline = Instant::now() + STOP_TIMEOUT;
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break,
+            Ok(None) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break;
+            }
+        }
+    }
+}
+
+/// [`shutdown`], then waits until `port` refuses connections, so the server
+/// can be restarted on it; panics naming `what` if it does not.
+pub fn shutdown_and_release(child: &mut Option<Child>, signal: Signal, port: u16, what: &str) {
+    shutdown(child, signal);
+    if !wait_port_closed(port, Duration::from_secs(5)) {
+        panic!("port {port} still accepts connections after {what} stopped");
+    }
+}
+
+pub fn is_running(child: &mut Option<Child>) -> bool {
+    match child.as_mut() {
+        Some(child) => matches!(child.try_wait(), Ok(None)),
+        None => false,
+    }
+}
