@@ -49,3 +49,45 @@ fn checked<H: 'static>(
         .map(move |result| result.map(|()| handle))
         .boxed_local()
 }
+
+/// A pool whose every connection is checked out is a busy database, not a
+/// dead one: a check that waited for a free connection would time out and
+/// take a loaded gateway out of service. Such a check passes at once; the
+/// next check, or the application's own queries, see a real outage.
+fn saturated(status: deadpool_postgres::Status) -> bool {
+    status.size >= status.max_size && status.available == 0
+}
+
+/// The check of a pool-based connector: [`saturated`], or `check`.
+fn pool_check(
+    status: deadpool_postgres::Status,
+    check: impl std::future::Future<Output = Result<(), ConnectError>> + 'static,
+) -> LocalBoxFuture<'static, Result<(), ConnectError>> {
+    if saturated(status) {
+        futures_util::future::ready(Ok(())).boxed_local()
+    } else {
+        check.boxed_local()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(max_size: usize, size: usize, available: usize) -> deadpool_postgres::Status {
+        deadpool_postgres::Status {
+            max_size,
+            size,
+            available,
+            waiting: 0,
+        }
+    }
+
+    #[test]
+    fn only_a_full_pool_with_nothing_idle_is_saturated() {
+        assert!(saturated(status(2, 2, 0)));
+        assert!(!saturated(status(2, 2, 1)));
+        assert!(!saturated(status(2, 1, 0)));
+        assert!(!saturated(status(2, 0, 0)));
+    }
+}

@@ -4,10 +4,10 @@
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
-use futures_util::future::{FutureExt, LocalBoxFuture};
+use futures_util::future::LocalBoxFuture;
 use tokio_postgres::NoTls;
 
-use super::{Connector, checked};
+use super::{Connector, checked, pool_check};
 use crate::error::ConnectError;
 use crate::handles::{Connected, Database};
 use crate::status::Dependency;
@@ -69,7 +69,7 @@ impl Connector for PostgresConnector {
     }
 
     fn check(&self, pool: &Pool) -> LocalBoxFuture<'static, Result<(), ConnectError>> {
-        Self::select_one(pool.clone()).boxed_local()
+        pool_check(pool.status(), Self::select_one(pool.clone()))
     }
 
     fn share(pool: &Pool) -> Connected {

@@ -2,9 +2,9 @@
 //! on blocking threads): one attempt opens a connection and runs `SELECT 1`.
 
 use deadpool_sqlite::{Config, Pool, Runtime};
-use futures_util::future::{FutureExt, LocalBoxFuture};
+use futures_util::future::LocalBoxFuture;
 
-use super::{Connector, checked};
+use super::{Connector, checked, pool_check};
 use crate::error::ConnectError;
 use crate::handles::{Connected, Database};
 use crate::status::Dependency;
@@ -54,7 +54,7 @@ impl Connector for SqliteConnector {
     }
 
     fn check(&self, pool: &Pool) -> LocalBoxFuture<'static, Result<(), ConnectError>> {
-        Self::select_one(pool.clone()).boxed_local()
+        pool_check(pool.status(), Self::select_one(pool.clone()))
     }
 
     fn share(pool: &Pool) -> Connected {
