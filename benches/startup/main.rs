@@ -1,0 +1,1527 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! Whole-process benchmarks of readygate (issue 6): start-up to ready,
+//! reaction time and retry schedule, probe cost, memory, shutdown, a herd of
+//! 50 gateways, and the alternatives on paper; each beside a floor measured
+//! in the same run (a minimal actix-web server, this binary re-executed with
+//! `FLOOR_SERVER=1`).
+//!
+//! ```sh
+//! cargo bench --bench startup                  # everything (about 100 s)
+//! cargo bench --bench startup -- herd probe    # only some sections
+//! ```
+//!
+//! It runs the release binary `target/release/readygate` (what
+//! `CARGO_BIN_EXE_readygate` names under `cargo bench`, which builds it
+//! first) against real PostgreSQL and Redis servers on free loopback ports,
+//! started by the integration tests' support code. It prints pass/miss
+//! against the targets, writes the summary to
+//! `target/readygate-bench/summary.md` and the timeline chart to
+//! `benches/startup-timeline.svg`. Benchmarks are not tests: nothing here
+//! fails `cargo test`, and under `cargo test --benches` (no `--bench`
+//! argument) the binary does nothing.
+
+#[path = "../../tests/it/support/mod.rs"]
+mod support;
+
+mod floor;
+mod http;
+mod paper;
+mod probe;
+mod stats;
+mod svg;
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use nix::sys::signal::Signal;
+use serde_json::Value;
+
+use crate::http::{Conn, get_once, wait_for_200};
+use crate::paper::{Measured, Strategy};
+use crate::probe::{Kind, Watch};
+use crate::stats::{max, mean, median, ms, peak_in_window, slope, spread};
+use crate::support::gateway::GATEWAY_BIN;
+use crate::support::{Gateway, Postgres, Redis, free_port};
+
+/// The retry interval of the reaction, schedule, timeline and herd runs.
+const INTERVAL_MS: u64 = 200;
+/// Poll period of the "first /ready 200" pollers.
+const POLL: Duration = Duration::from_millis(1);
+const SECTIONS: [&str; 8] = [
+    "startup", "reaction", "schedule", "probe", "shutdown", "herd", "timeline", "paper",
+];
+
+/// How many runs of each kind (`READYGATE_BENCH_QUICK=1`: fewer, for a
+/// smoke run of the harness itself).
+struct Plan {
+    startup_runs: usize,
+    reaction_runs: usize,
+    shutdown_runs: usize,
+    herd_runs: usize,
+    herd_size: usize,
+    herd_late: Duration,
+    load_pairs: usize,
+    load_slice: Duration,
+    load_threads: usize,
+    load_per_thread: usize,
+    wrk_pairs: usize,
+}
+
+impl Plan {
+    fn new() -> Plan {
+        let quick = std::env::var_os("READYGATE_BENCH_QUICK").is_some_and(|v| v != "0");
+        Plan {
+            startup_runs: if quick { 3 } else { 10 },
+            reaction_runs: if quick { 3 } else { 10 },
+            shutdown_runs: if quick { 2 } else { 5 },
+            herd_runs: if quick { 1 } else { 3 },
+            herd_size: 50,
+            herd_late: Duration::from_secs(3),
+            load_pairs: if quick { 2 } else { 8 },
+            load_slice: Duration::from_secs(1),
+            load_threads: 2,
+            load_per_thread: 4,
+            wrk_pairs: if quick { 1 } else { 4 },
+        }
+    }
+}
+
+/// One line of the summary table.
+struct Check {
+    figure: String,
+    measured: String,
+    reference: String,
+    target: String,
+    pass: Option<bool>,
+}
+
+#[derive(Default)]
+struct Report {
+    checks: Vec<Check>,
+    notes: Vec<String>,
+    /// Inputs of the on-paper comparison, filled by the sections that
+    /// measure them.
+    startup_median: Option<f64>,
+    gap_overhead: Option<f64>,
+}
+
+impl Report {
+    fn check(
+        &mut self,
+        figure: &str,
+        measured: String,
+        reference: String,
+        target: &str,
+        pass: Option<bool>,
+    ) {
+        let verdict = match pass {
+            Some(true) => "PASS",
+            Some(false) => "MISS",
+            None => "info",
+        };
+        println!("  => {figure}: {measured} (ref {reference}; target {target}) {verdict}");
+        self.checks.push(Check {
+            figure: figure.to_owned(),
+            measured,
+            reference,
+            target: target.to_owned(),
+            pass,
+        });
+    }
+
+    fn note(&mut self, text: String) {
+        println!("  {text}");
+        self.notes.push(text);
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    if std::env::var_os(floor::ENV).is_some() {
+        return floor::run();
+    }
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--list") {
+        // A test runner listing tests: there are none.
+        return std::process::ExitCode::SUCCESS;
+    }
+    if !args.iter().any(|a| a == "--bench") {
+        println!(
+            "readygate start-up benchmarks: run them with `cargo bench --bench startup` \
+             (nothing runs under `cargo test`)"
+        );
+        return std::process::ExitCode::SUCCESS;
+    }
+    let wanted: Vec<&str> = args
+        .iter()
+        .filter(|a| !a.starts_with('-'))
+        .map(String::as_str)
+        .collect();
+    if let Some(bad) = wanted.iter().find(|w| !SECTIONS.contains(w)) {
+        eprintln!("unknown section {bad:?}; sections: {}", SECTIONS.join(", "));
+        return std::process::ExitCode::from(2);
+    }
+    let run = |name: &str| wanted.is_empty() || wanted.contains(&name);
+    let began = Instant::now();
+    let plan = Plan::new();
+    let mut report = Report::default();
+
+    println!("readygate start-up benchmarks");
+    println!("  machine: {}", stats::machine());
+    println!("  gateway: {GATEWAY_BIN}");
+    if !GATEWAY_BIN.contains("/release/") {
+        println!("  WARNING: not a release binary; run through `cargo bench`");
+    }
+
+    println!("starting PostgreSQL and Redis on loopback ...");
+    let pg = Postgres::start();
+    let redis = Redis::start();
+    let deps = Deps {
+        pg_url: pg.url(),
+        redis_url: redis.url(),
+    };
+
+    if run("startup") {
+        startup(&plan, &deps, &mut report);
+    }
+    if run("reaction") {
+        reaction(&plan, &deps, &mut report);
+    }
+    if run("schedule") {
+        schedule(&mut report);
+    }
+    if run("probe") {
+        probe_cost(&plan, &deps, &mut report);
+    }
+    if run("shutdown") {
+        shutdown(&plan, &deps, &mut report);
+    }
+    if run("herd") {
+        herd(&plan, &mut report);
+    }
+    if run("timeline") {
+        timeline(&mut report);
+    }
+    if run("paper") {
+        on_paper(&mut report);
+    }
+    drop((pg, redis));
+
+    let total = began.elapsed();
+    let summary = summary(&report, total);
+    println!("\n{summary}");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/readygate-bench");
+    if std::fs::create_dir_all(&dir).is_ok() {
+        let path = dir.join("summary.md");
+        if std::fs::write(&path, &summary).is_ok() {
+            println!("summary written to {}", path.display());
+        }
+    }
+    std::process::ExitCode::SUCCESS
+}
+
+fn summary(report: &Report, total: Duration) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "Machine: {}\n", stats::machine());
+    let _ = writeln!(
+        s,
+        "| Figure | Measured | Reference (same run) | Target | Result |"
+    );
+    let _ = writeln!(s, "|---|---|---|---|---|");
+    for c in &report.checks {
+        let verdict = match c.pass {
+            Some(true) => "pass",
+            Some(false) => "**miss**",
+            None => "-",
+        };
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {verdict} |",
+            c.figure, c.measured, c.reference, c.target
+        );
+    }
+    let _ = writeln!(s);
+    for n in &report.notes {
+        let _ = writeln!(s, "- {n}");
+    }
+    let misses = report
+        .checks
+        .iter()
+        .filter(|c| c.pass == Some(false))
+        .count();
+    let passes = report
+        .checks
+        .iter()
+        .filter(|c| c.pass == Some(true))
+        .count();
+    let _ = writeln!(
+        s,
+        "\nTargets: {passes} pass, {misses} miss. Total run time {:.0} s.",
+        total.as_secs_f64()
+    );
+    s
+}
+
+// ---- common ----------------------------------------------------------------
+
+struct Deps {
+    pg_url: String,
+    redis_url: String,
+}
+
+fn flush() {
+    let _ = std::io::stdout().flush();
+}
+
+/// A gateway process (JSON logs) with `env` on top of the support defaults
+/// (`HOST=127.0.0.1`, a free `PORT`).
+fn gateway(env: &[(&str, String)]) -> Gateway {
+    let mut b = Gateway::builder().env("LOG_FORMAT", "json");
+    for (k, v) in env {
+        b = b.env(*k, v.clone());
+    }
+    b.spawn()
+}
+
+/// The gateway against the running PostgreSQL and Redis.
+fn gateway_with_deps(deps: &Deps) -> Gateway {
+    gateway(&[
+        ("DATABASE_URL", deps.pg_url.clone()),
+        ("CACHE_TYPE", "redis".into()),
+        ("REDIS_URL", deps.redis_url.clone()),
+    ])
+}
+
+/// The floor server as its own process; `/ready` answers `ready_body`.
+fn floor_server(ready_body: Option<&str>) -> Gateway {
+    let exe = std::env::current_exe().expect("the path of this bench binary");
+    let mut b = Gateway::builder().program(exe).env(floor::ENV, "1");
+    if let Some(body) = ready_body {
+        b = b.env("FLOOR_READY_BODY", body);
+    }
+    b.spawn()
+}
+
+/// Spawn to first `/ready` 200, in ms; `None` if it never came (10 s).
+fn time_to_ready(p: &Gateway) -> Option<f64> {
+    let at = wait_for_200(p.port(), "/ready", POLL, Duration::from_secs(10), || {
+        !p.is_running()
+    })?;
+    Some(ms(at - p.started_at()))
+}
+
+/// SIGTERM, then the time until the process has exited and its exit code;
+/// `None` if it did not exit within `limit`.
+fn time_to_exit(p: &Gateway, limit: Duration) -> Option<(f64, Option<i32>)> {
+    let t0 = Instant::now();
+    p.signal(Signal::SIGTERM);
+    loop {
+        if let Some(status) = p.try_exit_status() {
+            return Some((ms(t0.elapsed()), status.code()));
+        }
+        if t0.elapsed() > limit {
+            return None;
+        }
+        std::thread::sleep(Duration::from_micros(100));
+    }
+}
+
+fn stop(p: &Gateway) {
+    let _ = time_to_exit(p, Duration::from_secs(5));
+}
+
+/// A log line of the gateway (`LOG_FORMAT=json`).
+struct LogLine {
+    /// When the harness read it.
+    at: Instant,
+    /// Its `timestamp` (ms since the epoch; millisecond resolution).
+    wall_ms: f64,
+    message: String,
+    dependency: Option<String>,
+}
+
+fn log_lines(p: &Gateway) -> Vec<LogLine> {
+    p.timed_lines()
+        .into_iter()
+        .filter_map(|l| {
+            let v: Value = serde_json::from_str(&l.text).ok()?;
+            let wall_ms = v["timestamp"]
+                .as_str()
+                .and_then(|t| humantime::parse_rfc3339(t).ok())
+                .map_or(f64::NAN, stats::epoch_ms);
+            Some(LogLine {
+                at: l.at,
+                wall_ms,
+                message: v["message"].as_str().unwrap_or_default().to_owned(),
+                dependency: v["dependency"].as_str().map(str::to_owned),
+            })
+        })
+        .collect()
+}
+
+fn failed_attempts<'a>(lines: &'a [LogLine], label: &str) -> Vec<&'a LogLine> {
+    let prefix = format!("{label} connection failed (attempt ");
+    lines
+        .iter()
+        .filter(|l| l.message.starts_with(&prefix))
+        .collect()
+}
+
+fn kib_to_mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+// ---- 1. start-up to ready ----------------------------------------------------
+
+fn startup(plan: &Plan, deps: &Deps, report: &mut Report) {
+    println!(
+        "\n[1] start-up to ready: spawn -> first /ready 200, PostgreSQL and Redis up \
+         ({} runs each + 1 warm-up, alternating order)",
+        plan.startup_runs
+    );
+    let (mut gw_ms, mut floor_ms, mut internal) = (Vec::new(), Vec::new(), Vec::new());
+    for run in 0..=plan.startup_runs {
+        let one = |gateway_first: bool| -> (f64, f64, f64) {
+            let measure_gateway = || {
+                let gw = gateway_with_deps(deps);
+                let t = time_to_ready(&gw).unwrap_or_else(|| {
+                    panic!("the gateway never answered /ready 200:\n{}", gw.output())
+                });
+                let own = log_lines(&gw)
+                    .iter()
+                    .find(|l| l.message.starts_with("Ready:"))
+                    .and_then(|l| {
+                        let after = l.message.split("up after ").nth(1)?;
+                        after.split(" s;").next()?.parse::<f64>().ok()
+                    })
+                    .map_or(f64::NAN, |s| s * 1000.0);
+                stop(&gw);
+                (t, own)
+            };
+            let measure_floor = || {
+                let f = floor_server(None);
+                let t = time_to_ready(&f)
+                    .unwrap_or_else(|| panic!("the floor never answered:\n{}", f.output()));
+                stop(&f);
+                t
+            };
+            if gateway_first {
+                let (g, own) = measure_gateway();
+                (g, measure_floor(), own)
+            } else {
+                let f = measure_floor();
+                let (g, own) = measure_gateway();
+                (g, f, own)
+            }
+        };
+        let (g, f, own) = one(run % 2 == 0);
+        if run == 0 {
+            println!("  warm-up: gateway {g:.1} ms, floor {f:.1} ms (discarded)");
+            continue;
+        }
+        println!(
+            "  run {run}: gateway {g:.1} ms (its own Ready line: {own:.0} ms), floor {f:.1} ms"
+        );
+        flush();
+        gw_ms.push(g);
+        floor_ms.push(f);
+        internal.push(own);
+    }
+    let (g, f) = (median(&gw_ms), median(&floor_ms));
+    report.startup_median = Some(g);
+    report.check(
+        "1. Start-up to ready (median; min/med/max)",
+        format!("{g:.1} ms ({})", spread(&gw_ms)),
+        format!("floor {f:.1} ms ({})", spread(&floor_ms)),
+        "<= floor + 100 ms",
+        Some(g <= f + 100.0),
+    );
+    report.note(format!(
+        "Start-up: the gateway's own `Ready: ... up after` figure (supervisor start to all \
+         dependencies ready) has median {:.0} ms; the rest of the {:.1} ms is process start, \
+         binding and the first request.",
+        median(&internal),
+        g
+    ));
+}
+
+// ---- 2. reaction time ---------------------------------------------------------
+
+/// One late start of a dependency under a gateway retrying every 200 ms:
+/// (dependency accepting -> /ready 200, successful attempt's start -> /ready
+/// 200) in ms; the attempt's start is the last failure line + the interval.
+fn one_reaction(
+    kind: Kind,
+    env: &[(&str, String)],
+    start_server: &mut dyn FnMut(),
+    port: u16,
+    phase: Duration,
+) -> (f64, f64) {
+    let label = match kind {
+        Kind::Postgres => "DB",
+        Kind::Redis => "Redis",
+    };
+    let gw = gateway(env);
+    let first = format!("{label} connection failed (attempt 1/");
+    if gw
+        .wait_for_line(first.as_str(), Duration::from_secs(10))
+        .is_none()
+    {
+        panic!("no failed attempt logged:\n{}", gw.output());
+    }
+    std::thread::sleep(phase);
+    let stop_flag = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&stop_flag);
+    let gw_port = gw.port();
+    let poller = std::thread::spawn(move || {
+        wait_for_200(gw_port, "/ready", POLL, Duration::from_secs(30), || {
+            flag.load(Ordering::Relaxed)
+        })
+    });
+    let watch = Watch::start(kind, port, Duration::from_secs(30));
+    start_server();
+    let up = watch.join();
+    let ready = poller.join().ok().flatten();
+    stop_flag.store(true, Ordering::Relaxed);
+    let (Some(up), Some(ready)) = (up, ready) else {
+        panic!(
+            "no reaction measured (up {up:?}, ready {ready:?}):\n{}",
+            gw.output()
+        );
+    };
+    // The successful attempt began one interval after the last failure.
+    let lines = log_lines(&gw);
+    let last_fail = failed_attempts(&lines, label)
+        .into_iter()
+        .map(|l| l.at)
+        .filter(|at| *at < ready)
+        .max();
+    let work = last_fail.map_or(f64::NAN, |at| {
+        ms(ready.saturating_duration_since(at)) - INTERVAL_MS as f64
+    });
+    stop(&gw);
+    let reaction = if ready >= up {
+        ms(ready - up)
+    } else {
+        -ms(up - ready)
+    };
+    (reaction, work)
+}
+
+fn reaction(plan: &Plan, deps: &Deps, report: &mut Report) {
+    let interval = INTERVAL_MS.to_string();
+    println!(
+        "\n[2] reaction time: dependency accepts sessions (protocol probe every 1-2 ms) -> \
+         /ready 200 (poll every 1 ms), retry interval {INTERVAL_MS} ms, {} runs each",
+        plan.reaction_runs
+    );
+    let runs = plan.reaction_runs;
+    // Spread the start over the retry cycle.
+    let phase = |run: usize| Duration::from_millis(150 + (run * 200 / runs.max(1)) as u64);
+
+    let mut late_pg = Postgres::reserve();
+    let pg_port = late_pg.port();
+    let env_pg = [
+        ("DATABASE_URL", late_pg.url()),
+        ("DB_RETRY_INTERVAL_MS", interval.clone()),
+        ("DB_MAX_RETRIES", "1000".into()),
+        ("CACHE_TYPE", "redis".into()),
+        ("REDIS_URL", deps.redis_url.clone()),
+    ];
+    let (mut pg_reaction, mut pg_work) = (Vec::new(), Vec::new());
+    for run in 0..runs {
+        let (r, w) = one_reaction(
+            Kind::Postgres,
+            &env_pg,
+            &mut || late_pg.start_server(),
+            pg_port,
+            phase(run),
+        );
+        late_pg.stop();
+        println!(
+            "  PostgreSQL run {}: {r:.1} ms (successful attempt start -> 200: {w:.1} ms)",
+            run + 1
+        );
+        flush();
+        pg_reaction.push(r);
+        pg_work.push(w);
+    }
+    drop(late_pg);
+
+    let mut late_redis = Redis::reserve();
+    let redis_port = late_redis.port();
+    let env_redis = [
+        ("DATABASE_URL", deps.pg_url.clone()),
+        ("CACHE_TYPE", "redis".into()),
+        ("REDIS_URL", late_redis.url()),
+        ("REDIS_RETRY_INTERVAL_MS", interval.clone()),
+        ("REDIS_MAX_RETRIES", "1000".into()),
+    ];
+    let (mut redis_reaction, mut redis_work) = (Vec::new(), Vec::new());
+    for run in 0..runs {
+        let (r, w) = one_reaction(
+            Kind::Redis,
+            &env_redis,
+            &mut || late_redis.start_server(),
+            redis_port,
+            phase(run),
+        );
+        late_redis.stop();
+        println!(
+            "  Redis run {}: {r:.1} ms (successful attempt start -> 200: {w:.1} ms)",
+            run + 1
+        );
+        flush();
+        redis_reaction.push(r);
+        redis_work.push(w);
+    }
+    let limit = INTERVAL_MS as f64 + 50.0;
+    for (name, reaction, work) in [
+        ("PostgreSQL", &pg_reaction, &pg_work),
+        ("Redis", &redis_reaction, &redis_work),
+    ] {
+        report.check(
+            &format!("2. Reaction, {name} late (max; min/med/max)"),
+            format!("{:.1} ms ({})", max(reaction), spread(reaction)),
+            format!(
+                "interval {INTERVAL_MS} ms; successful attempt start -> 200: {:.1} ms median",
+                median(work)
+            ),
+            "<= interval + 50 ms",
+            Some(max(reaction) <= limit),
+        );
+    }
+}
+
+// ---- 2b. schedule accuracy ------------------------------------------------------
+
+fn schedule(report: &mut Report) {
+    println!(
+        "\n[2b] schedule accuracy: 21 refused attempts {INTERVAL_MS} ms apart = 20 gaps, \
+         per dependency"
+    );
+    let interval = INTERVAL_MS.to_string();
+    let closed = free_port();
+    let runs = [
+        (
+            "DB",
+            "database",
+            vec![
+                (
+                    "DATABASE_URL",
+                    format!("postgres://postgres@127.0.0.1:{closed}/postgres"),
+                ),
+                ("DB_RETRY_INTERVAL_MS", interval.clone()),
+                ("DB_MAX_RETRIES", "21".into()),
+                ("CACHE_TYPE", "memory".into()),
+            ],
+        ),
+        (
+            "Redis",
+            "cache",
+            vec![
+                ("DATABASE_URL", "sqlite://bench.db".into()),
+                ("CACHE_TYPE", "redis".into()),
+                ("REDIS_URL", format!("redis://127.0.0.1:{closed}/0")),
+                ("REDIS_RETRY_INTERVAL_MS", interval.clone()),
+                ("REDIS_MAX_RETRIES", "21".into()),
+            ],
+        ),
+    ];
+    let mut overheads = Vec::new();
+    for (label, dependency, env) in runs {
+        let gw = gateway(&env);
+        let code = gw.wait_exit(Duration::from_secs(20));
+        let lines = log_lines(&gw);
+        let attempts: Vec<&LogLine> = failed_attempts(&lines, label)
+            .into_iter()
+            .filter(|l| l.dependency.as_deref() == Some(dependency))
+            .collect();
+        if code != Some(69) || attempts.len() != 21 {
+            panic!(
+                "expected 21 failed attempts and exit 69, got {} and {code:?}:\n{}",
+                attempts.len(),
+                gw.output()
+            );
+        }
+        let gaps: Vec<f64> = attempts.windows(2).map(|w| ms(w[1].at - w[0].at)).collect();
+        let json_gaps: Vec<f64> = attempts
+            .windows(2)
+            .map(|w| w[1].wall_ms - w[0].wall_ms)
+            .collect();
+        let nominal = INTERVAL_MS as f64;
+        let devs: Vec<f64> = gaps.iter().map(|g| (g - nominal).abs()).collect();
+        let lag = ms(attempts[20].at - attempts[0].at) - 20.0 * nominal;
+        let s = slope(&gaps);
+        overheads.push(mean(&gaps) - nominal);
+        println!(
+            "  {label}: gaps (ms) {}",
+            gaps.iter()
+                .map(|g| format!("{g:.1}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+        println!(
+            "  {label}: from the JSON timestamps (1 ms resolution): mean {:.2} ms, max \
+             deviation {:.0} ms",
+            mean(&json_gaps),
+            max(&json_gaps
+                .iter()
+                .map(|g| (g - nominal).abs())
+                .collect::<Vec<_>>())
+        );
+        report.check(
+            &format!("2. Schedule, {label}: 20 gaps (mean; max deviation; slope)"),
+            format!(
+                "mean {:.2} ms; max dev {:.2} ms; slope {:+.3} ms/attempt",
+                mean(&gaps),
+                max(&devs),
+                s
+            ),
+            format!("interval {INTERVAL_MS} ms; lag after 20 gaps {lag:.1} ms"),
+            "dev <= 20 ms, abs(slope) <= 0.25 ms/attempt",
+            Some(max(&devs) <= 20.0 && s.abs() <= 0.25),
+        );
+    }
+    report.gap_overhead = Some(mean(&overheads));
+}
+
+// ---- 3 + 4. probe cost and memory -------------------------------------------
+
+/// Requests per second of `path` on both servers, measured in pairs (the
+/// gateway and the floor back to back, in alternating order), so that slow
+/// drifts of the machine cancel out in each pair's ratio.
+struct Paired {
+    gateway: Vec<f64>,
+    floor: Vec<f64>,
+    ratios: Vec<f64>,
+}
+
+fn paired(
+    pairs: usize,
+    servers: [u16; 2],
+    mut measure: impl FnMut(u16) -> f64,
+    mut each: impl FnMut(usize, &str, f64),
+) -> Paired {
+    let mut p = Paired {
+        gateway: Vec::new(),
+        floor: Vec::new(),
+        ratios: Vec::new(),
+    };
+    for pair in 0..pairs {
+        let (g, f) = if pair % 2 == 0 {
+            let g = measure(servers[0]);
+            (g, measure(servers[1]))
+        } else {
+            let f = measure(servers[1]);
+            (measure(servers[0]), f)
+        };
+        each(pair, "gateway", g);
+        each(pair, "floor", f);
+        p.gateway.push(g);
+        p.floor.push(f);
+        p.ratios.push(g / f);
+    }
+    p
+}
+
+/// `wrk -t2 -c8 -d<secs>s URL`: requests/s and the non-2xx answers plus
+/// socket errors; `None` when wrk cannot be run.
+fn wrk(port: u16, path: &str, secs: u64) -> Option<(f64, u64)> {
+    let out = std::process::Command::new("wrk")
+        .args(["-t2", "-c8", &format!("-d{secs}s")])
+        .arg(format!("http://127.0.0.1:{port}{path}"))
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let rps = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse().ok())?;
+    let non_2xx: u64 = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Non-2xx or 3xx responses:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    let socket_errors: u64 = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Socket errors:"))
+        .map(|v| {
+            v.split(',')
+                .filter_map(|kv| kv.split_whitespace().nth(1)?.parse::<u64>().ok())
+                .sum()
+        })
+        .unwrap_or(0);
+    Some((rps, non_2xx + socket_errors))
+}
+
+/// Nanoseconds per call of `f` (median of 5 batches of `n`).
+fn ns_per_call(n: u32, mut f: impl FnMut()) -> f64 {
+    let mut batches = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        for _ in 0..n {
+            f();
+        }
+        batches.push(t.elapsed().as_secs_f64() * 1e9 / f64::from(n));
+    }
+    median(&batches)
+}
+
+/// In-process costs behind `/ready` and the request counter, on this
+/// thread, from the library's own types: what the gateway does per request
+/// that the floor does not.
+fn in_process(report: &mut Report) {
+    use readygate::status::{Dependency, Health, State};
+    use std::hint::black_box;
+    let health = Health::default();
+    health.register(Dependency::Database, "postgres");
+    health.register(Dependency::Cache, "redis");
+    health.set_state(Dependency::Database, State::Up);
+    health.set_state(Dependency::Cache, State::Up);
+    let body = ns_per_call(200_000, || {
+        let report = health.report();
+        black_box(serde_json::to_vec(&report).map(|v| v.len()).unwrap_or(0));
+    });
+    let snapshot = ns_per_call(200_000, || {
+        black_box(health.report());
+    });
+    let prebuilt = health.report();
+    let json = ns_per_call(200_000, || {
+        black_box(serde_json::to_vec(&prebuilt).map(|v| v.len()).unwrap_or(0));
+    });
+    let counter = ns_per_call(200_000, || {
+        health.metrics().request(black_box("/ready"), 200);
+    });
+    report.note(format!(
+        "In-process (one thread): building and serialising the /ready report costs {body:.0} \
+         ns per request (Health::report() {snapshot:.0} ns, JSON {json:.0} ns) and counting a \
+         request in readygate_http_requests_total {counter:.0} ns; the floor's /ready clones a \
+         static buffer."
+    ));
+}
+
+fn probe_cost(plan: &Plan, deps: &Deps, report: &mut Report) {
+    println!(
+        "\n[3] probe cost: closed-loop keep-alive load from this harness, {} threads x {} \
+         connections, {} pairs of {} s (gateway and floor back to back) per endpoint; [4] \
+         memory (VmRSS)",
+        plan.load_threads,
+        plan.load_per_thread,
+        plan.load_pairs,
+        plan.load_slice.as_secs_f64()
+    );
+    let gw = gateway_with_deps(deps);
+    time_to_ready(&gw).unwrap_or_else(|| panic!("gateway not ready:\n{}", gw.output()));
+    let body = get_once(gw.port(), "/ready")
+        .map(|(_, b)| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    let floor = floor_server(Some(&body));
+    time_to_ready(&floor).unwrap_or_else(|| panic!("floor not ready:\n{}", floor.output()));
+    std::thread::sleep(Duration::from_millis(200));
+    let rss = |p: &Gateway, field: &str| stats::proc_status_kib(p.pid(), field).unwrap_or(0);
+    let (gw_rss0, floor_rss0) = (rss(&gw, "VmRSS"), rss(&floor, "VmRSS"));
+    println!(
+        "  RSS after start-up: gateway {:.1} MiB, floor {:.1} MiB; /ready body {} bytes \
+         (the floor sends the same bytes)",
+        kib_to_mib(gw_rss0),
+        kib_to_mib(floor_rss0),
+        body.len()
+    );
+
+    let servers = [gw.port(), floor.port()];
+    let paths = ["/ready", "/health"];
+    // Warm-up.
+    for port in servers {
+        for path in paths {
+            http::load(
+                port,
+                path,
+                plan.load_threads,
+                plan.load_per_thread,
+                Duration::from_millis(300),
+            );
+        }
+    }
+    let (mut bad, mut total) = (0, 0);
+    let mut results = Vec::new();
+    for path in paths {
+        let p = paired(
+            plan.load_pairs,
+            servers,
+            |port| {
+                let l = http::load(
+                    port,
+                    path,
+                    plan.load_threads,
+                    plan.load_per_thread,
+                    plan.load_slice,
+                );
+                bad += l.bad();
+                total += l.requests;
+                l.rps()
+            },
+            |pair, name, rps| {
+                println!("  {path} pair {} {name}: {rps:.0} req/s", pair + 1);
+                flush();
+            },
+        );
+        results.push((path, p));
+    }
+    in_process(report);
+    let gw_rss1 = rss(&gw, "VmRSS");
+    let gw_hwm = rss(&gw, "VmHWM");
+    let floor_rss1 = rss(&floor, "VmRSS");
+    for ((path, p), target) in results.iter().zip([0.8, 0.9]) {
+        report.check(
+            &format!("3. Probe cost {path} (medians; pair ratios min/med/max)"),
+            format!(
+                "{:.0} req/s = {:.2}x ({:.2} / {:.2} / {:.2})",
+                median(&p.gateway),
+                median(&p.ratios),
+                stats::min(&p.ratios),
+                median(&p.ratios),
+                max(&p.ratios)
+            ),
+            format!("floor {:.0} req/s", median(&p.floor)),
+            &format!(">= {target}x, no error answers"),
+            Some(median(&p.ratios) >= target && bad == 0),
+        );
+    }
+    report.note(format!(
+        "Probe cost: {total} requests from the harness's client, {bad} error answers or \
+         connection errors."
+    ));
+
+    // Cross-check with wrk (C, epoll), when installed.
+    if wrk(servers[0], "/health", 1).is_none() {
+        report.note(
+            "wrk cross-check skipped: `wrk` is not installed (Debian/Ubuntu: \
+             `apt-get install wrk`)."
+                .to_owned(),
+        );
+    } else {
+        println!(
+            "  cross-check with wrk -t2 -c8, {} pairs of 1 s",
+            plan.wrk_pairs
+        );
+        let mut wrk_bad = 0;
+        for path in paths {
+            let p = paired(
+                plan.wrk_pairs,
+                servers,
+                |port| match wrk(port, path, 1) {
+                    Some((rps, errors)) => {
+                        wrk_bad += errors;
+                        rps
+                    }
+                    None => f64::NAN,
+                },
+                |pair, name, rps| println!("  wrk {path} pair {} {name}: {rps:.0} req/s", pair + 1),
+            );
+            report.check(
+                &format!("3. Probe cost {path}, wrk cross-check (medians; pair ratios)"),
+                format!(
+                    "{:.0} req/s = {:.2}x ({:.2} / {:.2} / {:.2})",
+                    median(&p.gateway),
+                    median(&p.ratios),
+                    stats::min(&p.ratios),
+                    median(&p.ratios),
+                    max(&p.ratios)
+                ),
+                format!("floor {:.0} req/s", median(&p.floor)),
+                "(cross-check of the row above)",
+                None,
+            );
+        }
+        report.note(format!(
+            "wrk cross-check: {wrk_bad} non-2xx answers or socket errors."
+        ));
+    }
+    stop(&gw);
+    stop(&floor);
+
+    let limit = 32.0;
+    report.check(
+        "4. Memory after start-up (VmRSS)",
+        format!("{:.1} MiB", kib_to_mib(gw_rss0)),
+        format!("floor {:.1} MiB", kib_to_mib(floor_rss0)),
+        "< 32 MiB",
+        Some(kib_to_mib(gw_rss0) < limit),
+    );
+    report.check(
+        "4. Memory after the load (VmRSS; peak VmHWM)",
+        format!(
+            "{:.1} MiB (peak {:.1} MiB)",
+            kib_to_mib(gw_rss1),
+            kib_to_mib(gw_hwm)
+        ),
+        format!("floor {:.1} MiB", kib_to_mib(floor_rss1)),
+        "< 32 MiB",
+        Some(kib_to_mib(gw_rss1) < limit && kib_to_mib(gw_hwm) < limit),
+    );
+}
+
+// ---- 5. shutdown ------------------------------------------------------------------
+
+fn shutdown(plan: &Plan, deps: &Deps, report: &mut Report) {
+    println!(
+        "\n[5] shutdown: SIGTERM -> exit, {} runs each",
+        plan.shutdown_runs
+    );
+    let runs = plan.shutdown_runs;
+    let closed = free_port();
+    let mut waiting = Vec::new();
+    for run in 0..runs {
+        let gw = gateway(&[
+            (
+                "DATABASE_URL",
+                format!("postgres://postgres@127.0.0.1:{closed}/postgres"),
+            ),
+            ("DB_RETRY_INTERVAL_MS", "2000".into()),
+            ("DB_MAX_RETRIES", "100".into()),
+        ]);
+        if gw
+            .wait_for_line("DB connection failed (attempt 1/", Duration::from_secs(10))
+            .is_none()
+        {
+            panic!("no failed attempt:\n{}", gw.output());
+        }
+        // Somewhere inside the 2 s wait.
+        std::thread::sleep(Duration::from_millis(
+            200 + (run * 1600 / runs.max(1)) as u64,
+        ));
+        let (t, code) = time_to_exit(&gw, Duration::from_secs(10))
+            .unwrap_or_else(|| panic!("no exit within 10 s after SIGTERM:\n{}", gw.output()));
+        println!(
+            "  during a retry wait, run {}: {t:.2} ms, exit {code:?}",
+            run + 1
+        );
+        waiting.push(if code == Some(0) { t } else { f64::INFINITY });
+    }
+    let mut serving = Vec::new();
+    let mut keepalive = Vec::new();
+    let mut floor_serving = Vec::new();
+    for run in 0..runs {
+        let gw = gateway_with_deps(deps);
+        time_to_ready(&gw).unwrap_or_else(|| panic!("not ready:\n{}", gw.output()));
+        let (t, code) = time_to_exit(&gw, Duration::from_secs(40))
+            .unwrap_or_else(|| panic!("no exit after SIGTERM:\n{}", gw.output()));
+        serving.push(if code == Some(0) { t } else { f64::INFINITY });
+
+        // With an idle keep-alive connection open (a load balancer's).
+        let gw = gateway_with_deps(deps);
+        time_to_ready(&gw).unwrap_or_else(|| panic!("not ready:\n{}", gw.output()));
+        let mut conn = Conn::connect(gw.port(), Duration::from_secs(1)).expect("connect");
+        let _ = conn.get("/health", false);
+        let (tk, code_k) = time_to_exit(&gw, Duration::from_secs(40))
+            .unwrap_or_else(|| panic!("no exit after SIGTERM:\n{}", gw.output()));
+        drop(conn);
+        keepalive.push(if code_k == Some(0) { tk } else { f64::INFINITY });
+
+        let f = floor_server(None);
+        time_to_ready(&f).unwrap_or_else(|| panic!("floor not ready:\n{}", f.output()));
+        let (tf, _) = time_to_exit(&f, Duration::from_secs(40)).unwrap_or((f64::NAN, None));
+        floor_serving.push(tf);
+        println!(
+            "  while serving, run {}: {t:.2} ms (exit {code:?}); with an idle keep-alive \
+             connection {tk:.2} ms (exit {code_k:?}); floor {tf:.2} ms",
+            run + 1
+        );
+        flush();
+    }
+    report.check(
+        "5. SIGTERM during a retry wait (max; min/med/max)",
+        format!("{:.2} ms ({})", max(&waiting), spread(&waiting)),
+        "-".into(),
+        "< 100 ms, exit 0",
+        Some(max(&waiting) < 100.0),
+    );
+    report.check(
+        "5. SIGTERM while serving (median; min/med/max)",
+        format!("{:.2} ms ({})", median(&serving), spread(&serving)),
+        format!(
+            "floor {:.2} ms ({})",
+            median(&floor_serving),
+            spread(&floor_serving)
+        ),
+        "exit 0 (no time target)",
+        Some(serving.iter().all(|t| t.is_finite())),
+    );
+    report.check(
+        "5. SIGTERM while serving, idle keep-alive connection open",
+        format!("{:.2} ms ({})", median(&keepalive), spread(&keepalive)),
+        "-".into(),
+        "exit 0 (no time target)",
+        Some(keepalive.iter().all(|t| t.is_finite())),
+    );
+}
+
+// ---- 6. herd ----------------------------------------------------------------------
+
+/// A PostgreSQL log line's timestamp (`log_line_prefix = '%m [%p] '`,
+/// `log_timezone = UTC`), ms since the epoch.
+fn pg_log_ms(line: &str) -> Option<f64> {
+    let stamp = line.get(..23)?;
+    humantime::parse_rfc3339_weak(stamp)
+        .ok()
+        .map(stats::epoch_ms)
+}
+
+/// The backend PID of a PostgreSQL log line (`... UTC [PID] ...`).
+fn pg_log_pid(line: &str) -> Option<u32> {
+    let rest = line.get(23..)?;
+    let open = rest.find('[')?;
+    let close = rest[open..].find(']')?;
+    rest[open + 1..open + close].parse().ok()
+}
+
+/// The most session set-ups in progress at once: per backend PID, from
+/// `connection received` to `connection authorized` or its FATAL refusal
+/// (millisecond resolution, both ends included).
+fn peak_setups(log: &str) -> usize {
+    let mut open: std::collections::HashMap<u32, f64> = Default::default();
+    let mut spans = Vec::new();
+    for line in log.lines() {
+        let (Some(t), Some(pid)) = (pg_log_ms(line), pg_log_pid(line)) else {
+            continue;
+        };
+        if line.contains("connection received: host=127.0.0.1") {
+            open.insert(pid, t);
+        } else if (line.contains("connection authorized") || line.contains("FATAL"))
+            && let Some(start) = open.remove(&pid)
+        {
+            spans.push((start, t));
+        }
+    }
+    spans.extend(open.into_values().map(|t| (t, t)));
+    let mut events: Vec<(f64, i32)> = spans
+        .iter()
+        .flat_map(|(a, b)| [(*a, 1), (*b, -1)])
+        .collect();
+    // At equal times, starts before ends: both ends included.
+    events.sort_by(|x, y| x.0.total_cmp(&y.0).then(y.1.cmp(&x.1)));
+    let (mut now, mut best) = (0i32, 0i32);
+    for (_, d) in events {
+        now += d;
+        best = best.max(now);
+    }
+    usize::try_from(best).unwrap_or(0)
+}
+
+struct HerdRun {
+    attempts: usize,
+    accepted: usize,
+    starting_up: usize,
+    peak_attempts_10ms: usize,
+    peak_attempts_100ms: usize,
+    peak_accepted_10ms: usize,
+    /// Most session set-ups (connection received -> authorized or refused,
+    /// per backend PID) in progress at once at PostgreSQL.
+    peak_setups: usize,
+    /// PostgreSQL ready (its log) -> last gateway Ready line.
+    all_ready_after_up: f64,
+    /// First spawn -> last gateway Ready line.
+    all_ready_after_spawn: f64,
+    ready_spread: f64,
+    spawn_spread: f64,
+    sessions_at_end: usize,
+    ready: usize,
+}
+
+fn herd_run(plan: &Plan, interval_ms: u64) -> HerdRun {
+    let mut pg = Postgres::reserve();
+    {
+        let conf = pg.data_dir().join("postgresql.conf");
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&conf)
+            .expect("open postgresql.conf");
+        writeln!(
+            f,
+            "\n# readygate herd benchmark\nlog_connections = on\nlog_timezone = 'UTC'\n\
+             log_line_prefix = '%m [%p] '\nmax_connections = 200"
+        )
+        .expect("append to postgresql.conf");
+    }
+    let env = [
+        ("DATABASE_URL", pg.url()),
+        ("DB_RETRY_INTERVAL_MS", interval_ms.to_string()),
+        ("DB_MAX_RETRIES", "1000".to_owned()),
+        ("CACHE_TYPE", "memory".to_owned()),
+    ];
+    let builders: Vec<_> = (0..plan.herd_size)
+        .map(|_| {
+            let mut b = Gateway::builder().env("LOG_FORMAT", "json");
+            for (k, v) in &env {
+                b = b.env(*k, v.clone());
+            }
+            b
+        })
+        .collect();
+    let t0 = Instant::now();
+    let wall0 = stats::epoch_ms(SystemTime::now());
+    let gws: Vec<Gateway> = builders.into_iter().map(|b| b.spawn()).collect();
+    let spawn_spread = ms(gws[gws.len() - 1].started_at() - gws[0].started_at());
+    std::thread::sleep(plan.herd_late.saturating_sub(t0.elapsed()));
+    pg.start_server();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for gw in &gws {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let _ = gw.wait_for_line("\"Ready:", left);
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let sessions_at_end = pg
+        .psql("SELECT count(*) FROM pg_stat_activity WHERE client_addr IS NOT NULL")
+        .trim()
+        .parse()
+        .unwrap_or(0);
+    let mut attempts_ms = Vec::new();
+    let mut ready_ms = Vec::new();
+    for gw in &gws {
+        let lines = log_lines(gw);
+        attempts_ms.extend(failed_attempts(&lines, "DB").iter().map(|l| l.wall_ms));
+        if let Some(r) = lines.iter().find(|l| l.message.starts_with("Ready:")) {
+            ready_ms.push(r.wall_ms);
+            attempts_ms.push(r.wall_ms);
+        }
+    }
+    for gw in &gws {
+        gw.signal(Signal::SIGTERM);
+    }
+    for gw in &gws {
+        let _ = gw.wait_exit_status(Duration::from_secs(5));
+    }
+    let log = pg.log();
+    let kept = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!(
+        "target/readygate-bench/herd-postgres-{interval_ms}ms.log"
+    ));
+    if kept
+        .parent()
+        .is_some_and(|d| std::fs::create_dir_all(d).is_ok())
+    {
+        let _ = std::fs::write(&kept, &log);
+    }
+    let up_ms = log
+        .lines()
+        .find(|l| l.contains("database system is ready to accept connections"))
+        .and_then(pg_log_ms)
+        .unwrap_or(f64::NAN);
+    let accepted: Vec<f64> = log
+        .lines()
+        .filter(|l| l.contains("connection received: host=127.0.0.1"))
+        .filter_map(pg_log_ms)
+        .collect();
+    // Refused while starting up: only the TCP sessions (the support code's
+    // pg_isready polls over the unix socket are refused too).
+    let tcp_pids: std::collections::HashSet<u32> = log
+        .lines()
+        .filter(|l| l.contains("connection received: host=127.0.0.1"))
+        .filter_map(pg_log_pid)
+        .collect();
+    let starting_up = log
+        .lines()
+        .filter(|l| l.contains("the database system is starting up"))
+        .filter_map(pg_log_pid)
+        .filter(|pid| tcp_pids.contains(pid))
+        .count();
+    let last_ready = max(&ready_ms);
+    HerdRun {
+        attempts: attempts_ms.len(),
+        accepted: accepted.len(),
+        starting_up,
+        peak_attempts_10ms: peak_in_window(&attempts_ms, 10.0),
+        peak_attempts_100ms: peak_in_window(&attempts_ms, 100.0),
+        peak_accepted_10ms: peak_in_window(&accepted, 10.0),
+        peak_setups: peak_setups(&log),
+        all_ready_after_up: last_ready - up_ms,
+        all_ready_after_spawn: last_ready - wall0,
+        ready_spread: last_ready - stats::min(&ready_ms),
+        spawn_spread,
+        sessions_at_end,
+        ready: ready_ms.len(),
+    }
+}
+
+fn herd(plan: &Plan, report: &mut Report) {
+    println!(
+        "\n[6] herd: {} gateways spawned at once, one PostgreSQL up {} s later \
+         (log_connections=on)",
+        plan.herd_size,
+        plan.herd_late.as_secs_f64()
+    );
+    let mut configs = vec![INTERVAL_MS; plan.herd_runs];
+    configs.push(2000);
+    let mut by_interval: std::collections::BTreeMap<u64, Vec<HerdRun>> = Default::default();
+    for interval in configs {
+        let r = herd_run(plan, interval);
+        println!(
+            "  interval {interval} ms: {}/{} ready; {} attempts, {} TCP connections reached \
+             PostgreSQL ({} refused 57P03); peak {} attempts / 10 ms and {} / 100 ms (gateways' \
+             logs); peak {} connections / 10 ms and {} concurrent session set-ups (PostgreSQL \
+             log); all ready {:.0} ms after PostgreSQL was up \
+             ({:.0} ms after the first spawn; Ready lines spread over {:.0} ms); spawn spread \
+             {:.0} ms; {} sessions at the end",
+            r.ready,
+            plan.herd_size,
+            r.attempts,
+            r.accepted,
+            r.starting_up,
+            r.peak_attempts_10ms,
+            r.peak_attempts_100ms,
+            r.peak_accepted_10ms,
+            r.peak_setups,
+            r.all_ready_after_up,
+            r.all_ready_after_spawn,
+            r.ready_spread,
+            r.spawn_spread,
+            r.sessions_at_end
+        );
+        flush();
+        by_interval.entry(interval).or_default().push(r);
+    }
+    for (interval, runs) in &by_interval {
+        let pick = |f: &dyn Fn(&HerdRun) -> f64| median(&runs.iter().map(f).collect::<Vec<_>>());
+        let ok = runs.iter().all(|r| r.ready == plan.herd_size);
+        report.check(
+            &format!(
+                "6. Herd, {} gateways, interval {interval} ms ({} run{}; medians)",
+                plan.herd_size,
+                runs.len(),
+                if runs.len() == 1 { "" } else { "s" }
+            ),
+            format!(
+                "{:.0} connection attempts, {:.0} reached PostgreSQL ({:.0} refused 57P03); \
+                 peak {:.0} attempts/10 ms, {:.0}/100 ms; peak {:.0} concurrent set-ups at \
+                 PostgreSQL; all ready {:.0} ms after PostgreSQL up",
+                pick(&|r| r.attempts as f64),
+                pick(&|r| r.accepted as f64),
+                pick(&|r| r.starting_up as f64),
+                pick(&|r| r.peak_attempts_10ms as f64),
+                pick(&|r| r.peak_attempts_100ms as f64),
+                pick(&|r| r.peak_setups as f64),
+                pick(&|r| r.all_ready_after_up)
+            ),
+            format!(
+                "spawn spread {:.0} ms; Ready lines spread over {:.0} ms",
+                pick(&|r| r.spawn_spread),
+                pick(&|r| r.ready_spread)
+            ),
+            "all ready (no time target)",
+            Some(ok),
+        );
+    }
+}
+
+// ---- timeline chart ---------------------------------------------------------------
+
+fn timeline(report: &mut Report) {
+    println!(
+        "\n[timeline] one start-up with both dependencies late: Redis at ~0.5 s, PostgreSQL \
+         at ~1 s, interval {INTERVAL_MS} ms"
+    );
+    let mut late_pg = Postgres::reserve();
+    let mut late_redis = Redis::reserve();
+    let interval = INTERVAL_MS.to_string();
+    let gw = gateway(&[
+        ("DATABASE_URL", late_pg.url()),
+        ("DB_RETRY_INTERVAL_MS", interval.clone()),
+        ("DB_MAX_RETRIES", "100".into()),
+        ("CACHE_TYPE", "redis".into()),
+        ("REDIS_URL", late_redis.url()),
+        ("REDIS_RETRY_INTERVAL_MS", interval.clone()),
+        ("REDIS_MAX_RETRIES", "100".into()),
+        ("LOG_LEVEL", "debug".into()),
+    ]);
+    let t0 = gw.started_at();
+    let gw_port = gw.port();
+    let poller = std::thread::spawn(move || {
+        wait_for_200(gw_port, "/ready", POLL, Duration::from_secs(30), || false)
+    });
+    let redis_watch = Watch::start(Kind::Redis, late_redis.port(), Duration::from_secs(30));
+    let pg_watch = Watch::start(Kind::Postgres, late_pg.port(), Duration::from_secs(30));
+    std::thread::sleep(Duration::from_millis(500).saturating_sub(t0.elapsed()));
+    late_redis.start_server();
+    std::thread::sleep(Duration::from_millis(1000).saturating_sub(t0.elapsed()));
+    late_pg.start_server();
+    let redis_up = redis_watch.join();
+    let pg_up = pg_watch.join();
+    let first_200 = poller.join().ok().flatten();
+    let lines = log_lines(&gw);
+    stop(&gw);
+    let at = |i: Instant| ms(i.saturating_duration_since(t0));
+    let lane = |name: &str, label: &str, dependency: &str, up: Option<Instant>, what: &str| {
+        let attempts = lines
+            .iter()
+            .filter(|l| l.dependency.as_deref() == Some(dependency))
+            .filter_map(|l| {
+                if l.message.starts_with(&format!("{label} connection failed")) {
+                    Some((at(l.at), false))
+                } else if l.message.starts_with(&format!("{label} connection ready")) {
+                    Some((at(l.at), true))
+                } else {
+                    None
+                }
+            })
+            .collect::<Vec<_>>();
+        svg::Lane {
+            name: name.to_owned(),
+            attempts,
+            up: up.map(at),
+            up_label: up.map_or(String::new(), |u| {
+                format!("{what} accepts at {:.0} ms", at(u))
+            }),
+        }
+    };
+    let ready_line = lines
+        .iter()
+        .find(|l| l.message.starts_with("Ready:"))
+        .map_or(f64::NAN, |l| at(l.at));
+    let first_200 = first_200.map_or(f64::NAN, at);
+    let chart = svg::Timeline {
+        title: "readygate start-up timeline (one run)".into(),
+        subtitle: format!(
+            "PostgreSQL and Redis start late; both retried every {INTERVAL_MS} ms; markers are \
+             log lines (attempt ends)\n{}",
+            stats::machine()
+        ),
+        lanes: vec![
+            lane(
+                "database (PostgreSQL)",
+                "DB",
+                "database",
+                pg_up,
+                "PostgreSQL",
+            ),
+            lane("cache (Redis)", "Redis", "cache", redis_up, "Redis"),
+        ],
+        ready_line,
+        first_200,
+    };
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/startup-timeline.svg");
+    match std::fs::write(&path, svg::render(&chart)) {
+        Ok(()) => println!("  chart written to {}", path.display()),
+        Err(e) => println!("  cannot write {}: {e}", path.display()),
+    }
+    let pg_up_ms = pg_up.map_or(f64::NAN, at);
+    report.note(format!(
+        "Timeline run (benches/startup-timeline.svg): Redis accepting at {:.0} ms, PostgreSQL \
+         at {pg_up_ms:.0} ms, Ready line at {ready_line:.0} ms, first /ready 200 at \
+         {first_200:.0} ms ({:.0} ms after the later dependency).",
+        redis_up.map_or(f64::NAN, at),
+        first_200 - pg_up_ms
+    ));
+}
+
+// ---- 7. the alternatives, on paper ---------------------------------------------------
+
+/// Spawn to exit of readygate making one refused attempt (`DB_MAX_RETRIES=1`).
+fn fail_fast_ms() -> f64 {
+    let closed = free_port();
+    let mut v = Vec::new();
+    for _ in 0..5 {
+        let gw = gateway(&[
+            (
+                "DATABASE_URL",
+                format!("postgres://postgres@127.0.0.1:{closed}/postgres"),
+            ),
+            ("DB_MAX_RETRIES", "1".into()),
+        ]);
+        if gw.wait_exit_status(Duration::from_secs(10)).is_some() {
+            v.push(ms(Instant::now() - gw.started_at()));
+        }
+    }
+    median(&v)
+}
+
+/// One `pg_isready -t 1` against a closed port (what a wait script runs
+/// each second).
+fn poll_cost_ms() -> f64 {
+    let closed = free_port();
+    let mut v = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        let _ = crate::support::postgres::pg_isready(closed);
+        v.push(ms(t.elapsed()));
+    }
+    median(&v)
+}
+
+fn on_paper(report: &mut Report) {
+    println!("\n[7] the alternatives on paper: PostgreSQL accepting T s after start");
+    let m = Measured {
+        startup: report.startup_median.unwrap_or(f64::NAN),
+        gap_overhead: report.gap_overhead.unwrap_or(0.0),
+        fail_fast: fail_fast_ms(),
+        poll_cost: poll_cost_ms(),
+    };
+    if m.startup.is_nan() {
+        println!("  (the startup section did not run: start-up to ready counted as 0)");
+    }
+    let m = Measured {
+        startup: if m.startup.is_nan() { 0.0 } else { m.startup },
+        ..m
+    };
+    println!(
+        "  inputs: start-up to ready {:.1} ms, gap overhead {:.2} ms, fail-fast run {:.1} ms, \
+         one pg_isready poll {:.1} ms",
+        m.startup, m.gap_overhead, m.fail_fast, m.poll_cost
+    );
+    let strategies = [
+        (
+            "readygate, 20 x 2000 ms",
+            Strategy::Retries {
+                attempts: 20,
+                interval: 2000.0,
+            },
+        ),
+        (
+            "readygate, 300 x 200 ms",
+            Strategy::Retries {
+                attempts: 300,
+                interval: 200.0,
+            },
+        ),
+        (
+            "fail-fast process (1 attempt) under CrashLoopBackOff",
+            Strategy::RetriesUnderCrashLoop {
+                attempts: 1,
+                interval: 0.0,
+            },
+        ),
+        (
+            "readygate defaults (3 x 2000 ms) under CrashLoopBackOff",
+            Strategy::RetriesUnderCrashLoop {
+                attempts: 3,
+                interval: 2000.0,
+            },
+        ),
+        (
+            "wait script polling pg_isready every 1 s",
+            Strategy::WaitScript { period: 1000.0 },
+        ),
+    ];
+    for (name, strategy) in strategies {
+        let fmt = |t: f64| {
+            paper::ready_at(strategy, t, m)
+                .map_or("never".to_owned(), |r| format!("{:.2} s", r / 1000.0))
+        };
+        let (mean_delay, worst) = paper::delay_stats(strategy, 29_000.0, 2_000.0, m);
+        report.check(
+            &format!("7. {name}"),
+            format!("ready at {} (T = 30 s)", fmt(30_000.0)),
+            format!(
+                "T = 30.5 s: {}; T = 31 s: {}; T in [29, 31) s: mean delay {:.2} s, worst {:.2} s",
+                fmt(30_500.0),
+                fmt(31_000.0),
+                mean_delay / 1000.0,
+                worst / 1000.0
+            ),
+            "on paper",
+            None,
+        );
+    }
+}
