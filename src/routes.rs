@@ -25,12 +25,13 @@ async fn liveness() -> impl Responder {
 /// dependency with its state.
 #[get("/ready")]
 async fn readiness(health: web::Data<Health>) -> impl Responder {
-    let report = health.report();
-    if report.is_ready() {
-        HttpResponse::Ok().json(report)
+    let (ready, body) = health.ready_answer();
+    let mut response = if ready {
+        HttpResponse::Ok()
     } else {
-        HttpResponse::ServiceUnavailable().json(report)
-    }
+        HttpResponse::ServiceUnavailable()
+    };
+    response.content_type("application/json").body(body)
 }
 
 #[get("/metrics")]

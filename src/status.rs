@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
+use actix_web::web::Bytes;
 use serde::Serialize;
 
 use crate::metrics::{AttemptLabels, DependencyLabels, Metrics};
@@ -69,10 +70,43 @@ impl ReadyReport {
     }
 }
 
-/// Shared, cheap to clone: the state map plus the metrics it drives.
+/// The state map and the `/ready` answer rendered from it. The answer is
+/// rendered when the state changes, not per request: probes then cost a
+/// read lock and a reference count.
+#[derive(Default)]
+struct Published {
+    states: BTreeMap<Dependency, DependencyStatus>,
+    ready: bool,
+    body: Bytes,
+}
+
+impl Published {
+    fn report(&self) -> ReadyReport {
+        let dependencies: BTreeMap<_, _> = self
+            .states
+            .iter()
+            .map(|(d, s)| (d.name(), s.clone()))
+            .collect();
+        let ready = dependencies.values().all(|s| s.state == State::Up);
+        ReadyReport {
+            status: if ready { "ready" } else { "not_ready" },
+            dependencies,
+        }
+    }
+
+    fn render(&mut self) {
+        let report = self.report();
+        self.ready = report.is_ready();
+        self.body = serde_json::to_vec(&report)
+            .map(Bytes::from)
+            .unwrap_or_default();
+    }
+}
+
+/// Shared, cheap to clone: the published state plus the metrics it drives.
 #[derive(Clone, Default)]
 pub struct Health {
-    states: Arc<RwLock<BTreeMap<Dependency, DependencyStatus>>>,
+    published: Arc<RwLock<Published>>,
     metrics: Arc<Metrics>,
 }
 
@@ -82,10 +116,11 @@ impl Health {
     }
 
     fn update(&self, dependency: Dependency, f: impl FnOnce(&mut DependencyStatus)) {
-        if let Ok(mut states) = self.states.write()
-            && let Some(status) = states.get_mut(&dependency)
+        if let Ok(mut published) = self.published.write()
+            && let Some(status) = published.states.get_mut(&dependency)
         {
             f(status);
+            published.render();
         }
     }
 
@@ -97,8 +132,8 @@ impl Health {
 
     /// A new dependency, `connecting`.
     pub fn register(&self, dependency: Dependency, backend: &'static str) {
-        if let Ok(mut states) = self.states.write() {
-            states.insert(
+        if let Ok(mut published) = self.published.write() {
+            published.states.insert(
                 dependency,
                 DependencyStatus {
                     backend,
@@ -108,6 +143,7 @@ impl Health {
                     last_error: None,
                 },
             );
+            published.render();
         }
         self.metrics
             .dependency_up
@@ -162,16 +198,22 @@ impl Health {
     }
 
     pub fn report(&self) -> ReadyReport {
-        let dependencies: BTreeMap<_, _> = self
-            .states
+        self.published
             .read()
-            .map(|states| states.iter().map(|(d, s)| (d.name(), s.clone())).collect())
-            .unwrap_or_default();
-        let ready = dependencies.values().all(|s| s.state == State::Up);
-        ReadyReport {
-            status: if ready { "ready" } else { "not_ready" },
-            dependencies,
-        }
+            .map(|p| p.report())
+            .unwrap_or_else(|_| ReadyReport {
+                status: "not_ready",
+                dependencies: BTreeMap::new(),
+            })
+    }
+
+    /// The `/ready` answer as rendered at the last change: whether every
+    /// dependency is up, and the JSON body.
+    pub fn ready_answer(&self) -> (bool, Bytes) {
+        self.published
+            .read()
+            .map(|p| (p.ready, p.body.clone()))
+            .unwrap_or_default()
     }
 }
 
@@ -198,6 +240,11 @@ mod tests {
             r.dependencies["cache"].last_error.as_deref(),
             Some("connection refused")
         );
+        let (ready, body) = h.ready_answer();
+        assert!(!ready);
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["dependencies"]["cache"]["state"], "down");
+        assert_eq!(body["dependencies"]["cache"]["consecutive_failures"], 1);
     }
 
     #[test]
