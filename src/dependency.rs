@@ -8,16 +8,14 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
-use crate::connector::{Connector, PostgresConnector, RedisConnector, SqliteConnector};
+use crate::connector::{Connector, PostgresConnector, RedisConnector};
 use crate::error::{ConnectError, ErrorClass};
 use crate::handles::Connected;
 use crate::retry::{CauseTally, Next, RetryPolicy, Seconds};
 use crate::status::{Dependency, Health, State};
 
-/// The database actor: PostgreSQL or SQLite.
+/// The database actor: PostgreSQL, or SQLite with `DbActor<SqliteConnector>`.
 pub type DbActor<C = PostgresConnector> = DependencyActor<C>;
-/// The SQLite flavour of [`DbActor`].
-pub type SqliteDbActor = DependencyActor<SqliteConnector>;
 /// The cache actor: Redis.
 pub type CacheActor = DependencyActor<RedisConnector>;
 
@@ -28,7 +26,6 @@ pub enum DependencyReport {
     Ready {
         dependency: Dependency,
         handle: Connected,
-        attempts: u32,
     },
     GaveUp(StartupFailure),
 }
@@ -159,7 +156,6 @@ impl<C: Connector> DependencyActor<C> {
                 self.supervisor.do_send(DependencyReport::Ready {
                     dependency,
                     handle: C::share(&handle),
-                    attempts: attempt,
                 });
                 self.phase = Phase::Up { handle };
                 ctx.notify_later(Check, self.check_interval);

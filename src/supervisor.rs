@@ -329,9 +329,7 @@ impl Handler<DependencyReport> for Supervisor {
 
     fn handle(&mut self, report: DependencyReport, ctx: &mut Context<Self>) {
         match report {
-            DependencyReport::Ready {
-                dependency, handle, ..
-            } => {
+            DependencyReport::Ready { dependency, handle } => {
                 match handle {
                     Connected::Database(db) => self.database = Some(db),
                     Connected::Cache(cache) => self.cache = Some(cache),

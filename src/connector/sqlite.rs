@@ -15,9 +15,9 @@ pub struct SqliteConnector {
 
 impl SqliteConnector {
     pub fn new(path: &str, pool_size: usize) -> Result<Self, ConnectError> {
-        let pool = Config::new(path)
-            .builder(Runtime::Tokio1)
-            .map_err(|e| ConnectError::SqliteInteract(e.to_string()))?
+        // deadpool-sqlite's configuration error is `Infallible`.
+        let Ok(builder) = Config::new(path).builder(Runtime::Tokio1);
+        let pool = builder
             .max_size(pool_size)
             .build()
             .map_err(ConnectError::SqliteBuild)?;
