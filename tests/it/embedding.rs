@@ -3,59 +3,24 @@
 
 use std::time::Duration;
 
-use clap::Parser;
-
 use crate::startup::{PortWatch, lines_with, refused_postgres_url};
-use crate::support::{Gateway, Postgres, Redis, free_port, wait_until};
+use crate::support::{Gateway, InProcess, Postgres, Redis, inprocess};
 
 #[allow(dead_code)]
 #[path = "../../examples/app.rs"]
 mod app;
 
-/// Runs the example's routes in this process (nextest gives each test its
-/// own process) and returns the base URL once `/ready` answers 200.
+/// Runs the example's routes in this process; its base URL once ready.
 fn spawn_example(args: &[String]) -> String {
-    let port = free_port();
-    let mut argv = vec![
-        "readygate".to_owned(),
-        "--port".to_owned(),
-        port.to_string(),
-    ];
-    argv.extend_from_slice(args);
-    let settings = readygate::config::Cli::try_parse_from(argv)
-        .unwrap()
-        .settings
-        .validate()
-        .unwrap();
-    std::thread::spawn(move || readygate::Gateway::new(settings).routes(app::routes).run());
-    let base = format!("http://127.0.0.1:{port}");
-    assert!(
-        wait_until(Duration::from_secs(10), Duration::from_millis(20), || get(
-            &base, "/ready"
-        )
-        .0
-            == 200),
-        "the example never became ready"
-    );
-    base
+    InProcess::spawn(args, app::routes).base
 }
 
 fn get(base: &str, path: &str) -> (u16, serde_json::Value) {
-    let agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(2)))
-        .build()
-        .new_agent();
-    match agent.get(&format!("{base}{path}")).call() {
-        Ok(mut r) => {
-            let text = r.body_mut().read_to_string().unwrap();
-            (
-                r.status().as_u16(),
-                serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
-            )
-        }
-        Err(_) => (0, serde_json::Value::Null),
-    }
+    let (status, body) = inprocess::get(&inprocess::agent(), &format!("{base}{path}"));
+    (
+        status,
+        serde_json::from_str(&body).unwrap_or(serde_json::Value::Null),
+    )
 }
 
 #[test]

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 
 use crate::startup::{lines_with, refused_postgres_url};
-use crate::support::{BlackHole, Gateway, Postgres, Redis, StartingUpPostgres, free_port};
+use crate::support::{
+    BlackHole, Gateway, InProcess, Postgres, Redis, StartingUpPostgres, free_port, inprocess,
+};
 
 // ---------------------------------------------------------------- timeouts
 
@@ -253,68 +255,34 @@ fn sigterm_during_a_connect_attempt_exits_0_within_a_second() {
 #[test]
 fn sigterm_while_serving_lets_in_flight_requests_finish() {
     use actix_web::web;
-    use clap::Parser;
 
-    // Arrange: the gateway in this process (nextest runs each test in its
-    // own process), with a route that takes 800 ms.
+    // Arrange: the gateway in this process, with a route that takes 800 ms.
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let cli = readygate::config::Cli::try_parse_from([
-        "readygate".to_owned(),
-        "--port".to_owned(),
-        port.to_string(),
-        "--database-url".to_owned(),
-        format!("sqlite://{}/gw.db", dir.path().display()),
-        "--cache-type".to_owned(),
-        "none".to_owned(),
-    ])
-    .unwrap();
-    let settings = cli.settings.validate().unwrap();
-    let server = std::thread::spawn(move || {
-        readygate::Gateway::new(settings)
-            .routes(|cfg| {
-                cfg.route(
-                    "/slow",
-                    web::get().to(|| async {
-                        actix_rt::time::sleep(Duration::from_millis(800)).await;
-                        "finished"
-                    }),
-                );
-            })
-            .run()
-    });
-    let base = format!("http://127.0.0.1:{port}");
-    let agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(5)))
-        .build()
-        .new_agent();
-    assert!(crate::support::wait_until(
-        Duration::from_secs(10),
-        Duration::from_millis(20),
-        || {
-            agent
-                .get(&format!("{base}/ready"))
-                .call()
-                .is_ok_and(|r| r.status() == 200)
-        }
-    ));
+    let gw = InProcess::spawn(
+        &[
+            format!("--database-url=sqlite://{}/gw.db", dir.path().display()),
+            "--cache-type=none".to_owned(),
+        ],
+        |cfg| {
+            cfg.route(
+                "/slow",
+                web::get().to(|| async {
+                    actix_rt::time::sleep(Duration::from_millis(800)).await;
+                    "finished"
+                }),
+            );
+        },
+    );
     let slow = {
-        let (agent, base) = (agent.clone(), base.clone());
-        std::thread::spawn(move || {
-            let mut reply = agent.get(&format!("{base}/slow")).call().unwrap();
-            (
-                reply.status().as_u16(),
-                reply.body_mut().read_to_string().unwrap(),
-            )
-        })
+        let url = gw.url("/slow");
+        std::thread::spawn(move || inprocess::get(&inprocess::agent(), &url))
     };
     std::thread::sleep(Duration::from_millis(200));
 
     // Act
     let sent = Instant::now();
     nix::sys::signal::kill(nix::unistd::Pid::this(), Signal::SIGTERM).unwrap();
-    let code = server.join().unwrap();
+    let code = gw.server.join().unwrap();
 
     // Assert
     assert_eq!(code, 0);
@@ -511,11 +479,7 @@ fn probes_under_load_answer_200_or_503_while_a_dependency_flaps() {
                 base.clone(),
             );
             std::thread::spawn(move || {
-                let agent = ureq::Agent::config_builder()
-                    .http_status_as_error(false)
-                    .timeout_global(Some(Duration::from_secs(2)))
-                    .build()
-                    .new_agent();
+                let agent = inprocess::agent();
                 let path = if i % 2 == 0 { "/ready" } else { "/health" };
                 let mut bad = Vec::new();
                 while !stop.load(Ordering::Relaxed) {

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use crate::startup::lines_with;
-use crate::support::{Gateway, Postgres, Redis};
+use crate::support::{Gateway, InProcess, Postgres, Redis, inprocess};
 
 const CHECK_MS: u64 = 200;
 
@@ -302,58 +302,34 @@ fn json_logs_are_one_object_per_line_with_the_same_messages_as_text() {
 #[test]
 fn a_saturated_pool_is_busy_not_down() {
     use actix_web::web;
-    use clap::Parser;
 
     // Arrange: a one-connection pool, checks every 100 ms bounded by 200 ms,
     // and a route that holds the connection for 1.5 s.
     let pg = Postgres::start();
-    let port = crate::support::free_port();
-    let cli = readygate::config::Cli::try_parse_from([
-        "readygate".to_owned(),
-        format!("--port={port}"),
-        format!("--database-url={}", pg.url()),
-        "--cache-type=none".to_owned(),
-        "--db-pool-size=1".to_owned(),
-        "--health-check-interval-ms=100".to_owned(),
-        "--db-connect-timeout-ms=200".to_owned(),
-    ])
-    .unwrap();
-    let settings = cli.settings.validate().unwrap();
-    std::thread::spawn(move || {
-        readygate::Gateway::new(settings)
-            .routes(|cfg| {
-                cfg.route(
-                    "/hold",
-                    web::get().to(|deps: web::Data<readygate::Dependencies>| async move {
-                        let readygate::Database::Postgres(pool) = &deps.database else {
-                            return "not postgres";
-                        };
-                        let _client = pool.get().await;
-                        actix_rt::time::sleep(Duration::from_millis(1500)).await;
-                        "held"
-                    }),
-                );
-            })
-            .run()
-    });
-    let agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(5)))
-        .build()
-        .new_agent();
-    let base = format!("http://127.0.0.1:{port}");
-    let status = move |path: &str| {
-        agent
-            .get(&format!("{base}{path}"))
-            .call()
-            .map(|r| r.status().as_u16())
-            .unwrap_or(0)
-    };
-    assert!(crate::support::wait_until(
-        Duration::from_secs(10),
-        Duration::from_millis(20),
-        || { status("/ready") == 200 }
-    ));
+    let gw = InProcess::spawn(
+        &[
+            format!("--database-url={}", pg.url()),
+            "--cache-type=none".to_owned(),
+            "--db-pool-size=1".to_owned(),
+            "--health-check-interval-ms=100".to_owned(),
+            "--db-connect-timeout-ms=200".to_owned(),
+        ],
+        |cfg| {
+            cfg.route(
+                "/hold",
+                web::get().to(|deps: web::Data<readygate::Dependencies>| async move {
+                    let readygate::Database::Postgres(pool) = &deps.database else {
+                        return "not postgres";
+                    };
+                    let _client = pool.get().await;
+                    actix_rt::time::sleep(Duration::from_millis(1500)).await;
+                    "held"
+                }),
+            );
+        },
+    );
+    let base = gw.base.clone();
+    let status = move |path: &str| inprocess::get(&inprocess::agent(), &format!("{base}{path}")).0;
 
     // Act: hold the only connection while the checks run.
     let holder = {

@@ -14,6 +14,7 @@
 
 pub mod faults;
 pub mod gateway;
+pub mod inprocess;
 pub mod ports;
 pub mod postgres;
 pub mod process;
@@ -24,6 +25,8 @@ pub mod redis;
 pub use faults::{BlackHole, LoadingRedis, StartingUpPostgres};
 #[allow(unused_imports)]
 pub use gateway::{Gateway, GatewayBuilder, HttpReply};
+#[allow(unused_imports)]
+pub use inprocess::InProcess;
 #[allow(unused_imports)]
 pub use ports::{free_port, port_is_open, wait_port_closed};
 #[allow(unused_imports)]
