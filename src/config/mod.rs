@@ -3,21 +3,21 @@
 //! overriding what the process already has). Every value is read as text and
 //! validated here, so that one run reports every bad variable at once.
 
+mod check;
+mod urls;
+
 use std::fmt;
-use std::net::IpAddr;
-use std::str::FromStr;
 use std::time::Duration;
 
 use clap::{CommandFactory, Parser, Subcommand};
 use log::LevelFilter;
 
+use self::check::Checker;
+pub use self::check::Problem;
+pub use self::urls::DatabaseUrl;
 use crate::redact::{redact_url, register_url_secrets};
 use crate::retry::RetryPolicy;
 
-/// Longest accepted interval or timeout: one day.
-const MAX_MILLIS: u64 = 86_400_000;
-/// Most accepted connection attempts.
-const MAX_RETRIES: u64 = 1_000_000;
 /// Largest accepted pool.
 const MAX_POOL_SIZE: u64 = 10_000;
 
@@ -126,42 +126,6 @@ pub struct DatabaseSettings {
     pub retry: RetryPolicy,
 }
 
-#[derive(Clone)]
-pub enum DatabaseUrl {
-    Postgres {
-        config: Box<tokio_postgres::Config>,
-        /// The URL with its password hidden.
-        display: String,
-    },
-    Sqlite {
-        path: String,
-    },
-}
-
-impl fmt::Debug for DatabaseUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.display())
-    }
-}
-
-impl DatabaseUrl {
-    /// The URL as it may be shown: no password.
-    pub fn display(&self) -> String {
-        match self {
-            DatabaseUrl::Postgres { display, .. } => display.clone(),
-            DatabaseUrl::Sqlite { path } => format!("sqlite://{path}"),
-        }
-    }
-
-    /// `postgres` or `sqlite`.
-    pub fn backend(&self) -> &'static str {
-        match self {
-            DatabaseUrl::Postgres { .. } => "postgres",
-            DatabaseUrl::Sqlite { .. } => "sqlite",
-        }
-    }
-}
-
 #[derive(Debug, Clone)]
 pub enum CacheSettings {
     None,
@@ -212,26 +176,6 @@ impl Default for LogSettings {
     }
 }
 
-/// One bad setting.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    pub variable: &'static str,
-    /// The value as it may be shown (URLs without password).
-    pub shown: String,
-    pub reason: String,
-    pub accepted: String,
-}
-
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}={:?} {} (accepted: {})",
-            self.variable, self.shown, self.reason, self.accepted
-        )
-    }
-}
-
 /// Why the settings cannot be used. Exit code 78.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -274,290 +218,11 @@ pub fn documented_settings() -> Vec<(String, String)> {
         .collect()
 }
 
-/// Collects problems while each variable is checked.
-struct Checker {
-    problems: Vec<Problem>,
-}
-
-impl Checker {
-    fn fail(
-        &mut self,
-        variable: &'static str,
-        shown: &str,
-        reason: impl Into<String>,
-        accepted: &str,
-    ) {
-        self.problems.push(Problem {
-            variable,
-            shown: shown.to_owned(),
-            reason: reason.into(),
-            accepted: accepted.to_owned(),
-        });
-    }
-
-    /// The trimmed value, or a problem when it is empty.
-    fn present<'a>(
-        &mut self,
-        variable: &'static str,
-        raw: &'a str,
-        accepted: &str,
-    ) -> Option<&'a str> {
-        let value = raw.trim();
-        if value.is_empty() {
-            self.fail(
-                variable,
-                raw,
-                "is empty (unset it to use the default)",
-                accepted,
-            );
-            None
-        } else {
-            Some(value)
-        }
-    }
-
-    fn number(&mut self, variable: &'static str, raw: &str, min: u64, max: u64) -> Option<u64> {
-        let accepted = format!("a whole number from {min} to {max}");
-        let value = self.present(variable, raw, &accepted)?;
-        match value.parse::<u64>() {
-            Ok(n) if (min..=max).contains(&n) => Some(n),
-            Ok(n) if n < min => {
-                self.fail(variable, value, format!("is below {min}"), &accepted);
-                None
-            }
-            Ok(_) => {
-                self.fail(variable, value, format!("is above {max}"), &accepted);
-                None
-            }
-            Err(_) => {
-                let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-                let reason = if digits(value) {
-                    "is too large"
-                } else if value.strip_prefix('-').is_some_and(digits) {
-                    "is negative"
-                } else if value.parse::<f64>().is_ok_and(f64::is_finite) {
-                    "is not a whole number"
-                } else {
-                    "is not a number"
-                };
-                self.fail(variable, value, reason, &accepted);
-                None
-            }
-        }
-    }
-
-    fn millis(&mut self, variable: &'static str, raw: &str) -> Option<Duration> {
-        self.number(variable, raw, 1, MAX_MILLIS)
-            .map(Duration::from_millis)
-    }
-
-    fn retries(&mut self, variable: &'static str, raw: &str) -> Option<u32> {
-        self.number(variable, raw, 1, MAX_RETRIES)
-            .and_then(|n| u32::try_from(n).ok())
-    }
-
-    fn choice<T: Copy>(
-        &mut self,
-        variable: &'static str,
-        raw: &str,
-        choices: &[(&str, T)],
-    ) -> Option<T> {
-        let accepted = choices
-            .iter()
-            .map(|(name, _)| *name)
-            .collect::<Vec<_>>()
-            .join(", ");
-        let value = self.present(variable, raw, &accepted)?;
-        let found = choices
-            .iter()
-            .find(|(name, _)| name.eq_ignore_ascii_case(value))
-            .map(|(_, v)| *v);
-        if found.is_none() {
-            self.fail(
-                variable,
-                value,
-                "is not one of the accepted values",
-                &accepted,
-            );
-        }
-        found
-    }
-
-    /// A URL's value (trimmed), how it may be shown, and its lower-case
-    /// scheme and the rest; a problem when it is empty or has no `://`.
-    fn url<'a>(
-        &mut self,
-        variable: &'static str,
-        raw: &'a str,
-        accepted: &str,
-    ) -> Option<(&'a str, String, String, &'a str)> {
-        let value = self.present(variable, raw, accepted)?;
-        let shown = redact_url(value);
-        let Some((scheme, rest)) = value.split_once("://") else {
-            self.fail(variable, &shown, "is not a URL", accepted);
-            return None;
-        };
-        Some((value, shown, scheme.to_ascii_lowercase(), rest))
-    }
-
-    /// The parsed URL, which must name a host.
-    fn url_with_host(
-        &mut self,
-        variable: &'static str,
-        value: &str,
-        shown: &str,
-        accepted: &str,
-    ) -> Option<url::Url> {
-        match url::Url::parse(value) {
-            Ok(u) if u.host_str().is_some_and(|h| !h.is_empty()) => Some(u),
-            Ok(_) => {
-                self.fail(variable, shown, "names no host", accepted);
-                None
-            }
-            Err(e) => {
-                self.fail(
-                    variable,
-                    shown,
-                    format!("is not a valid URL ({e})"),
-                    accepted,
-                );
-                None
-            }
-        }
-    }
-
-    fn unsupported_scheme(
-        &mut self,
-        variable: &'static str,
-        shown: &str,
-        scheme: &str,
-        accepted: &str,
-    ) {
-        self.fail(
-            variable,
-            shown,
-            format!("has an unsupported scheme {scheme:?}"),
-            accepted,
-        );
-    }
-
-    fn database_url(&mut self, raw: &str) -> Option<DatabaseUrl> {
-        const VAR: &str = "DATABASE_URL";
-        const ACCEPTED: &str = "postgres://[user[:password]@]host[:port][/database], postgresql://..., or sqlite://PATH";
-        let (value, shown, scheme, rest) = self.url(VAR, raw, ACCEPTED)?;
-        match scheme.as_str() {
-            "sqlite" if rest.is_empty() => {
-                self.fail(VAR, &shown, "names no file", ACCEPTED);
-                None
-            }
-            "sqlite" => Some(DatabaseUrl::Sqlite {
-                path: rest.to_owned(),
-            }),
-            "postgres" | "postgresql" => {
-                self.url_with_host(VAR, value, &shown, ACCEPTED)?;
-                match tokio_postgres::Config::from_str(value) {
-                    Ok(config) => Some(DatabaseUrl::Postgres {
-                        config: Box::new(config),
-                        display: shown,
-                    }),
-                    Err(e) => {
-                        self.fail(
-                            VAR,
-                            &shown,
-                            format!("is not a valid PostgreSQL URL ({e})"),
-                            ACCEPTED,
-                        );
-                        None
-                    }
-                }
-            }
-            other => {
-                self.unsupported_scheme(VAR, &shown, other, ACCEPTED);
-                None
-            }
-        }
-    }
-
-    fn redis_url(&mut self, raw: &str) -> Option<String> {
-        const VAR: &str = "REDIS_URL";
-        const ACCEPTED: &str = "redis://[user[:password]@]host[:port][/db]";
-        let (value, shown, scheme, _) = self.url(VAR, raw, ACCEPTED)?;
-        match scheme.as_str() {
-            "redis" => {}
-            "rediss" => {
-                self.fail(
-                    VAR,
-                    &shown,
-                    "uses TLS (rediss://), which readygate does not support yet",
-                    ACCEPTED,
-                );
-                return None;
-            }
-            other => {
-                self.unsupported_scheme(VAR, &shown, other, ACCEPTED);
-                return None;
-            }
-        }
-        let parsed = self.url_with_host(VAR, value, &shown, ACCEPTED)?;
-        let db = parsed.path().trim_start_matches('/');
-        if !db.is_empty() && db.parse::<u32>().is_err() {
-            self.fail(
-                VAR,
-                &shown,
-                format!("names database {db:?}, which is not a number"),
-                ACCEPTED,
-            );
-            return None;
-        }
-        if let Err(e) = redis::Client::open(value) {
-            self.fail(
-                VAR,
-                &shown,
-                format!("is not a valid Redis URL ({e})"),
-                ACCEPTED,
-            );
-            return None;
-        }
-        Some(value.to_owned())
-    }
-
-    fn host(&mut self, raw: &str) -> Option<String> {
-        const VAR: &str = "HOST";
-        const ACCEPTED: &str = "an IP address (127.0.0.1, 0.0.0.0, ::) or a host name";
-        let value = self.present(VAR, raw, ACCEPTED)?;
-        if value.parse::<IpAddr>().is_ok() {
-            return Some(value.to_owned());
-        }
-        let name_ok = value.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        });
-        if name_ok && value.len() <= 253 {
-            Some(value.to_owned())
-        } else {
-            self.fail(
-                VAR,
-                value,
-                "is neither an IP address nor a host name",
-                ACCEPTED,
-            );
-            None
-        }
-    }
-}
-
 impl RawSettings {
     /// The log settings, falling back to defaults where they are invalid, so
     /// that the configuration error itself can be logged.
     pub fn log_settings_or_default(&self) -> LogSettings {
-        let mut checker = Checker {
-            problems: Vec::new(),
-        };
+        let mut checker = Checker::default();
         let default = LogSettings::default();
         LogSettings {
             level: checker
@@ -575,92 +240,124 @@ impl RawSettings {
         register_url_secrets(&self.database_url);
         register_url_secrets(&self.redis_url);
 
-        let mut c = Checker {
-            problems: Vec::new(),
-        };
-        let database_url = c.database_url(&self.database_url);
-        let pool_size = c.number("DB_POOL_SIZE", &self.db_pool_size, 1, MAX_POOL_SIZE);
-        let db_retries = c.retries("DB_MAX_RETRIES", &self.db_max_retries);
-        let db_interval = c.millis("DB_RETRY_INTERVAL_MS", &self.db_retry_interval_ms);
-        let db_timeout = c.millis("DB_CONNECT_TIMEOUT_MS", &self.db_connect_timeout_ms);
-        let cache_type = c.choice("CACHE_TYPE", &self.cache_type, CACHE_TYPES);
-        let redis = if cache_type == Some(CacheType::Redis) {
-            let url = c.redis_url(&self.redis_url);
-            let retries = c.retries("REDIS_MAX_RETRIES", &self.redis_max_retries);
-            let interval = c.millis("REDIS_RETRY_INTERVAL_MS", &self.redis_retry_interval_ms);
-            let timeout = c.millis("REDIS_CONNECT_TIMEOUT_MS", &self.redis_connect_timeout_ms);
-            Some((url, retries, interval, timeout))
-        } else {
-            None
-        };
+        let mut c = Checker::default();
+        let database = self.database(&mut c);
+        let cache = self.cache(&mut c);
         let health = c.millis("HEALTH_CHECK_INTERVAL_MS", &self.health_check_interval_ms);
-        let host = c.host(&self.host);
-        let port = c.number("PORT", &self.port, 0, u64::from(u16::MAX));
-        let level = c.choice("LOG_LEVEL", &self.log_level, LEVELS);
-        let format = c.choice("LOG_FORMAT", &self.log_format, FORMATS);
-
-        let cache = match (cache_type, redis) {
-            (Some(CacheType::None), _) => Some(CacheSettings::None),
-            (Some(CacheType::Memory), _) => Some(CacheSettings::Memory),
-            (
-                Some(CacheType::Redis),
-                Some((Some(url), Some(max_attempts), Some(interval), Some(attempt_timeout))),
-            ) => Some(CacheSettings::Redis(RedisSettings {
-                url,
-                retry: RetryPolicy {
-                    max_attempts,
-                    interval,
-                    attempt_timeout,
-                },
-            })),
-            _ => None,
-        };
-
-        match (
-            database_url,
-            pool_size,
-            db_retries,
-            db_interval,
-            db_timeout,
-            cache,
-            health,
-            host,
-            port,
-            level,
-            format,
-        ) {
-            (
-                Some(url),
-                Some(pool_size),
-                Some(max_attempts),
-                Some(interval),
-                Some(attempt_timeout),
-                Some(cache),
-                Some(health_check_interval),
-                Some(host),
-                Some(port),
-                Some(level),
-                Some(format),
-            ) if c.problems.is_empty() => Ok(Settings {
-                database: DatabaseSettings {
-                    url,
-                    pool_size: usize::try_from(pool_size).unwrap_or(usize::MAX),
-                    retry: RetryPolicy {
-                        max_attempts,
-                        interval,
-                        attempt_timeout,
-                    },
-                },
-                cache,
-                http: HttpSettings {
-                    host,
-                    port: u16::try_from(port).unwrap_or(u16::MAX),
-                },
-                health_check_interval,
-                log: LogSettings { level, format },
-            }),
+        let http = self.http(&mut c);
+        let log = self.log(&mut c);
+        match (database, cache, health, http, log) {
+            (Some(database), Some(cache), Some(health_check_interval), Some(http), Some(log))
+                if c.problems.is_empty() =>
+            {
+                Ok(Settings {
+                    database,
+                    cache,
+                    http,
+                    health_check_interval,
+                    log,
+                })
+            }
             _ => Err(ConfigError::Invalid(c.problems)),
         }
+    }
+
+    fn database(&self, c: &mut Checker) -> Option<DatabaseSettings> {
+        let url = c.database_url(&self.database_url);
+        let pool_size = c.number("DB_POOL_SIZE", &self.db_pool_size, 1, MAX_POOL_SIZE);
+        let retry = c.retry_policy(
+            &DB_RETRY,
+            [
+                &self.db_max_retries,
+                &self.db_retry_interval_ms,
+                &self.db_connect_timeout_ms,
+            ],
+        );
+        Some(DatabaseSettings {
+            url: url?,
+            pool_size: usize::try_from(pool_size?).unwrap_or(usize::MAX),
+            retry: retry?,
+        })
+    }
+
+    /// The Redis settings are read only when `CACHE_TYPE=redis`.
+    fn cache(&self, c: &mut Checker) -> Option<CacheSettings> {
+        match c.choice("CACHE_TYPE", &self.cache_type, CACHE_TYPES)? {
+            CacheType::None => Some(CacheSettings::None),
+            CacheType::Memory => Some(CacheSettings::Memory),
+            CacheType::Redis => {
+                let url = c.redis_url(&self.redis_url);
+                let retry = c.retry_policy(
+                    &REDIS_RETRY,
+                    [
+                        &self.redis_max_retries,
+                        &self.redis_retry_interval_ms,
+                        &self.redis_connect_timeout_ms,
+                    ],
+                );
+                Some(CacheSettings::Redis(RedisSettings {
+                    url: url?,
+                    retry: retry?,
+                }))
+            }
+        }
+    }
+
+    fn http(&self, c: &mut Checker) -> Option<HttpSettings> {
+        let host = c.host(&self.host);
+        let port = c.number("PORT", &self.port, 0, u64::from(u16::MAX));
+        Some(HttpSettings {
+            host: host?,
+            port: u16::try_from(port?).unwrap_or(u16::MAX),
+        })
+    }
+
+    fn log(&self, c: &mut Checker) -> Option<LogSettings> {
+        let level = c.choice("LOG_LEVEL", &self.log_level, LEVELS);
+        let format = c.choice("LOG_FORMAT", &self.log_format, FORMATS);
+        Some(LogSettings {
+            level: level?,
+            format: format?,
+        })
+    }
+}
+
+/// The names of one dependency's retry settings, in the order
+/// [`Checker::retry_policy`] reads them.
+struct RetryVars {
+    max_retries: &'static str,
+    interval: &'static str,
+    timeout: &'static str,
+}
+
+const DB_RETRY: RetryVars = RetryVars {
+    max_retries: "DB_MAX_RETRIES",
+    interval: "DB_RETRY_INTERVAL_MS",
+    timeout: "DB_CONNECT_TIMEOUT_MS",
+};
+
+const REDIS_RETRY: RetryVars = RetryVars {
+    max_retries: "REDIS_MAX_RETRIES",
+    interval: "REDIS_RETRY_INTERVAL_MS",
+    timeout: "REDIS_CONNECT_TIMEOUT_MS",
+};
+
+impl Checker {
+    /// One dependency's retry policy from its raw settings (attempts,
+    /// interval, attempt timeout); every bad one is reported.
+    fn retry_policy(
+        &mut self,
+        vars: &RetryVars,
+        [max, interval, timeout]: [&str; 3],
+    ) -> Option<RetryPolicy> {
+        let max_attempts = self.retries(vars.max_retries, max);
+        let interval = self.millis(vars.interval, interval);
+        let attempt_timeout = self.millis(vars.timeout, timeout);
+        Some(RetryPolicy {
+            max_attempts: max_attempts?,
+            interval: interval?,
+            attempt_timeout: attempt_timeout?,
+        })
     }
 }
 

@@ -1,0 +1,159 @@
+//! The validation primitives: each reads one variable's text, returns the
+//! value when it is good and records a [`Problem`] when it is not, so that
+//! one run reports every bad variable at once.
+
+use std::fmt;
+use std::time::Duration;
+
+/// Longest accepted interval or timeout: one day.
+pub const MAX_MILLIS: u64 = 86_400_000;
+/// Most accepted connection attempts.
+pub const MAX_RETRIES: u64 = 1_000_000;
+
+/// One bad setting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub variable: &'static str,
+    /// The value as it may be shown (URLs without password).
+    pub shown: String,
+    pub reason: String,
+    pub accepted: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}={:?} {} (accepted: {})",
+            self.variable, self.shown, self.reason, self.accepted
+        )
+    }
+}
+
+/// Collects problems while each variable is checked.
+#[derive(Default)]
+pub(super) struct Checker {
+    pub(super) problems: Vec<Problem>,
+}
+
+impl Checker {
+    pub(super) fn fail(
+        &mut self,
+        variable: &'static str,
+        shown: &str,
+        reason: impl Into<String>,
+        accepted: &str,
+    ) {
+        self.problems.push(Problem {
+            variable,
+            shown: shown.to_owned(),
+            reason: reason.into(),
+            accepted: accepted.to_owned(),
+        });
+    }
+
+    /// The trimmed value, or a problem when it is empty.
+    pub(super) fn present<'a>(
+        &mut self,
+        variable: &'static str,
+        raw: &'a str,
+        accepted: &str,
+    ) -> Option<&'a str> {
+        let value = raw.trim();
+        if value.is_empty() {
+            self.fail(
+                variable,
+                raw,
+                "is empty (unset it to use the default)",
+                accepted,
+            );
+            None
+        } else {
+            Some(value)
+        }
+    }
+
+    pub(super) fn number(
+        &mut self,
+        variable: &'static str,
+        raw: &str,
+        min: u64,
+        max: u64,
+    ) -> Option<u64> {
+        let accepted = format!("a whole number from {min} to {max}");
+        let value = self.present(variable, raw, &accepted)?;
+        match value.parse::<u64>() {
+            Ok(n) if (min..=max).contains(&n) => Some(n),
+            Ok(n) if n < min => {
+                self.fail(variable, value, format!("is below {min}"), &accepted);
+                None
+            }
+            Ok(_) => {
+                self.fail(variable, value, format!("is above {max}"), &accepted);
+                None
+            }
+            Err(_) => {
+                let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+                let reason = if digits(value) {
+                    "is too large"
+                } else if value.strip_prefix('-').is_some_and(digits) {
+                    "is negative"
+                } else if value.parse::<f64>().is_ok_and(f64::is_finite) {
+                    "is not a whole number"
+                } else {
+                    "is not a number"
+                };
+                self.fail(variable, value, reason, &accepted);
+                None
+            }
+        }
+    }
+
+    /// A duration in milliseconds, from `min` ms to one day.
+    pub(super) fn millis_from(
+        &mut self,
+        variable: &'static str,
+        raw: &str,
+        min: u64,
+    ) -> Option<Duration> {
+        self.number(variable, raw, min, MAX_MILLIS)
+            .map(Duration::from_millis)
+    }
+
+    /// A duration in milliseconds, from 1 ms to one day.
+    pub(super) fn millis(&mut self, variable: &'static str, raw: &str) -> Option<Duration> {
+        self.millis_from(variable, raw, 1)
+    }
+
+    pub(super) fn retries(&mut self, variable: &'static str, raw: &str) -> Option<u32> {
+        self.number(variable, raw, 1, MAX_RETRIES)
+            .and_then(|n| u32::try_from(n).ok())
+    }
+
+    pub(super) fn choice<T: Copy>(
+        &mut self,
+        variable: &'static str,
+        raw: &str,
+        choices: &[(&str, T)],
+    ) -> Option<T> {
+        let accepted = choices
+            .iter()
+            .map(|(name, _)| *name)
+            .collect::<Vec<_>>()
+            .join(", ");
+        let value = self.present(variable, raw, &accepted)?;
+        let found = choices
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(value))
+            .map(|(_, v)| *v);
+        if found.is_none() {
+            self.fail(
+                variable,
+                value,
+                "is not one of the accepted values",
+                &accepted,
+            );
+        }
+        found
+    }
+}
