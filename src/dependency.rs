@@ -223,6 +223,9 @@ impl<C: Connector> DependencyActor<C> {
 
     fn on_check(&mut self, result: Result<(), ConnectError>, ctx: &mut Context<Self>) {
         let (dependency, label) = (self.connector.dependency(), self.connector.label());
+        if result.is_err() {
+            self.connector.sever();
+        }
         let next = match (&mut self.phase, result) {
             (Phase::Up { .. }, Ok(())) => self.check_interval,
             (Phase::Up { handle }, Err(err)) => {

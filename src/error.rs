@@ -57,6 +57,11 @@ impl ConnectError {
         if let ConnectError::TimedOut(_) = self {
             return "timed out".into();
         }
+        if let ConnectError::PostgresPool(deadpool_postgres::PoolError::Timeout(_))
+        | ConnectError::SqlitePool(deadpool_sqlite::PoolError::Timeout(_)) = self
+        {
+            return "timed out".into();
+        }
         if let Some(db) = self.db_error() {
             return scrub(&format!("{} (SQLSTATE {})", db.message(), db.code().code()))
                 .into_owned();
@@ -64,8 +69,8 @@ impl ConnectError {
         if let Some(code) = self.redis_error().and_then(redis::RedisError::code) {
             return code.to_owned();
         }
-        if let Some(io) = sources(self).find_map(|e| e.downcast_ref::<io::Error>()) {
-            return io.kind().to_string();
+        if let Some(io) = sources(self).find_map(as_io_error) {
+            return io_summary(io);
         }
         if let Some(r) = self.redis_error() {
             if r.is_connection_refusal() {
@@ -79,6 +84,9 @@ impl ConnectError {
             .last()
             .map(ToString::to_string)
             .unwrap_or_default();
+        if is_name_resolution(&last) {
+            return NAME_RESOLUTION.into();
+        }
         scrub(&one_line(&last)).into_owned()
     }
 
@@ -126,6 +134,47 @@ fn sources<'a>(
     err: &'a (dyn StdError + 'static),
 ) -> impl Iterator<Item = &'a (dyn StdError + 'static)> {
     std::iter::successors(Some(err), |e| (*e).source())
+}
+
+/// `e` as an I/O error: itself, or behind the `Arc` in which the redis
+/// crate keeps it (whose `source()` skips it).
+fn as_io_error<'a>(e: &'a (dyn StdError + 'static)) -> Option<&'a io::Error> {
+    e.downcast_ref::<io::Error>().or_else(|| {
+        e.downcast_ref::<std::sync::Arc<dyn StdError + Send + Sync>>()
+            .and_then(|inner| inner.downcast_ref::<io::Error>())
+    })
+}
+
+/// How a failed DNS look-up is counted, for every backend.
+const NAME_RESOLUTION: &str = "name resolution failed";
+
+/// Whether `text` is a resolver's failure (`failed to lookup address
+/// information: Name or service not known`, as std and tokio print it).
+fn is_name_resolution(text: &str) -> bool {
+    [
+        "lookup address",
+        "Name or service not known",
+        "name resolution",
+    ]
+    .iter()
+    .any(|needle| text.contains(needle))
+}
+
+/// An I/O error's short name: its kind where the kind names the cause
+/// (`connection refused`), else its text (kinds such as "uncategorized
+/// error" or "other error" say nothing).
+fn io_summary(io: &io::Error) -> String {
+    use io::ErrorKind::*;
+    let text = io.to_string();
+    if is_name_resolution(&text) {
+        return NAME_RESOLUTION.into();
+    }
+    match io.kind() {
+        kind @ (ConnectionRefused | ConnectionReset | ConnectionAborted | NotConnected
+        | TimedOut | BrokenPipe | UnexpectedEof | AddrNotAvailable | HostUnreachable
+        | NetworkUnreachable | PermissionDenied | NotFound) => kind.to_string(),
+        _ => scrub(&one_line(&text)).into_owned(),
+    }
 }
 
 fn one_line(text: &str) -> String {
@@ -189,6 +238,28 @@ mod tests {
         assert_eq!(err.to_string(), "timed out after 0.3 s");
         assert_eq!(err.summary(), "timed out");
         assert_eq!(err.class(), ErrorClass::Transient);
+    }
+
+    #[test]
+    fn the_tally_names_causes_instead_of_error_kinds() {
+        let io = |kind, text: &str| ConnectError::Redis(io::Error::new(kind, text).into());
+        let dns = io(
+            io::ErrorKind::Other,
+            "failed to lookup address information: Name or service not known",
+        );
+        assert_eq!(dns.summary(), "name resolution failed");
+        let reset = io(io::ErrorKind::ConnectionReset, "Connection reset by peer");
+        assert_eq!(reset.summary(), "connection reset");
+        // A kind that says nothing gives way to the error's own text.
+        let odd = io(io::ErrorKind::Other, "the network   cable\nis unplugged");
+        assert_eq!(odd.summary(), "the network cable is unplugged");
+        let wait = ConnectError::PostgresPool(deadpool_postgres::PoolError::Timeout(
+            deadpool_postgres::TimeoutType::Wait,
+        ));
+        assert_eq!(wait.summary(), "timed out");
+        for err in [dns, reset, odd, wait] {
+            assert_eq!(err.class(), ErrorClass::Transient, "{err}");
+        }
     }
 
     #[test]

@@ -11,7 +11,39 @@ pub enum Database {
     Sqlite(deadpool_sqlite::Pool),
 }
 
+/// How the application's database pool is used right now.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PoolStatus {
+    /// Connections at most (`DB_POOL_SIZE`).
+    pub max: usize,
+    /// Connections checked out by the application.
+    pub in_use: usize,
+    /// Open connections waiting in the pool.
+    pub idle: usize,
+    /// Requests waiting for a connection.
+    pub waiting: usize,
+}
+
+impl From<deadpool_postgres::Status> for PoolStatus {
+    fn from(s: deadpool_postgres::Status) -> Self {
+        PoolStatus {
+            max: s.max_size,
+            in_use: s.size.saturating_sub(s.available),
+            idle: s.available,
+            waiting: s.waiting,
+        }
+    }
+}
+
 impl Database {
+    /// The pool's figures (shown on `/metrics`).
+    pub fn status(&self) -> PoolStatus {
+        match self {
+            Database::Postgres(pool) => pool.status().into(),
+            Database::Sqlite(pool) => pool.status().into(),
+        }
+    }
+
     /// Close the pool: idle connections are dropped now, checked-out ones
     /// when returned.
     pub fn close(&self) {

@@ -1,5 +1,6 @@
 //! Prometheus metrics (prometheus-client), served on `GET /metrics`.
 
+use std::sync::RwLock;
 use std::sync::atomic::AtomicU64;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -7,6 +8,8 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
+
+use crate::handles::PoolStatus;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DependencyLabels {
@@ -28,6 +31,15 @@ pub struct RequestLabels {
     pub status: u16,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PoolLabels {
+    /// `in_use` or `idle`.
+    pub state: &'static str,
+}
+
+/// Reads the application's pool figures when `/metrics` is scraped.
+type PoolSource = Box<dyn Fn() -> PoolStatus + Send + Sync>;
+
 pub struct Metrics {
     registry: Registry,
     pub dependency_up: Family<DependencyLabels, Gauge>,
@@ -35,6 +47,10 @@ pub struct Metrics {
     pub state_changes: Family<DependencyLabels, Counter>,
     pub startup_duration: Gauge<f64, AtomicU64>,
     pub http_requests: Family<RequestLabels, Counter>,
+    db_pool_connections: Family<PoolLabels, Gauge>,
+    db_pool_waiting: Gauge,
+    db_pool_max: Gauge,
+    pool_source: RwLock<Option<PoolSource>>,
 }
 
 impl Default for Metrics {
@@ -45,6 +61,9 @@ impl Default for Metrics {
         let state_changes = Family::<DependencyLabels, Counter>::default();
         let startup_duration = Gauge::<f64, AtomicU64>::default();
         let http_requests = Family::<RequestLabels, Counter>::default();
+        let db_pool_connections = Family::<PoolLabels, Gauge>::default();
+        let db_pool_waiting = Gauge::default();
+        let db_pool_max = Gauge::default();
         registry.register(
             "readygate_dependency_up",
             "Whether the dependency is up (1) or not (0)",
@@ -70,6 +89,21 @@ impl Default for Metrics {
             "HTTP requests served, by route and status",
             http_requests.clone(),
         );
+        registry.register(
+            "readygate_db_pool_connections",
+            "Connections of the application's database pool, by state (in_use, idle)",
+            db_pool_connections.clone(),
+        );
+        registry.register(
+            "readygate_db_pool_waiting",
+            "Application requests waiting for a pooled database connection",
+            db_pool_waiting.clone(),
+        );
+        registry.register(
+            "readygate_db_pool_max_connections",
+            "Size limit of the application's database pool (DB_POOL_SIZE)",
+            db_pool_max.clone(),
+        );
         Metrics {
             registry,
             dependency_up,
@@ -77,13 +111,43 @@ impl Default for Metrics {
             state_changes,
             startup_duration,
             http_requests,
+            db_pool_connections,
+            db_pool_waiting,
+            db_pool_max,
+            pool_source: RwLock::new(None),
         }
     }
 }
 
 impl Metrics {
+    /// Read the pool figures from `source` at every scrape from now on.
+    pub fn watch_pool(&self, source: impl Fn() -> PoolStatus + Send + Sync + 'static) {
+        if let Ok(mut slot) = self.pool_source.write() {
+            *slot = Some(Box::new(source));
+        }
+    }
+
+    fn refresh_pool(&self) {
+        let Ok(slot) = self.pool_source.read() else {
+            return;
+        };
+        let Some(source) = slot.as_ref() else {
+            return;
+        };
+        let status = source();
+        let gauge = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        for (state, n) in [("in_use", status.in_use), ("idle", status.idle)] {
+            self.db_pool_connections
+                .get_or_create(&PoolLabels { state })
+                .set(gauge(n));
+        }
+        self.db_pool_waiting.set(gauge(status.waiting));
+        self.db_pool_max.set(gauge(status.max));
+    }
+
     /// The OpenMetrics text exposition (which Prometheus reads).
     pub fn encode(&self) -> String {
+        self.refresh_pool();
         let mut out = String::new();
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);

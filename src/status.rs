@@ -48,7 +48,8 @@ pub struct DependencyStatus {
     #[serde(serialize_with = "rfc3339")]
     pub since: SystemTime,
     pub consecutive_failures: u32,
-    /// The last failure's cause chain (no password), kept after recovery.
+    /// The cause chain (no password) of the last failure while `connecting`
+    /// or `down`; `null` while `up`.
     pub last_error: Option<String>,
 }
 
@@ -162,6 +163,7 @@ impl Health {
             }
             if state == State::Up {
                 s.consecutive_failures = 0;
+                s.last_error = None;
             }
         });
         let labels = Self::labels(dependency);

@@ -14,7 +14,7 @@ use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 
 use crate::config::{CacheSettings, DatabaseUrl, Settings};
-use crate::connector::{Connector, PostgresConnector, RedisConnector, SqliteConnector};
+use crate::connector::{Connector, PoolLimits, PostgresConnector, RedisConnector, SqliteConnector};
 use crate::dependency::{Abort, DependencyActor, DependencyReport, FailureOutcome, StartupFailure};
 use crate::error::ConnectError;
 use crate::exit;
@@ -283,14 +283,18 @@ impl Actor for Supervisor {
     fn started(&mut self, ctx: &mut Context<Self>) {
         self.watch_signals(ctx);
         let db = &self.settings.database;
-        let (policy, pool_size) = (db.retry, db.pool_size);
+        let policy = db.retry;
+        let limits = PoolLimits {
+            size: db.pool_size,
+            wait: db.pool_timeout,
+        };
         match db.url.clone() {
             DatabaseUrl::Postgres { config, .. } => {
-                let c = PostgresConnector::new(&config, pool_size, policy.attempt_timeout);
+                let c = PostgresConnector::new(&config, limits, policy.attempt_timeout);
                 self.start_dependency(c, policy, ctx);
             }
             DatabaseUrl::Sqlite { path } => {
-                let c = SqliteConnector::new(&path, pool_size);
+                let c = SqliteConnector::new(&path, limits, policy.attempt_timeout);
                 self.start_dependency(c, policy, ctx);
             }
         }
@@ -331,7 +335,11 @@ impl Handler<DependencyReport> for Supervisor {
         match report {
             DependencyReport::Ready { dependency, handle } => {
                 match handle {
-                    Connected::Database(db) => self.database = Some(db),
+                    Connected::Database(db) => {
+                        let pool = db.clone();
+                        self.health.metrics().watch_pool(move || pool.status());
+                        self.database = Some(db);
+                    }
                     Connected::Cache(cache) => self.cache = Some(cache),
                 }
                 self.pending.remove(&dependency);

@@ -22,6 +22,14 @@ pub fn init(settings: LogSettings) {
         // actix-server announces its workers at info; that is noise here.
         builder.filter_module("actix_server", LevelFilter::Warn);
     }
+    if settings.level <= LevelFilter::Debug {
+        // deadpool warns once per pooled connection it cannot reuse after an
+        // outage ("Connection could not be recycled: Connection closed"),
+        // without the dependency or the cause. The outage itself is reported
+        // by the dependency actor (`DB connection lost: <cause>`), and each
+        // pooled connection's end by `DB pooled connection ended` (debug).
+        builder.filter_module("deadpool", LevelFilter::Error);
+    }
     match settings.format {
         LogFormat::Text => builder.format(|buf, record| {
             let ts = buf.timestamp_millis();

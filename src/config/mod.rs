@@ -62,6 +62,9 @@ pub struct RawSettings {
     /// Connections in the database pool (>= 1)
     #[arg(long, env = "DB_POOL_SIZE", default_value = "10")]
     pub db_pool_size: String,
+    /// Longest an application request waits for a pooled database connection before it gets an error, in ms (>= 1)
+    #[arg(long, env = "DB_POOL_TIMEOUT_MS", default_value = "5000")]
+    pub db_pool_timeout_ms: String,
     /// Database connection attempts at start-up before giving up (>= 1)
     #[arg(long, env = "DB_MAX_RETRIES", default_value = "3")]
     pub db_max_retries: String,
@@ -123,6 +126,8 @@ pub struct Settings {
 pub struct DatabaseSettings {
     pub url: DatabaseUrl,
     pub pool_size: usize,
+    /// Longest wait for a pooled connection (`DB_POOL_TIMEOUT_MS`).
+    pub pool_timeout: Duration,
     pub retry: RetryPolicy,
 }
 
@@ -265,6 +270,7 @@ impl RawSettings {
     fn database(&self, c: &mut Checker) -> Option<DatabaseSettings> {
         let url = c.database_url(&self.database_url);
         let pool_size = c.number("DB_POOL_SIZE", &self.db_pool_size, 1, MAX_POOL_SIZE);
+        let pool_timeout = c.millis("DB_POOL_TIMEOUT_MS", &self.db_pool_timeout_ms);
         let retry = c.retry_policy(
             &DB_RETRY,
             [
@@ -276,6 +282,7 @@ impl RawSettings {
         Some(DatabaseSettings {
             url: url?,
             pool_size: usize::try_from(pool_size?).unwrap_or(usize::MAX),
+            pool_timeout: pool_timeout?,
             retry: retry?,
         })
     }
@@ -432,6 +439,7 @@ mod tests {
             Duration::from_millis(5000)
         );
         assert_eq!(s.database.pool_size, 10);
+        assert_eq!(s.database.pool_timeout, Duration::from_millis(5000));
         assert_eq!(s.database.url.display(), "sqlite://readygate.db");
         assert!(matches!(s.cache, CacheSettings::Memory));
         assert_eq!(
@@ -578,7 +586,7 @@ mod tests {
     #[test]
     fn documented_settings_list_every_variable_with_its_default() {
         let s = documented_settings();
-        assert_eq!(s.len(), 15);
+        assert_eq!(s.len(), 16);
         assert!(s.contains(&("DB_MAX_RETRIES".into(), "3".into())));
         assert!(s.contains(&("REDIS_RETRY_INTERVAL_MS".into(), "2000".into())));
     }

@@ -2,6 +2,8 @@
 //! one runtime check; the retrying, timing and reporting live once, in
 //! [`crate::dependency::DependencyActor`]. A new backend is a new connector.
 
+use std::future::Future;
+
 use futures_util::future::{FutureExt, LocalBoxFuture};
 
 use crate::error::ConnectError;
@@ -10,9 +12,10 @@ use crate::status::Dependency;
 
 pub mod postgres;
 pub mod redis;
+pub mod severance;
 pub mod sqlite;
 
-pub use self::postgres::PostgresConnector;
+pub use self::postgres::{PoolLimits, PostgresConnector};
 pub use self::redis::RedisConnector;
 pub use self::sqlite::SqliteConnector;
 
@@ -32,62 +35,28 @@ pub trait Connector: Unpin + 'static {
     /// One connection attempt. The actor bounds it with the attempt timeout.
     fn connect(&self) -> LocalBoxFuture<'static, Result<Self::Handle, ConnectError>>;
 
-    /// One check of a connected dependency (also used to reconnect).
+    /// One check of a connected dependency (also used to reconnect). It must
+    /// ask the server itself, whatever the application is doing with the
+    /// handle: a check that passes without asking would keep `/ready` green
+    /// for a frozen server.
     fn check(&self, handle: &Self::Handle) -> LocalBoxFuture<'static, Result<(), ConnectError>>;
+
+    /// A check failed: end the connections that work may be waiting on, so
+    /// that it fails now instead of hanging on a server that stopped
+    /// answering. Nothing to do where the client bounds its own waits.
+    fn sever(&self) {}
 
     /// The handle as handed to the supervisor and the application.
     fn share(handle: &Self::Handle) -> Connected;
 }
 
 /// One attempt for a connector whose handle exists before any connection (a
-/// pool): run its check, then hand out the handle.
+/// pool): run `check` on it, then hand out the handle.
 fn checked<H: 'static>(
     handle: H,
-    check: LocalBoxFuture<'static, Result<(), ConnectError>>,
+    check: impl Future<Output = Result<(), ConnectError>> + 'static,
 ) -> LocalBoxFuture<'static, Result<H, ConnectError>> {
     check
         .map(move |result| result.map(|()| handle))
         .boxed_local()
-}
-
-/// A pool whose every connection is checked out is a busy database, not a
-/// dead one: a check that waited for a free connection would time out and
-/// take a loaded gateway out of service. Such a check passes at once; the
-/// next check, or the application's own queries, see a real outage.
-fn saturated(status: deadpool_postgres::Status) -> bool {
-    status.size >= status.max_size && status.available == 0
-}
-
-/// The check of a pool-based connector: [`saturated`], or `check`.
-fn pool_check(
-    status: deadpool_postgres::Status,
-    check: impl std::future::Future<Output = Result<(), ConnectError>> + 'static,
-) -> LocalBoxFuture<'static, Result<(), ConnectError>> {
-    if saturated(status) {
-        futures_util::future::ready(Ok(())).boxed_local()
-    } else {
-        check.boxed_local()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn status(max_size: usize, size: usize, available: usize) -> deadpool_postgres::Status {
-        deadpool_postgres::Status {
-            max_size,
-            size,
-            available,
-            waiting: 0,
-        }
-    }
-
-    #[test]
-    fn only_a_full_pool_with_nothing_idle_is_saturated() {
-        assert!(saturated(status(2, 2, 0)));
-        assert!(!saturated(status(2, 2, 1)));
-        assert!(!saturated(status(2, 1, 0)));
-        assert!(!saturated(status(2, 0, 0)));
-    }
 }

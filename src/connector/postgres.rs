@@ -1,51 +1,169 @@
-//! PostgreSQL through a deadpool-postgres pool: one attempt is "get a
-//! connection from the pool and run `SELECT 1`".
+//! PostgreSQL through deadpool-postgres.
+//!
+//! * The application's pool (`DB_POOL_SIZE` connections): waiting for one of
+//!   its connections is bounded by `DB_POOL_TIMEOUT_MS`, making one by the
+//!   connect timeout. A start-up attempt gets a connection from it and runs
+//!   `SELECT 1`, so the pool the application receives has been proven.
+//! * A probe pool of one connection, not counted in `DB_POOL_SIZE`, for the
+//!   runtime checks: however busy the application keeps its pool, a check
+//!   asks the server itself, so a busy database stays up and a frozen one
+//!   goes down.
+//! * Every connection of both pools watches one [`Severance`]: when a check
+//!   fails, they all end, and queries waiting on them fail instead of
+//!   hanging on a server that stopped answering.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
-use futures_util::future::LocalBoxFuture;
-use tokio_postgres::NoTls;
+use deadpool_postgres::{
+    Connect, Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime, TimeoutType,
+    Timeouts,
+};
+use futures_util::StreamExt;
+use futures_util::future::{FutureExt, LocalBoxFuture};
+use tokio::task::JoinHandle;
+use tokio_postgres::{AsyncMessage, NoTls};
 
-use super::{Connector, checked, pool_check};
-use crate::error::ConnectError;
+use super::severance::{Severance, Severed};
+use super::{Connector, checked};
+use crate::error::{ConnectError, cause_chain};
 use crate::handles::{Connected, Database};
 use crate::status::Dependency;
 
+/// TCP keepalive on every connection: the first probe after this much
+/// silence, then [`KEEPALIVE_INTERVAL`] apart, [`KEEPALIVE_RETRIES`] of them.
+pub const KEEPALIVE_IDLE: Duration = Duration::from_secs(10);
+pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
+pub const KEEPALIVE_RETRIES: u32 = 3;
+/// `TCP_USER_TIMEOUT`: sent data unacknowledged this long closes the
+/// connection (a peer that vanished from the network).
+pub const TCP_USER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The sizes and waits of the application's pool.
+#[derive(Clone, Copy, Debug)]
+pub struct PoolLimits {
+    /// Connections at most (`DB_POOL_SIZE`).
+    pub size: usize,
+    /// Longest wait for a connection (`DB_POOL_TIMEOUT_MS`).
+    pub wait: Duration,
+}
+
 pub struct PostgresConnector {
     pool: Pool,
+    probe: Pool,
+    severance: Severance,
+    timeout: Duration,
 }
 
 impl PostgresConnector {
-    /// Builds the pool; no connection is made until the first attempt.
+    /// Builds both pools; no connection is made until the first attempt.
+    /// `timeout` bounds each connection's set-up.
     pub fn new(
         config: &tokio_postgres::Config,
-        pool_size: usize,
+        limits: PoolLimits,
         timeout: Duration,
     ) -> Result<Self, ConnectError> {
         let mut config = config.clone();
-        config.connect_timeout(timeout);
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = Pool::builder(manager)
-            .max_size(pool_size)
-            .build()
-            .map_err(ConnectError::PostgresBuild)?;
-        Ok(PostgresConnector { pool })
+        config
+            .connect_timeout(timeout)
+            .keepalives(true)
+            .keepalives_idle(KEEPALIVE_IDLE)
+            .keepalives_interval(KEEPALIVE_INTERVAL)
+            .keepalives_retries(KEEPALIVE_RETRIES)
+            .tcp_user_timeout(TCP_USER_TIMEOUT);
+        let severance = Severance::default();
+        let build = |size: usize, wait: Duration| {
+            let manager = Manager::from_connect(
+                config.clone(),
+                SeverableConnect {
+                    severed: severance.watch(),
+                },
+                ManagerConfig {
+                    recycling_method: RecyclingMethod::Fast,
+                },
+            );
+            Pool::builder(manager)
+                .max_size(size)
+                .runtime(Runtime::Tokio1)
+                .timeouts(Timeouts {
+                    wait: Some(wait),
+                    create: Some(timeout),
+                    recycle: Some(timeout),
+                })
+                .build()
+                .map_err(ConnectError::PostgresBuild)
+        };
+        Ok(PostgresConnector {
+            pool: build(limits.size, limits.wait)?,
+            probe: build(1, timeout)?,
+            severance,
+            timeout,
+        })
     }
 
-    async fn select_one(pool: Pool) -> Result<(), ConnectError> {
-        let client = pool.get().await.map_err(ConnectError::PostgresPool)?;
+    /// `SELECT 1` on a connection of `pool`; making the connection is
+    /// bounded by `timeout`, and running out of it reads as the attempt's
+    /// own timeout.
+    async fn select_one(pool: Pool, timeout: Duration) -> Result<(), ConnectError> {
+        let client = pool.get().await.map_err(|e| match e {
+            PoolError::Timeout(TimeoutType::Create) => ConnectError::TimedOut(timeout),
+            e => ConnectError::PostgresPool(e),
+        })?;
         client
             .simple_query("SELECT 1")
             .await
             .map_err(ConnectError::Postgres)?;
         Ok(())
+    }
+}
+
+/// Connects as deadpool-postgres does, but runs each connection under the
+/// connector's [`Severance`] and logs its end with the whole cause chain.
+struct SeverableConnect {
+    severed: Severed,
+}
+
+type ConnectFuture<'a> = Pin<
+    Box<
+        dyn Future<Output = Result<(tokio_postgres::Client, JoinHandle<()>), tokio_postgres::Error>>
+            + Send
+            + 'a,
+    >,
+>;
+
+impl Connect for SeverableConnect {
+    fn connect(&self, config: &tokio_postgres::Config) -> ConnectFuture<'_> {
+        let (config, severed) = (config.clone(), self.severed.clone());
+        Box::pin(async move {
+            let (client, mut connection) = config.connect(NoTls).await?;
+            // Driven message by message rather than awaited, which would log
+            // the server's notices itself, in words of its own.
+            let messages = async move {
+                let mut messages =
+                    futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+                while let Some(message) = messages.next().await {
+                    if let AsyncMessage::Notice(notice) = message? {
+                        log::debug!(
+                            "DB pooled connection notice: {}: {}",
+                            notice.severity(),
+                            notice.message()
+                        );
+                    }
+                }
+                Ok::<(), tokio_postgres::Error>(())
+            };
+            let task = tokio::spawn(async move {
+                match severed.run(messages).await {
+                    Some(Ok(())) => {}
+                    Some(Err(e)) => {
+                        log::debug!("DB pooled connection ended: {}", cause_chain(&e));
+                    }
+                    None => log::debug!("DB pooled connection closed: the server was found down"),
+                }
+            });
+            Ok((client, task))
+        })
     }
 }
 
@@ -65,11 +183,18 @@ impl Connector for PostgresConnector {
     }
 
     fn connect(&self) -> LocalBoxFuture<'static, Result<Pool, ConnectError>> {
-        checked(self.pool.clone(), self.check(&self.pool))
+        checked(
+            self.pool.clone(),
+            Self::select_one(self.pool.clone(), self.timeout),
+        )
     }
 
-    fn check(&self, pool: &Pool) -> LocalBoxFuture<'static, Result<(), ConnectError>> {
-        pool_check(pool.status(), Self::select_one(pool.clone()))
+    fn check(&self, _: &Pool) -> LocalBoxFuture<'static, Result<(), ConnectError>> {
+        Self::select_one(self.probe.clone(), self.timeout).boxed_local()
+    }
+
+    fn sever(&self) {
+        self.severance.sever();
     }
 
     fn share(pool: &Pool) -> Connected {

@@ -1,31 +1,53 @@
-//! SQLite, the embedded default, through a deadpool-sqlite pool (rusqlite
-//! on blocking threads): one attempt opens a connection and runs `SELECT 1`.
+//! SQLite, the embedded default, through deadpool-sqlite (rusqlite on
+//! blocking threads): one attempt gets a connection from the application's
+//! pool and runs `SELECT 1`; runtime checks use a probe pool of one
+//! connection of their own, so a pool the application keeps busy is not
+//! mistaken for a broken database. Waiting for a pooled connection is bounded
+//! by `DB_POOL_TIMEOUT_MS`.
 
-use deadpool_sqlite::{Config, Pool, Runtime};
-use futures_util::future::LocalBoxFuture;
+use std::time::Duration;
 
-use super::{Connector, checked, pool_check};
+use deadpool_sqlite::{Config, Pool, PoolError, Runtime, TimeoutType};
+use futures_util::future::{FutureExt, LocalBoxFuture};
+
+use super::{Connector, PoolLimits, checked};
 use crate::error::ConnectError;
 use crate::handles::{Connected, Database};
 use crate::status::Dependency;
 
 pub struct SqliteConnector {
     pool: Pool,
+    probe: Pool,
+    timeout: Duration,
 }
 
 impl SqliteConnector {
-    pub fn new(path: &str, pool_size: usize) -> Result<Self, ConnectError> {
-        // deadpool-sqlite's configuration error is `Infallible`.
-        let Ok(builder) = Config::new(path).builder(Runtime::Tokio1);
-        let pool = builder
-            .max_size(pool_size)
-            .build()
-            .map_err(ConnectError::SqliteBuild)?;
-        Ok(SqliteConnector { pool })
+    pub fn new(path: &str, limits: PoolLimits, timeout: Duration) -> Result<Self, ConnectError> {
+        let build = |size: usize, wait: Duration| {
+            // deadpool-sqlite's configuration error is `Infallible`.
+            let Ok(builder) = Config::new(path).builder(Runtime::Tokio1);
+            builder
+                .max_size(size)
+                .wait_timeout(Some(wait))
+                .create_timeout(Some(timeout))
+                .recycle_timeout(Some(timeout))
+                .build()
+                .map_err(ConnectError::SqliteBuild)
+        };
+        Ok(SqliteConnector {
+            pool: build(limits.size, limits.wait)?,
+            probe: build(1, timeout)?,
+            timeout,
+        })
     }
 
-    async fn select_one(pool: Pool) -> Result<(), ConnectError> {
-        let conn = pool.get().await.map_err(ConnectError::SqlitePool)?;
+    /// `SELECT 1` on a connection of `pool`; opening it is bounded by
+    /// `timeout`, and running out of it reads as the attempt's own timeout.
+    async fn select_one(pool: Pool, timeout: Duration) -> Result<(), ConnectError> {
+        let conn = pool.get().await.map_err(|e| match e {
+            PoolError::Timeout(TimeoutType::Create) => ConnectError::TimedOut(timeout),
+            e => ConnectError::SqlitePool(e),
+        })?;
         conn.interact(|c| c.query_row("SELECT 1", [], |row| row.get::<_, i64>(0)))
             .await
             .map_err(|e| ConnectError::SqliteInteract(e.to_string()))?
@@ -50,11 +72,14 @@ impl Connector for SqliteConnector {
     }
 
     fn connect(&self) -> LocalBoxFuture<'static, Result<Pool, ConnectError>> {
-        checked(self.pool.clone(), self.check(&self.pool))
+        checked(
+            self.pool.clone(),
+            Self::select_one(self.pool.clone(), self.timeout),
+        )
     }
 
-    fn check(&self, pool: &Pool) -> LocalBoxFuture<'static, Result<(), ConnectError>> {
-        pool_check(pool.status(), Self::select_one(pool.clone()))
+    fn check(&self, _: &Pool) -> LocalBoxFuture<'static, Result<(), ConnectError>> {
+        Self::select_one(self.probe.clone(), self.timeout).boxed_local()
     }
 
     fn share(pool: &Pool) -> Connected {

@@ -15,7 +15,7 @@ fn program() -> BTreeMap<String, String> {
     let settings: BTreeMap<_, _> = readygate::config::documented_settings()
         .into_iter()
         .collect();
-    assert_eq!(settings.len(), 15, "{settings:?}");
+    assert_eq!(settings.len(), 16, "{settings:?}");
     settings
 }
 

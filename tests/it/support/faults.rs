@@ -9,10 +9,10 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// What a fault server shares between its threads.
 #[derive(Debug, Default)]
@@ -462,5 +462,158 @@ impl BlackHole {
     /// TCP connections accepted so far.
     pub fn connections(&self) -> usize {
         self.listener.connections()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// A relay that can black-hole
+
+/// What a [`Relay`] shares with its connection threads.
+#[derive(Debug)]
+struct RelayState {
+    target: u16,
+    blackholed: AtomicBool,
+    /// Bumped by [`Relay::restore`]: connections of an older generation are
+    /// closed (they may have lost data while black-holed).
+    generation: AtomicU64,
+    accepted: Mutex<Vec<Instant>>,
+    stop: AtomicBool,
+}
+
+/// A TCP relay in front of a real server on 127.0.0.1:`target`: every
+/// connection is forwarded both ways, and counted with the time it came.
+///
+/// [`Relay::blackhole`] makes it a network that swallows everything: bytes
+/// on connections already open are read and dropped in both directions, and
+/// new connections are accepted and never forwarded, so every client waits
+/// on an open, silent connection (the kernel acknowledges, nothing answers).
+/// [`Relay::restore`] closes the connections that lost data and forwards
+/// again.
+#[derive(Debug)]
+pub struct Relay {
+    listener: Listener,
+    state: Arc<RelayState>,
+}
+
+impl Relay {
+    pub fn start(target: u16) -> Relay {
+        let state = Arc::new(RelayState {
+            target,
+            blackholed: AtomicBool::new(false),
+            generation: AtomicU64::new(0),
+            accepted: Mutex::new(Vec::new()),
+            stop: AtomicBool::new(false),
+        });
+        let handler_state = Arc::clone(&state);
+        let listener = Listener::start("relay", move |client| relay(client, &handler_state));
+        Relay { listener, state }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener.port
+    }
+
+    /// `postgres://postgres@127.0.0.1:PORT/postgres` through the relay.
+    pub fn postgres_url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port())
+    }
+
+    pub fn blackhole(&self) {
+        self.state.blackholed.store(true, Ordering::SeqCst);
+    }
+
+    pub fn restore(&self) {
+        self.state.generation.fetch_add(1, Ordering::SeqCst);
+        self.state.blackholed.store(false, Ordering::SeqCst);
+    }
+
+    /// TCP connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.listener.connections()
+    }
+
+    /// When each connection was accepted.
+    pub fn accepted_at(&self) -> Vec<Instant> {
+        self.state
+            .accepted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.state.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+fn relay(client: TcpStream, state: &Arc<RelayState>) {
+    state
+        .accepted
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(Instant::now());
+    let generation = state.generation.load(Ordering::SeqCst);
+    let upstream = if state.blackholed.load(Ordering::SeqCst) {
+        None
+    } else {
+        TcpStream::connect((Ipv4Addr::LOCALHOST, state.target)).ok()
+    };
+    let Some(upstream) = upstream else {
+        // Black-holed (or the server is down): read and drop until closed.
+        pump(&client, None, state, generation);
+        return;
+    };
+    let _ = upstream.set_nodelay(true);
+    let (Ok(client_2), Ok(upstream_2)) = (client.try_clone(), upstream.try_clone()) else {
+        return;
+    };
+    let back_state = Arc::clone(state);
+    let back = std::thread::Builder::new()
+        .name("relay-back".into())
+        .spawn(move || pump(&upstream_2, Some(&client_2), &back_state, generation));
+    pump(&client, Some(&upstream), state, generation);
+    let _ = upstream.shutdown(Shutdown::Both);
+    let _ = client.shutdown(Shutdown::Both);
+    if let Ok(back) = back {
+        let _ = back.join();
+    }
+}
+
+/// Copies `from` to `to` (drops the bytes while black-holed, or when there
+/// is no `to`) until either side closes, the relay stops, or a restore ends
+/// this connection's generation.
+fn pump(from: &TcpStream, to: Option<&TcpStream>, state: &RelayState, generation: u64) {
+    let _ = from.set_read_timeout(Some(Duration::from_millis(20)));
+    let mut buf = [0u8; 16 * 1024];
+    let mut reader = from;
+    loop {
+        if state.stop.load(Ordering::SeqCst)
+            || state.generation.load(Ordering::SeqCst) != generation
+        {
+            break;
+        }
+        match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                let forward = to.filter(|_| !state.blackholed.load(Ordering::SeqCst));
+                if let Some(mut to) = forward
+                    && to.write_all(&buf[..n]).is_err()
+                {
+                    break;
+                }
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => break,
+        }
+    }
+    let _ = from.shutdown(Shutdown::Both);
+    if let Some(to) = to {
+        let _ = to.shutdown(Shutdown::Both);
     }
 }

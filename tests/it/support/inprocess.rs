@@ -52,6 +52,8 @@ impl InProcess {
             .settings
             .validate()
             .unwrap();
+        // The log goes to this process's stderr (see [`StderrCapture`]).
+        readygate::telemetry::init(settings.log);
         let server =
             std::thread::spawn(move || readygate::Gateway::new(settings).routes(routes).run());
         let base = format!("http://127.0.0.1:{port}");
@@ -67,5 +69,54 @@ impl InProcess {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+}
+
+/// This process's stderr, where an in-process gateway logs, kept in a file
+/// from [`StderrCapture::start`] until it is dropped (stderr is then what it
+/// was). nextest runs each test in a process of its own, so nothing else is
+/// caught.
+pub struct StderrCapture {
+    file: tempfile::NamedTempFile,
+    saved: Option<std::os::fd::OwnedFd>,
+}
+
+impl StderrCapture {
+    pub fn start() -> StderrCapture {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        let saved = nix::unistd::dup(std::io::stderr()).unwrap();
+        nix::unistd::dup2_stderr(file.as_file()).unwrap();
+        StderrCapture {
+            file,
+            saved: Some(saved),
+        }
+    }
+
+    /// The lines written so far.
+    pub fn lines(&self) -> Vec<String> {
+        std::fs::read_to_string(self.file.path())
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Puts stderr back (also done on drop), so that a failing assertion
+    /// shows; returns the lines captured.
+    pub fn stop(mut self) -> Vec<String> {
+        self.restore();
+        self.lines()
+    }
+
+    fn restore(&mut self) {
+        if let Some(saved) = self.saved.take() {
+            let _ = nix::unistd::dup2_stderr(&saved);
+        }
+    }
+}
+
+impl Drop for StderrCapture {
+    fn drop(&mut self) {
+        self.restore();
     }
 }

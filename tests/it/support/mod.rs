@@ -22,11 +22,11 @@ pub mod redis;
 
 // Re-exports for the tests' convenience; not every test uses each one.
 #[allow(unused_imports)]
-pub use faults::{BlackHole, LoadingRedis, StartingUpPostgres};
+pub use faults::{BlackHole, LoadingRedis, Relay, StartingUpPostgres};
 #[allow(unused_imports)]
 pub use gateway::{Gateway, GatewayBuilder, HttpReply};
 #[allow(unused_imports)]
-pub use inprocess::InProcess;
+pub use inprocess::{InProcess, StderrCapture};
 #[allow(unused_imports)]
 pub use ports::{free_port, port_is_open, wait_port_closed};
 #[allow(unused_imports)]

@@ -251,6 +251,8 @@ pub struct Postgres {
     log: PathBuf,
     port: u16,
     child: Option<Child>,
+    /// The processes [`Postgres::freeze`] stopped, until [`Postgres::thaw`].
+    frozen: Vec<u32>,
 }
 
 impl Postgres {
@@ -327,6 +329,7 @@ impl Postgres {
             log,
             port: free_port(),
             child: None,
+            frozen: Vec::new(),
         }
     }
 
@@ -426,6 +429,31 @@ impl Postgres {
 
     pub fn is_running(&mut self) -> bool {
         process::is_running(&mut self.child)
+    }
+
+    /// Freezes the server as a hung machine would: SIGSTOP to the postmaster
+    /// (first, so that it forks nothing more) and to every process it
+    /// started (backends, background workers). The kernel still accepts TCP
+    /// connections and acknowledges data; nothing answers. Panics when the
+    /// server is not running.
+    pub fn freeze(&mut self) {
+        let pid = self
+            .pid()
+            .unwrap_or_else(|| panic!("freeze: postgres on port {} is not running", self.port));
+        process::signal_pid(pid, Signal::SIGSTOP);
+        let children = process::children_of(pid);
+        for child in &children {
+            process::signal_pid(*child, Signal::SIGSTOP);
+        }
+        self.frozen = std::iter::once(pid).chain(children).collect();
+    }
+
+    /// Undoes [`Postgres::freeze`] (SIGCONT, children first). No-op when
+    /// not frozen.
+    pub fn thaw(&mut self) {
+        for pid in std::mem::take(&mut self.frozen).iter().rev() {
+            process::signal_pid(*pid, Signal::SIGCONT);
+        }
     }
 
     /// The postmaster's PID while running.
@@ -586,6 +614,8 @@ impl Postgres {
 
 impl Drop for Postgres {
     fn drop(&mut self) {
+        // A frozen server could not act on its shutdown signal.
+        self.thaw();
         // SIGQUIT (immediate shutdown) also makes the postmaster's children
         // exit before it does; SIGKILL after 10 s.
         self.shutdown_with(Signal::SIGQUIT);
