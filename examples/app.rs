@@ -74,6 +74,11 @@ async fn visits(deps: web::Data<Dependencies>) -> HttpResponse {
 }
 
 fn main() -> ExitCode {
+    // First, so that a stop signal at any moment exits 0 (see
+    // `readygate::signals`).
+    if let Err(e) = readygate::signals::install() {
+        eprintln!("cannot catch stop signals yet: {e}");
+    }
     let settings = readygate::config::load_dotenv().and_then(|()| Settings::from_env());
     let settings = match settings {
         Ok(settings) => settings,

@@ -21,6 +21,8 @@
 //!     }
 //! }
 //!
+//! // First: a SIGTERM from now on exits 0 (see `signals`).
+//! readygate::signals::install().expect("signal handlers");
 //! let settings = Settings::from_env().expect("valid settings");
 //! let code = Gateway::new(settings).routes(|cfg| { cfg.service(hello); }).run();
 //! std::process::exit(code);
@@ -31,10 +33,12 @@ pub mod connector;
 pub mod dependency;
 pub mod error;
 pub mod handles;
+pub mod listener;
 pub mod metrics;
 pub mod redact;
 pub mod retry;
 pub mod routes;
+pub mod signals;
 pub mod startup;
 pub mod status;
 pub mod supervisor;
@@ -50,6 +54,6 @@ pub mod exit {
     pub const OK: i32 = 0;
     /// A dependency is unavailable (EX_UNAVAILABLE).
     pub const UNAVAILABLE: i32 = 69;
-    /// Bad configuration (EX_CONFIG).
+    /// Bad configuration, or a `HOST`/`PORT` that cannot be had (EX_CONFIG).
     pub const CONFIG: i32 = 78;
 }

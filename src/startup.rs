@@ -12,7 +12,7 @@ use crate::config::{Cli, Command, ConfigError, Settings, load_dotenv};
 use crate::exit;
 use crate::status::Health;
 use crate::supervisor::{Mode, Supervisor};
-use crate::telemetry;
+use crate::{listener, signals, telemetry};
 
 /// A gateway: settings, application routes, and what to do once ready.
 pub struct Gateway {
@@ -52,17 +52,33 @@ impl Gateway {
     }
 
     /// Run until stopped; returns the process exit code (0, 69 or 78).
-    /// Runs its own actix `System` on this thread: `#[actix_web::main]`
-    /// would ignore the exit code.
+    ///
+    /// The HTTP port is bound first (a bad `HOST` or a taken `PORT` is 78 at
+    /// once, before any dependency attempt) and listens only once every
+    /// dependency is ready. Runs its own actix `System` on this thread:
+    /// `#[actix_web::main]` would ignore the exit code. Call
+    /// [`crate::signals::install`] first thing in `main` so that a stop
+    /// signal before this point exits 0 too.
     pub fn run(self) -> i32 {
-        let system = System::new();
+        signals::process_start();
         let Gateway {
             settings,
             mode,
             health,
         } = self;
+        let port = match &mode {
+            Mode::Check => None,
+            Mode::Serve(_) => match listener::bind(&settings.http.host, settings.http.port) {
+                Ok(port) => Some(port),
+                Err(e) => {
+                    log::error!("{e}; exiting with code {}", exit::CONFIG);
+                    return exit::CONFIG;
+                }
+            },
+        };
+        let system = System::new();
         system.block_on(async move {
-            Supervisor::new(settings, mode, health).start();
+            Supervisor::new(settings, mode, health, port).start();
         });
         match system.run_with_code() {
             Ok(code) => code,
@@ -75,8 +91,10 @@ impl Gateway {
 }
 
 /// The `readygate` program: `.env`, settings, logging, then the gateway.
-pub fn run_cli() -> ExitCode {
-    let code = match cli_settings() {
+/// `early_signals` is what [`signals::install`], the first call of `main`,
+/// returned.
+pub fn run_cli(early_signals: std::io::Result<()>) -> ExitCode {
+    let code = match cli_settings(early_signals) {
         Ok((settings, command)) => {
             let gateway = Gateway::new(settings);
             match command {
@@ -91,7 +109,7 @@ pub fn run_cli() -> ExitCode {
 
 /// Parse and validate, logging any configuration error; `Err` holds the exit
 /// code (0 after `--help`/`--version`, 78 for bad configuration).
-fn cli_settings() -> Result<(Settings, Option<Command>), i32> {
+fn cli_settings(early_signals: std::io::Result<()>) -> Result<(Settings, Option<Command>), i32> {
     let dotenv = load_dotenv();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -116,6 +134,12 @@ fn cli_settings() -> Result<(Settings, Option<Command>), i32> {
         }
     };
     telemetry::init(cli.settings.log_settings_or_default());
+    if let Err(e) = early_signals {
+        log::warn!(
+            "Cannot catch stop signals from the first instant: {e}; until the gateway starts, \
+             SIGTERM/SIGINT/SIGHUP end the process by their default action"
+        );
+    }
     let settings = dotenv.and_then(|()| cli.settings.validate());
     match settings {
         Ok(settings) => Ok((settings, cli.command)),

@@ -60,7 +60,7 @@ fn rfc3339<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error
 /// The body of `/ready`.
 #[derive(Clone, Debug, Serialize)]
 pub struct ReadyReport {
-    /// `ready` or `not_ready`.
+    /// `ready`, `not_ready`, or `draining` once a stop signal came.
     pub status: &'static str,
     pub dependencies: BTreeMap<&'static str, DependencyStatus>,
 }
@@ -77,6 +77,8 @@ impl ReadyReport {
 #[derive(Default)]
 struct Published {
     states: BTreeMap<Dependency, DependencyStatus>,
+    /// A stop signal came: not ready, whatever the dependencies.
+    draining: bool,
     ready: bool,
     body: Bytes,
 }
@@ -88,9 +90,13 @@ impl Published {
             .iter()
             .map(|(d, s)| (d.name(), s.clone()))
             .collect();
-        let ready = dependencies.values().all(|s| s.state == State::Up);
+        let up = dependencies.values().all(|s| s.state == State::Up);
         ReadyReport {
-            status: if ready { "ready" } else { "not_ready" },
+            status: match (self.draining, up) {
+                (true, _) => "draining",
+                (false, true) => "ready",
+                (false, false) => "not_ready",
+            },
             dependencies,
         }
     }
@@ -189,6 +195,15 @@ impl Health {
         }
     }
 
+    /// A stop signal came: `/ready` answers 503 (`"status":"draining"`)
+    /// from now on.
+    pub fn set_draining(&self) {
+        if let Ok(mut published) = self.published.write() {
+            published.draining = true;
+            published.render();
+        }
+    }
+
     pub fn count_attempt(&self, dependency: Dependency, outcome: &str) {
         self.metrics
             .connect_attempts
@@ -244,6 +259,13 @@ mod tests {
         );
         let (ready, body) = h.ready_answer();
         assert!(!ready);
+        h.set_state(Dependency::Cache, State::Up);
+        assert!(h.ready_answer().0);
+        h.set_draining();
+        let (ready, body_draining) = h.ready_answer();
+        assert!(!ready, "draining is never ready");
+        let draining: serde_json::Value = serde_json::from_slice(&body_draining).unwrap();
+        assert_eq!(draining["status"], "draining");
         let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(body["dependencies"]["cache"]["state"], "down");
         assert_eq!(body["dependencies"]["cache"]["consecutive_failures"], 1);

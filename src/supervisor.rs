@@ -1,8 +1,15 @@
 //! The supervisor: starts one dependency actor per dependency, starts the
-//! HTTP server once all are ready (or, for `readygate check`, exits 0), stops
-//! everything with exit code 69 when one gives up, and handles SIGTERM/SIGINT
-//! itself from the first moment (actix-web's own signal handling would only
-//! start with the server).
+//! HTTP server on the port reserved at start-up once all are ready (or, for
+//! `readygate check`, exits 0), stops everything with exit code 69 when one
+//! gives up, and handles SIGTERM/SIGINT/SIGHUP itself from its first moment
+//! (actix-web's own signal handling would only start with the server),
+//! acting first on a signal recorded before it ran ([`crate::signals`]).
+//!
+//! A stop signal while serving drains as Kubernetes needs it: `/ready`
+//! answers 503 at once, the server keeps serving for `SHUTDOWN_DELAY_MS`
+//! (while the endpoint removal propagates), then stops accepting and waits
+//! for in-flight requests at most `SHUTDOWN_TIMEOUT_MS`. A second signal
+//! stops at once.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -13,14 +20,16 @@ use actix_web::dev::ServerHandle;
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 
-use crate::config::{CacheSettings, DatabaseUrl, Settings};
+use crate::config::{CacheSettings, DatabaseUrl, Settings, ShutdownSettings};
 use crate::connector::{Connector, PoolLimits, PostgresConnector, RedisConnector, SqliteConnector};
 use crate::dependency::{Abort, DependencyActor, DependencyReport, FailureOutcome, StartupFailure};
 use crate::error::ConnectError;
 use crate::exit;
 use crate::handles::{Cache, Connected, Database, Dependencies, MemoryCache};
+use crate::listener::BoundPort;
 use crate::retry::Seconds;
 use crate::routes;
+use crate::signals::{self, StopSignal};
 use crate::status::{Dependency, Health, State};
 
 /// Application routes added next to the gateway's own.
@@ -44,27 +53,35 @@ pub struct Supervisor {
     actors: BTreeMap<Dependency, Recipient<Abort>>,
     database: Option<Database>,
     cache: Option<Cache>,
+    /// The HTTP port, bound but not listening until every dependency is
+    /// ready (`None` for `readygate check`).
+    port: Option<BoundPort>,
     server: Option<ServerHandle>,
     stopping: bool,
+    exited: bool,
 }
 
 #[derive(Message)]
 #[rtype(result = "()")]
-struct ShutdownSignal(&'static str);
+struct ShutdownSignal(StopSignal);
 
 impl Supervisor {
-    pub fn new(settings: Settings, mode: Mode, health: Health) -> Self {
+    /// `port`: the reserved HTTP port ([`crate::listener::bind`]), needed
+    /// to serve.
+    pub fn new(settings: Settings, mode: Mode, health: Health, port: Option<BoundPort>) -> Self {
         Supervisor {
             settings,
             mode,
             health,
-            started: Instant::now(),
+            started: signals::process_start(),
             pending: BTreeSet::new(),
             actors: BTreeMap::new(),
             database: None,
             cache: None,
+            port,
             server: None,
             stopping: false,
+            exited: false,
         }
     }
 
@@ -103,6 +120,9 @@ impl Supervisor {
     /// the runtime still runs: SQLite connections need it to close.
     fn exit(&mut self, code: i32) {
         self.stopping = true;
+        if std::mem::replace(&mut self.exited, true) {
+            return;
+        }
         if let Some(db) = &self.database {
             db.close();
         }
@@ -112,25 +132,36 @@ impl Supervisor {
     fn watch_signals(&self, ctx: &mut Context<Self>) {
         use tokio::signal::unix::{SignalKind, signal};
         let addr = ctx.address();
-        let (term, int) = match (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) {
-            (Ok(t), Ok(i)) => (t, i),
-            (Err(e), _) | (_, Err(e)) => {
-                log::error!("Cannot watch SIGTERM/SIGINT: {e}; stop the process with SIGKILL");
+        let streams = (|| {
+            Ok::<_, std::io::Error>((
+                signal(SignalKind::terminate())?,
+                signal(SignalKind::interrupt())?,
+                signal(SignalKind::hangup())?,
+            ))
+        })();
+        let (mut term, mut int, mut hup) = match streams {
+            Ok(streams) => streams,
+            Err(e) => {
+                log::error!(
+                    "Cannot watch SIGTERM/SIGINT/SIGHUP: {e}; stop the process with SIGKILL"
+                );
                 return;
             }
         };
+        // A signal that came before the streams existed was recorded by the
+        // handlers `main` installed first.
+        if let Some(signal) = signals::take_pending() {
+            addr.do_send(ShutdownSignal(signal));
+        }
         ctx.spawn(
             async move {
-                let (mut term, mut int) = (term, int);
                 loop {
-                    let name = tokio::select! {
-                        _ = term.recv() => "SIGTERM",
-                        _ = int.recv() => "SIGINT",
+                    let signal = tokio::select! {
+                        _ = term.recv() => StopSignal::Term,
+                        _ = int.recv() => StopSignal::Int,
+                        _ = hup.recv() => StopSignal::Hup,
                     };
-                    addr.do_send(ShutdownSignal(name));
+                    addr.do_send(ShutdownSignal(signal));
                 }
             }
             .into_actor(self),
@@ -165,28 +196,51 @@ impl Supervisor {
             }
             Mode::Serve(configure) => configure.clone(),
         };
+        let listeners = match self.port.take().map(BoundPort::listen) {
+            Some(Ok(listeners)) => listeners,
+            Some(Err(e)) => {
+                log::error!(
+                    "Cannot listen on the reserved port: {e}; exiting with code {}",
+                    exit::CONFIG
+                );
+                self.exit(exit::CONFIG);
+                return;
+            }
+            None => {
+                log::error!(
+                    "No HTTP port was reserved; exiting with code {}",
+                    exit::CONFIG
+                );
+                self.exit(exit::CONFIG);
+                return;
+            }
+        };
         let health = web::Data::new(self.health.clone());
         let deps = web::Data::new(deps);
-        let server = HttpServer::new(move || {
-            let app = App::new()
-                .app_data(health.clone())
-                .app_data(deps.clone())
-                .wrap(from_fn(routes::count_requests))
-                .configure(routes::configure);
-            match &configure {
-                Some(f) => app.configure(|cfg| f(cfg)),
-                None => app,
-            }
-        })
-        .disable_signals()
-        .bind((self.settings.http.host.as_str(), self.settings.http.port));
+        // Our own timer cuts the drain at SHUTDOWN_TIMEOUT_MS (to the ms);
+        // actix-web's, in whole seconds, must not cut it earlier.
+        let drain_secs = self.settings.shutdown.timeout.as_secs().saturating_add(1);
+        let server = listeners.into_iter().try_fold(
+            HttpServer::new(move || {
+                let app = App::new()
+                    .app_data(health.clone())
+                    .app_data(deps.clone())
+                    .wrap(from_fn(routes::count_requests))
+                    .configure(routes::configure);
+                match &configure {
+                    Some(f) => app.configure(|cfg| f(cfg)),
+                    None => app,
+                }
+            })
+            .disable_signals()
+            .shutdown_timeout(drain_secs),
+            |server, listener| server.listen(listener),
+        );
         let server = match server {
             Ok(s) => s,
             Err(e) => {
                 log::error!(
-                    "Cannot listen on {}:{}: {e}; check HOST and PORT; exiting with code {}",
-                    self.settings.http.host,
-                    self.settings.http.port,
+                    "Cannot serve on the reserved port: {e}; exiting with code {}",
                     exit::CONFIG
                 );
                 self.exit(exit::CONFIG);
@@ -355,25 +409,44 @@ impl Handler<DependencyReport> for Supervisor {
 impl Handler<ShutdownSignal> for Supervisor {
     type Result = ();
 
-    fn handle(&mut self, ShutdownSignal(name): ShutdownSignal, ctx: &mut Context<Self>) {
+    fn handle(&mut self, ShutdownSignal(signal): ShutdownSignal, ctx: &mut Context<Self>) {
         if self.stopping {
-            log::info!("Received {name} again, stopping now");
+            log::info!("Received {signal} again, stopping now");
             self.exit(exit::OK);
             return;
         }
         self.stopping = true;
-        match self.server.take() {
-            Some(server) => {
-                log::info!("Received {name}, finishing in-flight requests and stopping");
-                ctx.spawn(server.stop(true).into_actor(self).map(|_, act, _| {
-                    log::info!("Stopped");
-                    act.exit(exit::OK);
-                }));
-            }
-            None => {
-                log::info!("Received {name} during start-up, stopping");
-                self.exit(exit::OK);
-            }
+        let Some(server) = self.server.take() else {
+            log::info!("Received {signal} during start-up, stopping");
+            self.exit(exit::OK);
+            return;
+        };
+        self.health.set_draining();
+        let ShutdownSettings { delay, timeout } = self.settings.shutdown;
+        if delay.is_zero() {
+            log::info!(
+                "Received {signal}: /ready answers 503; finishing in-flight requests (at most {}), then stopping",
+                Seconds(timeout)
+            );
+        } else {
+            log::info!(
+                "Received {signal}: /ready answers 503; serving {} more, then finishing in-flight requests (at most {}) and stopping",
+                Seconds(delay),
+                Seconds(timeout)
+            );
         }
+        ctx.run_later(delay, move |act, ctx| {
+            ctx.spawn(server.stop(true).into_actor(act).map(|(), act, _| {
+                log::info!("Stopped");
+                act.exit(exit::OK);
+            }));
+            ctx.run_later(timeout, move |act, _| {
+                log::warn!(
+                    "Requests still in flight after {} (SHUTDOWN_TIMEOUT_MS) were cut; stopped",
+                    Seconds(timeout)
+                );
+                act.exit(exit::OK);
+            });
+        });
     }
 }

@@ -3,6 +3,7 @@
 //! structured fields (dependency, attempt, max_attempts, delay_ms). Every
 //! line passes through [`crate::redact::scrub`].
 
+use std::borrow::Cow;
 use std::io::Write;
 
 use log::LevelFilter;
@@ -33,11 +34,12 @@ pub fn init(settings: LogSettings) {
     match settings.format {
         LogFormat::Text => builder.format(|buf, record| {
             let ts = buf.timestamp_millis();
+            let message = record.args().to_string();
             writeln!(
                 buf,
                 "{ts} {:<5} {}",
                 record.level(),
-                scrub(&record.args().to_string())
+                escape_controls(&scrub(&message))
             )
         }),
         LogFormat::Json => builder.format(|buf, record| {
@@ -59,6 +61,24 @@ pub fn init(settings: LogSettings) {
     let _ = builder.try_init();
 }
 
+/// `text` on one line: control characters (a newline in a server's error
+/// message, say) are written escaped (`\\n`, `\\u{1b}`), so that nothing
+/// from outside can start a line of its own.
+pub fn escape_controls(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
 struct JsonFields<'a>(&'a mut Map<String, Json>);
 
 impl<'kvs> VisitSource<'kvs> for JsonFields<'_> {
@@ -74,5 +94,20 @@ impl<'kvs> VisitSource<'kvs> for JsonFields<'_> {
         };
         self.0.insert(key.as_str().to_owned(), json);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_escaped_and_the_rest_kept() {
+        assert_eq!(escape_controls("plain: text"), "plain: text");
+        assert_eq!(
+            escape_controls("db error\n2026-01-01T00:00:00Z ERROR forged\r\t\u{1b}[31m"),
+            "db error\\n2026-01-01T00:00:00Z ERROR forged\\r\\t\\u{1b}[31m"
+        );
+        assert_eq!(escape_controls("café ✓"), "café ✓");
     }
 }

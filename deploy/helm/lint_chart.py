@@ -54,11 +54,11 @@ DEFAULT_CHART = HERE / "readygate"
 
 SEVERITY = {0: "UNKNOWN", 1: "INFO", 2: "WARNING", 3: "ERROR"}
 
-# The program's settings: 14 in the ConfigMap, 2 in the Secret.
+# The program's settings: 16 in the ConfigMap, 2 in the Secret.
 CONFIG_VARS = [
     "DB_POOL_SIZE", "DB_POOL_TIMEOUT_MS", "DB_MAX_RETRIES", "DB_RETRY_INTERVAL_MS", "DB_CONNECT_TIMEOUT_MS",
     "CACHE_TYPE", "REDIS_MAX_RETRIES", "REDIS_RETRY_INTERVAL_MS", "REDIS_CONNECT_TIMEOUT_MS",
-    "HEALTH_CHECK_INTERVAL_MS", "HOST", "PORT", "LOG_LEVEL", "LOG_FORMAT",
+    "HEALTH_CHECK_INTERVAL_MS", "SHUTDOWN_DELAY_MS", "SHUTDOWN_TIMEOUT_MS", "HOST", "PORT", "LOG_LEVEL", "LOG_FORMAT",
 ]
 SECRET_VARS = ["DATABASE_URL", "REDIS_URL"]
 
@@ -388,6 +388,15 @@ def check_release(result: dict[str, Any], values: dict[str, Any]) -> str:
     annotation = pod["metadata"]["annotations"].get("readygate/retry-budget-ms")
     expect(annotation == str(rule_ms), f"retry-budget annotation {annotation} != {rule_ms}")
 
+    # The kubelet's SIGKILL must not cut readygate's own drain.
+    drain_ms = int(config["SHUTDOWN_DELAY_MS"]) + int(config["SHUTDOWN_TIMEOUT_MS"])
+    grace = -(-drain_ms // 1000) + values["terminationGrace"]["marginSeconds"]
+    expect(spec["terminationGracePeriodSeconds"] == grace,
+           f"terminationGracePeriodSeconds {spec['terminationGracePeriodSeconds']} != "
+           f"ceil({drain_ms} ms) + margin = {grace}")
+    expect(spec["terminationGracePeriodSeconds"] * 1000 >= drain_ms,
+           "terminationGracePeriodSeconds does not outlast SHUTDOWN_DELAY_MS + SHUTDOWN_TIMEOUT_MS")
+
     notes = result.get("info", {}).get("notes", "")
     expect(f"Retry budget: {rule_ms} ms" in notes, "NOTES.txt does not show the retry budget")
 
@@ -405,6 +414,9 @@ def scenarios(rng: random.Random) -> list[tuple[str, dict[str, Any]]]:
         ("redis slower than the DB", {"config": {
             "CACHE_TYPE": "redis", "DB_MAX_RETRIES": "10", "DB_RETRY_INTERVAL_MS": "5000",
             "REDIS_MAX_RETRIES": "30", "REDIS_RETRY_INTERVAL_MS": "5000", "REDIS_CONNECT_TIMEOUT_MS": "10000"}}),
+        ("a long drain: SHUTDOWN_DELAY_MS=15000, SHUTDOWN_TIMEOUT_MS=45500, margin 2", {
+            "config": {"SHUTDOWN_DELAY_MS": "15000", "SHUTDOWN_TIMEOUT_MS": "45500"},
+            "terminationGrace": {"marginSeconds": 2}}),
         ("CACHE_TYPE=memory ignores slow Redis settings", {"config": {
             "CACHE_TYPE": "memory", "REDIS_MAX_RETRIES": "1000", "REDIS_RETRY_INTERVAL_MS": "60000"}}),
         ("CACHE_TYPE=none, smallest settings, no margin, period 1", {

@@ -52,7 +52,9 @@ impl Checker {
         });
     }
 
-    /// The trimmed value, or a problem when it is empty.
+    /// The trimmed value, or a problem when it is empty or holds a control
+    /// character (a newline in a value could forge a log line; the problem
+    /// shows the value escaped, as every [`Problem`] does).
     pub(super) fn present<'a>(
         &mut self,
         variable: &'static str,
@@ -65,6 +67,20 @@ impl Checker {
                 variable,
                 raw,
                 "is empty (unset it to use the default)",
+                accepted,
+            );
+            None
+        } else if value.chars().any(char::is_control) {
+            // URLs may hold a password: shown as every URL is.
+            let shown = if variable.ends_with("_URL") {
+                crate::redact::redact_url(value)
+            } else {
+                value.to_owned()
+            };
+            self.fail(
+                variable,
+                &shown,
+                "contains a control character (such as a newline)",
                 accepted,
             );
             None

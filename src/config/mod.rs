@@ -48,66 +48,110 @@ pub enum Command {
     Check,
 }
 
-/// Settings as written, before validation.
+/// Settings as written, before validation. Each is `global`, so that it
+/// may come after the subcommand too (`readygate check --db-max-retries 1`).
 #[derive(clap::Args, Debug, Clone)]
 pub struct RawSettings {
     /// Database: postgres://user:password@host:port/db (or postgresql://), or sqlite://PATH
     #[arg(
         long,
+        global = true,
         env = "DATABASE_URL",
         default_value = "sqlite://readygate.db",
         hide_env_values = true
     )]
     pub database_url: String,
     /// Connections in the database pool (>= 1)
-    #[arg(long, env = "DB_POOL_SIZE", default_value = "10")]
+    #[arg(long, global = true, env = "DB_POOL_SIZE", default_value = "10")]
     pub db_pool_size: String,
     /// Longest an application request waits for a pooled database connection before it gets an error, in ms (>= 1)
-    #[arg(long, env = "DB_POOL_TIMEOUT_MS", default_value = "5000")]
+    #[arg(
+        long,
+        global = true,
+        env = "DB_POOL_TIMEOUT_MS",
+        default_value = "5000"
+    )]
     pub db_pool_timeout_ms: String,
     /// Database connection attempts at start-up before giving up (>= 1)
-    #[arg(long, env = "DB_MAX_RETRIES", default_value = "3")]
+    #[arg(long, global = true, env = "DB_MAX_RETRIES", default_value = "3")]
     pub db_max_retries: String,
     /// Wait between database attempts, in ms (>= 1)
-    #[arg(long, env = "DB_RETRY_INTERVAL_MS", default_value = "2000")]
+    #[arg(
+        long,
+        global = true,
+        env = "DB_RETRY_INTERVAL_MS",
+        default_value = "2000"
+    )]
     pub db_retry_interval_ms: String,
     /// Limit for one database attempt (connect + SELECT 1), in ms (>= 1)
-    #[arg(long, env = "DB_CONNECT_TIMEOUT_MS", default_value = "5000")]
+    #[arg(
+        long,
+        global = true,
+        env = "DB_CONNECT_TIMEOUT_MS",
+        default_value = "5000"
+    )]
     pub db_connect_timeout_ms: String,
     /// Cache: memory (in-process), redis, or none
-    #[arg(long, env = "CACHE_TYPE", default_value = "memory")]
+    #[arg(long, global = true, env = "CACHE_TYPE", default_value = "memory")]
     pub cache_type: String,
     /// Redis: redis://[user:password@]host[:port][/db] (used when CACHE_TYPE=redis)
     #[arg(
         long,
+        global = true,
         env = "REDIS_URL",
         default_value = "redis://localhost:6379/0",
         hide_env_values = true
     )]
     pub redis_url: String,
     /// Redis connection attempts at start-up before giving up (>= 1)
-    #[arg(long, env = "REDIS_MAX_RETRIES", default_value = "3")]
+    #[arg(long, global = true, env = "REDIS_MAX_RETRIES", default_value = "3")]
     pub redis_max_retries: String,
     /// Wait between Redis attempts, in ms (>= 1)
-    #[arg(long, env = "REDIS_RETRY_INTERVAL_MS", default_value = "2000")]
+    #[arg(
+        long,
+        global = true,
+        env = "REDIS_RETRY_INTERVAL_MS",
+        default_value = "2000"
+    )]
     pub redis_retry_interval_ms: String,
     /// Limit for one Redis attempt (connect + PING), in ms (>= 1)
-    #[arg(long, env = "REDIS_CONNECT_TIMEOUT_MS", default_value = "5000")]
+    #[arg(
+        long,
+        global = true,
+        env = "REDIS_CONNECT_TIMEOUT_MS",
+        default_value = "5000"
+    )]
     pub redis_connect_timeout_ms: String,
     /// Period of the dependency checks once started, in ms (>= 1)
-    #[arg(long, env = "HEALTH_CHECK_INTERVAL_MS", default_value = "5000")]
+    #[arg(
+        long,
+        global = true,
+        env = "HEALTH_CHECK_INTERVAL_MS",
+        default_value = "5000"
+    )]
     pub health_check_interval_ms: String,
     /// HTTP listen address: an IP address or a host name
-    #[arg(long, env = "HOST", default_value = "127.0.0.1")]
+    #[arg(long, global = true, env = "HOST", default_value = "127.0.0.1")]
     pub host: String,
     /// HTTP listen port (0 picks a free port, printed when ready)
-    #[arg(long, env = "PORT", default_value = "4444")]
+    #[arg(long, global = true, env = "PORT", default_value = "4444")]
     pub port: String,
+    /// After SIGTERM/SIGINT while serving: keep serving (with /ready answering 503) this long before closing the port, in ms (>= 0)
+    #[arg(long, global = true, env = "SHUTDOWN_DELAY_MS", default_value = "0")]
+    pub shutdown_delay_ms: String,
+    /// Then wait at most this long for in-flight requests before stopping anyway, in ms (>= 0)
+    #[arg(
+        long,
+        global = true,
+        env = "SHUTDOWN_TIMEOUT_MS",
+        default_value = "10000"
+    )]
+    pub shutdown_timeout_ms: String,
     /// Log level: error, warn, info, debug, trace
-    #[arg(long, env = "LOG_LEVEL", default_value = "info")]
+    #[arg(long, global = true, env = "LOG_LEVEL", default_value = "info")]
     pub log_level: String,
     /// Log format: text (human readable) or json (one object per line)
-    #[arg(long, env = "LOG_FORMAT", default_value = "text")]
+    #[arg(long, global = true, env = "LOG_FORMAT", default_value = "text")]
     pub log_format: String,
 }
 
@@ -119,6 +163,7 @@ pub struct Settings {
     pub http: HttpSettings,
     /// Period of the runtime checks once a dependency is up.
     pub health_check_interval: Duration,
+    pub shutdown: ShutdownSettings,
     pub log: LogSettings,
 }
 
@@ -152,6 +197,16 @@ impl fmt::Debug for RedisSettings {
             .field("retry", &self.retry)
             .finish()
     }
+}
+
+/// How a stop signal ends the serving gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShutdownSettings {
+    /// Serve on, with `/ready` 503, this long (`SHUTDOWN_DELAY_MS`).
+    pub delay: Duration,
+    /// Then wait at most this long for in-flight requests
+    /// (`SHUTDOWN_TIMEOUT_MS`).
+    pub timeout: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -250,19 +305,24 @@ impl RawSettings {
         let cache = self.cache(&mut c);
         let health = c.millis("HEALTH_CHECK_INTERVAL_MS", &self.health_check_interval_ms);
         let http = self.http(&mut c);
+        let shutdown = self.shutdown(&mut c);
         let log = self.log(&mut c);
-        match (database, cache, health, http, log) {
-            (Some(database), Some(cache), Some(health_check_interval), Some(http), Some(log))
-                if c.problems.is_empty() =>
-            {
-                Ok(Settings {
-                    database,
-                    cache,
-                    http,
-                    health_check_interval,
-                    log,
-                })
-            }
+        match (database, cache, health, http, shutdown, log) {
+            (
+                Some(database),
+                Some(cache),
+                Some(health_check_interval),
+                Some(http),
+                Some(shutdown),
+                Some(log),
+            ) if c.problems.is_empty() => Ok(Settings {
+                database,
+                cache,
+                http,
+                health_check_interval,
+                shutdown,
+                log,
+            }),
             _ => Err(ConfigError::Invalid(c.problems)),
         }
     }
@@ -316,6 +376,15 @@ impl RawSettings {
         Some(HttpSettings {
             host: host?,
             port: u16::try_from(port?).unwrap_or(u16::MAX),
+        })
+    }
+
+    fn shutdown(&self, c: &mut Checker) -> Option<ShutdownSettings> {
+        let delay = c.millis_from("SHUTDOWN_DELAY_MS", &self.shutdown_delay_ms, 0);
+        let timeout = c.millis_from("SHUTDOWN_TIMEOUT_MS", &self.shutdown_timeout_ms, 0);
+        Some(ShutdownSettings {
+            delay: delay?,
+            timeout: timeout?,
         })
     }
 
@@ -450,6 +519,13 @@ mod tests {
             }
         );
         assert_eq!(s.health_check_interval, Duration::from_millis(5000));
+        assert_eq!(
+            s.shutdown,
+            ShutdownSettings {
+                delay: Duration::ZERO,
+                timeout: Duration::from_millis(10_000)
+            }
+        );
         assert_eq!(s.log, LogSettings::default());
         let redis = raw(&["--cache-type", "redis"]).validate().unwrap();
         let CacheSettings::Redis(r) = redis.cache else {
@@ -586,7 +662,7 @@ mod tests {
     #[test]
     fn documented_settings_list_every_variable_with_its_default() {
         let s = documented_settings();
-        assert_eq!(s.len(), 16);
+        assert_eq!(s.len(), 18);
         assert!(s.contains(&("DB_MAX_RETRIES".into(), "3".into())));
         assert!(s.contains(&("REDIS_RETRY_INTERVAL_MS".into(), "2000".into())));
     }

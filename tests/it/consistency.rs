@@ -15,7 +15,7 @@ fn program() -> BTreeMap<String, String> {
     let settings: BTreeMap<_, _> = readygate::config::documented_settings()
         .into_iter()
         .collect();
-    assert_eq!(settings.len(), 16, "{settings:?}");
+    assert_eq!(settings.len(), 18, "{settings:?}");
     settings
 }
 
@@ -89,11 +89,12 @@ fn the_chart_values_carry_every_setting_with_its_default() {
             }
         }
     }
-    // In a pod the gateway must listen on every interface.
+    // In a pod the gateway must listen on every interface, and serve on
+    // while its endpoint's removal propagates.
     assert_agrees(
         "deploy/helm/readygate/values.yaml",
         &found,
-        &[("HOST", "0.0.0.0")],
+        &[("HOST", "0.0.0.0"), ("SHUTDOWN_DELAY_MS", "5000")],
     );
 }
 

@@ -8,6 +8,7 @@ mod cache;
 mod config_errors;
 mod consistency;
 mod embedding;
+mod lifecycle;
 mod readiness;
 mod reliability;
 mod runtime;

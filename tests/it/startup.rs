@@ -260,7 +260,9 @@ fn a_malformed_dotenv_is_a_configuration_error() {
     );
 }
 
-fn signal_during_retry_wait(signal: Signal) {
+/// A stop signal during a retry wait: exit 0 at once, one line naming it
+/// as `name`.
+fn signal_during_retry_wait(signal: Signal, name: &str) {
     // Arrange: a one-minute wait after the first failure.
     let gw = Gateway::builder()
         .env("DATABASE_URL", refused_postgres_url())
@@ -287,7 +289,7 @@ fn signal_during_retry_wait(signal: Signal) {
         sent.elapsed()
     );
     assert_eq!(
-        lines_with(&gw, "during start-up, stopping").len(),
+        lines_with(&gw, &format!("Received {name} during start-up, stopping")).len(),
         1,
         "{}",
         gw.output()
@@ -296,16 +298,22 @@ fn signal_during_retry_wait(signal: Signal) {
 
 #[test]
 fn sigterm_during_a_retry_wait_exits_0_within_a_second() {
-    signal_during_retry_wait(Signal::SIGTERM);
+    signal_during_retry_wait(Signal::SIGTERM, "SIGTERM");
 }
 
 #[test]
 fn sigint_during_a_retry_wait_exits_0_within_a_second() {
-    signal_during_retry_wait(Signal::SIGINT);
+    signal_during_retry_wait(Signal::SIGINT, "SIGINT");
 }
 
 #[test]
-fn sigterm_while_serving_exits_0_within_a_second() {
+fn sighup_during_a_retry_wait_stops_like_sigterm_with_a_line_saying_so() {
+    signal_during_retry_wait(Signal::SIGHUP, "SIGHUP (treated as SIGTERM)");
+}
+
+/// A stop signal while serving (no shutdown delay): exit 0 at once, the
+/// draining line naming it as `name`, then `Stopped`.
+fn signal_while_serving(signal: Signal, name: &str) {
     // Arrange
     let gw = Gateway::builder().spawn();
     assert!(
@@ -316,7 +324,7 @@ fn sigterm_while_serving_exits_0_within_a_second() {
 
     // Act
     let sent = Instant::now();
-    gw.signal(Signal::SIGTERM);
+    gw.signal(signal);
     let code = gw.wait_exit(Duration::from_secs(5));
 
     // Assert
@@ -327,6 +335,19 @@ fn sigterm_while_serving_exits_0_within_a_second() {
         sent.elapsed()
     );
     assert!(!gw.output().contains("panicked"), "{}", gw.output());
+    let draining = format!("Received {name}: /ready answers 503; finishing in-flight requests");
+    assert_eq!(lines_with(&gw, &draining).len(), 1, "{}", gw.output());
+    assert_eq!(lines_with(&gw, "INFO  Stopped").len(), 1, "{}", gw.output());
+}
+
+#[test]
+fn sigterm_while_serving_exits_0_within_a_second() {
+    signal_while_serving(Signal::SIGTERM, "SIGTERM");
+}
+
+#[test]
+fn sighup_while_serving_drains_like_sigterm_with_a_line_saying_so() {
+    signal_while_serving(Signal::SIGHUP, "SIGHUP (treated as SIGTERM)");
 }
 
 #[test]

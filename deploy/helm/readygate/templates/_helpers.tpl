@@ -123,6 +123,23 @@ threshold does not fit fail the rendering with a message.
 {{- end -}}
 
 {{/*
+readygate.terminationGracePeriodSeconds: how long the kubelet waits after
+SIGTERM before it sends SIGKILL. readygate's own shutdown takes at most
+SHUTDOWN_DELAY_MS (serving on with /ready 503) + SHUTDOWN_TIMEOUT_MS (waiting
+for in-flight requests), then it exits 0; the grace period must outlast that,
+or the kubelet kills the pod mid-drain:
+
+    ceil((SHUTDOWN_DELAY_MS + SHUTDOWN_TIMEOUT_MS) / 1000) + terminationGrace.marginSeconds
+
+With the chart's defaults: ceil((5000 + 10000) / 1000) + 5 = 20 s.
+*/}}
+{{- define "readygate.terminationGracePeriodSeconds" -}}
+{{- $c := .Values.config -}}
+{{- $ms := add (int64 $c.SHUTDOWN_DELAY_MS) (int64 $c.SHUTDOWN_TIMEOUT_MS) -}}
+{{- add (div (add $ms 999) 1000) .Values.terminationGrace.marginSeconds -}}
+{{- end -}}
+
+{{/*
 readygate.str: a setting as the text the program reads. Strings pass as they
 are; numbers (from --set, or parsed from a values file or JSON as float64)
 are printed as whole numbers, never as 1e+06.
