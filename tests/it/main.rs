@@ -11,6 +11,7 @@ mod embedding;
 mod lifecycle;
 mod readiness;
 mod reliability;
+mod retry_policy;
 mod runtime;
 mod startup;
 mod support;
