@@ -11,6 +11,7 @@ use nix::sys::signal::Signal;
 
 use crate::startup::{lines_with, refused_postgres_url};
 use crate::support::gateway::Line;
+use crate::support::postgres::HeldSession;
 use crate::support::{BlackHole, Gateway, Postgres, Redis, wait_until};
 
 const MS: fn(u64) -> Duration = Duration::from_millis;
@@ -430,11 +431,18 @@ fn postgres_out_of_connection_slots_is_retried_and_named() {
         ("max_connections", "2"),
         ("superuser_reserved_connections", "0"),
     ]);
-    let held = [pg.hold_session(), pg.hold_session()];
+    // A holder that lost the race for a slot (to the check's own session)
+    // exits: start another until both slots are held.
+    let mut held = Vec::new();
     assert!(
         wait_until(Duration::from_secs(10), MS(50), || {
+            held.retain_mut(|h: &mut HeldSession| h.is_alive());
+            while held.len() < 2 {
+                held.push(pg.hold_session());
+            }
             pg.psql_tcp("postgres", None, "SELECT 1")
                 .is_err_and(|e| e.contains("too many clients"))
+                && held.iter_mut().all(HeldSession::is_alive)
         }),
         "the slots did not fill"
     );

@@ -630,6 +630,14 @@ impl Postgres {
 #[derive(Debug)]
 pub struct HeldSession(Child);
 
+impl HeldSession {
+    /// Whether `psql` still runs (it exits when it cannot connect, e.g.
+    /// when the server has no slot left).
+    pub fn is_alive(&mut self) -> bool {
+        matches!(self.0.try_wait(), Ok(None))
+    }
+}
+
 impl Drop for HeldSession {
     fn drop(&mut self) {
         let _ = self.0.kill();
