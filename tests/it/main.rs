@@ -5,6 +5,7 @@
 //! one link step); `support` holds the helpers they share.
 
 mod cache;
+mod classification;
 mod config_errors;
 mod consistency;
 mod embedding;
@@ -12,6 +13,7 @@ mod lifecycle;
 mod readiness;
 mod reliability;
 mod runtime;
+mod secrets;
 mod startup;
 mod support;
 mod support_smoke;

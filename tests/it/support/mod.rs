@@ -22,7 +22,7 @@ pub mod redis;
 
 // Re-exports for the tests' convenience; not every test uses each one.
 #[allow(unused_imports)]
-pub use faults::{BlackHole, LoadingRedis, Relay, StartingUpPostgres};
+pub use faults::{BlackHole, LoadingRedis, Relay, Resetter, StartingUpPostgres};
 #[allow(unused_imports)]
 pub use gateway::{Gateway, GatewayBuilder, HttpReply};
 #[allow(unused_imports)]
