@@ -8,7 +8,7 @@ use crate::support::{Gateway, InProcess, Postgres, Redis, inprocess};
 
 #[allow(dead_code)]
 #[path = "../../examples/app.rs"]
-mod app;
+pub(crate) mod app;
 
 /// Runs the example's routes in this process; its base URL once ready.
 fn spawn_example(args: &[String]) -> String {

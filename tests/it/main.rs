@@ -8,6 +8,7 @@ mod cache;
 mod config_errors;
 mod consistency;
 mod embedding;
+mod metrics_exposition;
 mod reliability;
 mod runtime;
 mod startup;
