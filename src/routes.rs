@@ -70,7 +70,7 @@ async fn metrics(health: web::Data<Health>) -> impl Responder {
 /// the application is `unmatched` with the error's status.
 ///
 /// Wrapped around the whole `App`. actix-web builds the `App` once per
-/// worker thread, so each worker gets its own [`RouteCounters`]: no lock and
+/// worker thread, so each worker gets its own `RouteCounters`: no lock and
 /// no label hashing per request, one atomic add on an already-resolved
 /// counter.
 pub struct CountRequests {
