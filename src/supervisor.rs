@@ -17,7 +17,6 @@ use std::time::Instant;
 
 use actix::prelude::*;
 use actix_web::dev::ServerHandle;
-use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 
 use crate::config::{CacheSettings, DatabaseUrl, Settings, ShutdownSettings};
@@ -225,7 +224,7 @@ impl Supervisor {
                 let app = App::new()
                     .app_data(health.clone())
                     .app_data(deps.clone())
-                    .wrap(from_fn(routes::count_requests))
+                    .wrap(routes::CountRequests::new(health.get_ref().clone()))
                     .configure(routes::configure);
                 match &configure {
                     Some(f) => app.configure(|cfg| f(cfg)),

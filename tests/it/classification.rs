@@ -46,8 +46,7 @@ fn assert_transient(gw: &Gateway, label: &str, tally: &str) {
     let error = lines_with(gw, "Start-up failed");
     assert_eq!(error.len(), 1, "{}", gw.output());
     assert!(
-        error[0].contains(&format!("after 3 attempts in "))
-            && error[0].contains(&format!("({tally})")),
+        error[0].contains("after 3 attempts in ") && error[0].contains(&format!("({tally})")),
         "want ({tally}): {}",
         error[0]
     );

@@ -10,6 +10,7 @@ mod config_errors;
 mod consistency;
 mod embedding;
 mod lifecycle;
+mod metrics_exposition;
 mod readiness;
 mod reliability;
 mod runtime;
