@@ -34,6 +34,7 @@ mod load;
 mod paper;
 mod probe;
 mod requests;
+mod signals;
 mod stats;
 mod svg;
 
@@ -57,8 +58,8 @@ use crate::support::{Gateway, Postgres, Redis, free_port};
 const INTERVAL_MS: u64 = 200;
 /// Poll period of the "first /ready 200" pollers.
 const POLL: Duration = Duration::from_millis(1);
-const SECTIONS: [&str; 8] = [
-    "startup", "reaction", "schedule", "probe", "shutdown", "herd", "timeline", "paper",
+const SECTIONS: [&str; 9] = [
+    "startup", "reaction", "schedule", "probe", "shutdown", "signals", "herd", "timeline", "paper",
 ];
 
 /// How many runs of each kind (`READYGATE_BENCH_QUICK=1`: fewer, for a
@@ -221,6 +222,9 @@ fn main() -> std::process::ExitCode {
     }
     if run("shutdown") {
         shutdown(&plan, &deps, &mut report);
+    }
+    if run("signals") {
+        signals::window(&mut report);
     }
     if run("herd") {
         herd(&plan, &mut report);

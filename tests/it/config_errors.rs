@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::startup::lines_with;
+use crate::startup::{lines_with, refused_postgres_url};
 use crate::support::{BlackHole, Gateway};
 
 /// (variable, bad value, words the message must contain)
@@ -135,13 +135,86 @@ fn several_bad_variables_are_reported_together() {
 
 #[test]
 fn surrounding_whitespace_is_ignored_and_case_does_not_matter_for_choices() {
+    // " 2 " means 2 attempts.
     let gw = Gateway::builder()
+        .env("DATABASE_URL", refused_postgres_url())
         .env("DB_MAX_RETRIES", " 2 ")
+        .env("DB_RETRY_INTERVAL_MS", " 100\t")
+        .spawn();
+    assert_eq!(
+        gw.wait_exit(Duration::from_secs(10)),
+        Some(69),
+        "{}",
+        gw.output()
+    );
+    let attempts = lines_with(&gw, "DB connection failed");
+    assert_eq!(attempts.len(), 2, "{}", gw.output());
+    assert!(
+        attempts[0].contains("(attempt 1/2), retrying in 0.1 s"),
+        "{}",
+        attempts[0]
+    );
+
+    // "Memory" is the memory cache and "DEBUG" the debug level.
+    let gw = Gateway::builder()
         .env("CACHE_TYPE", "Memory")
         .env("LOG_LEVEL", "DEBUG")
         .spawn();
     assert!(
         gw.wait_for_status("/ready", 200, Duration::from_secs(10)),
+        "{}",
+        gw.output()
+    );
+    let (_, body) = gw.get("/ready").unwrap();
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["dependencies"]["cache"]["backend"], "memory", "{body}");
+    assert_eq!(
+        lines_with(&gw, "DEBUG DB connection ready (attempt 1/3)").len(),
+        1,
+        "{}",
+        gw.output()
+    );
+}
+
+#[test]
+fn log_level_error_shows_errors_only() {
+    let gw = Gateway::builder()
+        .env("DATABASE_URL", refused_postgres_url())
+        .env("DB_MAX_RETRIES", "2")
+        .env("DB_RETRY_INTERVAL_MS", "100")
+        .env("LOG_LEVEL", "error")
+        .spawn();
+    assert_eq!(
+        gw.wait_exit(Duration::from_secs(10)),
+        Some(69),
+        "{}",
+        gw.output()
+    );
+    assert_eq!(gw.lines().len(), 1, "{}", gw.output());
+    assert!(
+        gw.lines()[0].contains(" ERROR Start-up failed: "),
+        "{}",
+        gw.output()
+    );
+}
+
+#[test]
+fn the_command_line_beats_the_environment() {
+    let gw = Gateway::builder()
+        .env("DATABASE_URL", refused_postgres_url())
+        .env("DB_MAX_RETRIES", "5")
+        .env("DB_RETRY_INTERVAL_MS", "100")
+        .args(&["--db-max-retries", "2"])
+        .spawn();
+    assert_eq!(
+        gw.wait_exit(Duration::from_secs(10)),
+        Some(69),
+        "{}",
+        gw.output()
+    );
+    assert_eq!(
+        lines_with(&gw, "DB connection failed").len(),
+        2,
         "{}",
         gw.output()
     );
