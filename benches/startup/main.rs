@@ -37,6 +37,7 @@ mod requests;
 mod signals;
 mod stats;
 mod svg;
+mod tls;
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -210,6 +211,7 @@ fn main() -> std::process::ExitCode {
 
     if run("startup") {
         startup(&plan, &deps, &mut report);
+        tls::startup(&plan, &mut report);
     }
     if run("reaction") {
         reaction(&plan, &deps, &mut report);

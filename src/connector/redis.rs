@@ -11,15 +11,22 @@ use super::Connector;
 use crate::error::ConnectError;
 use crate::handles::{Cache, Connected};
 use crate::status::Dependency;
+use crate::tls::RedisTls;
 
 pub struct RedisConnector {
     client: redis::Client,
     config: ConnectionManagerConfig,
+    tls: bool,
 }
 
 impl RedisConnector {
-    pub fn new(url: &str, timeout: Duration) -> Result<Self, ConnectError> {
-        let client = redis::Client::open(url).map_err(ConnectError::RedisConnect)?;
+    /// `tls`: the certificates for a `rediss://` URL (`None`: plain).
+    pub fn new(url: &str, tls: Option<&RedisTls>, timeout: Duration) -> Result<Self, ConnectError> {
+        let client = match tls {
+            Some(tls) => redis::Client::build_with_tls(url, tls.certificates()),
+            None => redis::Client::open(url),
+        }
+        .map_err(ConnectError::RedisConnect)?;
         // The actor bounds each attempt by `timeout` and reports it as such;
         // the manager's own limits only bound what applications do with it
         // later (its background reconnections, their commands).
@@ -27,7 +34,11 @@ impl RedisConnector {
             .set_number_of_retries(0)
             .set_connection_timeout(Some(timeout.saturating_mul(2)))
             .set_response_timeout(Some(timeout));
-        Ok(RedisConnector { client, config })
+        Ok(RedisConnector {
+            client,
+            config,
+            tls: tls.is_some(),
+        })
     }
 
     async fn ping(mut manager: ConnectionManager) -> Result<(), ConnectError> {
@@ -71,6 +82,10 @@ impl Connector for RedisConnector {
         manager: &ConnectionManager,
     ) -> LocalBoxFuture<'static, Result<(), ConnectError>> {
         Self::ping(manager.clone()).boxed_local()
+    }
+
+    fn encrypted(&self) -> Option<bool> {
+        Some(self.tls)
     }
 
     fn share(manager: &ConnectionManager) -> Connected {

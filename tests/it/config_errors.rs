@@ -40,7 +40,49 @@ const CASES: &[(&str, &str, &str)] = &[
         "memcached",
         "is not one of the accepted values",
     ),
-    ("REDIS_URL", "rediss://cache:6379/0", "TLS"),
+    ("REDIS_URL", "http://cache", "unsupported scheme"),
+    ("REDIS_TLS_CA_CERT", "/no/such/ca.pem", "cannot be read"),
+    (
+        "REDIS_TLS_INSECURE",
+        "true",
+        "is set, but REDIS_URL is redis:// (no TLS)",
+    ),
+    (
+        "REDIS_TLS_INSECURE",
+        "maybe",
+        "is not one of the accepted values",
+    ),
+    // Every case here also sets the URLs themselves (see below).
+    (
+        "REDIS_URL_FILE",
+        "/run/secrets/redis",
+        "is set together with REDIS_URL",
+    ),
+    (
+        "DATABASE_URL_FILE",
+        "/run/secrets/db",
+        "is set together with DATABASE_URL",
+    ),
+    (
+        "DATABASE_URL",
+        "postgres://db/app?sslmode=verify",
+        "has sslmode=\"verify\"",
+    ),
+    (
+        "DATABASE_URL",
+        "postgres://db/app?sslmode=verify-full",
+        "without sslrootcert",
+    ),
+    (
+        "DATABASE_URL",
+        "postgres://db/app?sslrootcert=/no/such/ca.pem",
+        "cannot be read",
+    ),
+    (
+        "DATABASE_URL",
+        "postgres://db/app?sslcert=/etc/client.pem",
+        "only one of sslcert and sslkey",
+    ),
     ("REDIS_URL", "http://cache", "unsupported scheme"),
     ("REDIS_URL", "redis://cache:70000", "is not a valid URL"),
     ("REDIS_URL", "redis://cache/db1", "is not a number"),
@@ -113,7 +155,7 @@ fn several_bad_variables_are_reported_together() {
         .env("DB_MAX_RETRIES", "zero")
         .env("PORT", "70000")
         .env("CACHE_TYPE", "redis")
-        .env("REDIS_URL", "rediss://cache")
+        .env("REDIS_URL", "memcached://cache")
         .env("LOG_FORMAT", "yaml")
         .spawn();
 

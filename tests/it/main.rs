@@ -18,3 +18,4 @@ mod secrets;
 mod startup;
 mod support;
 mod support_smoke;
+mod tls;

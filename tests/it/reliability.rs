@@ -117,8 +117,9 @@ fn postgres_starting_up_57p03_is_retried() {
     assert!(fake.startups() >= 3, "one startup message per attempt");
 }
 
-/// Asserts one attempt, a line saying it is not retried, exit 69, quickly.
-fn assert_permanent(gw: &Gateway, label: &str, needle: &str) {
+/// Asserts one attempt, a line saying it is not retried with `needle` in
+/// its cause, exit 69 within 5 s, and one ERROR line naming the cause too.
+pub fn assert_permanent(gw: &Gateway, label: &str, needle: &str) {
     let code = gw.wait_exit(Duration::from_secs(10));
     assert_eq!(code, Some(69), "{}", gw.output());
     assert!(
@@ -132,12 +133,16 @@ fn assert_permanent(gw: &Gateway, label: &str, needle: &str) {
         "{}",
         attempts[0]
     );
-    assert!(attempts[0].contains(needle), "{}", attempts[0]);
+    assert!(
+        attempts[0].contains(needle),
+        "want {needle:?}: {}",
+        attempts[0]
+    );
     let error = lines_with(gw, "Start-up failed");
     assert_eq!(error.len(), 1, "{}", gw.output());
     assert!(
-        error[0].contains("permanent error, not retried"),
-        "{}",
+        error[0].contains("permanent error, not retried") && error[0].contains(needle),
+        "want {needle:?}: {}",
         error[0]
     );
 }
@@ -400,7 +405,7 @@ fn passwords_never_appear_in_any_failure_output() {
                 ("CACHE_TYPE", "redis".into()),
                 ("REDIS_URL", format!("rediss://:{SECRET_ENCODED}@cache/0")),
             ],
-            78,
+            69,
         ),
         (
             "redis bad db",
