@@ -12,7 +12,15 @@ use serde_json::json;
 
 /// The application's routes.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(db_time).service(visits);
+    cfg.service(hello).service(db_time).service(visits);
+}
+
+/// The simplest route: a constant answer. The benchmarks compare it with the
+/// same handler in a bare actix-web app (what readygate costs an
+/// application's own traffic).
+#[get("/app/hello")]
+async fn hello() -> &'static str {
+    "Hello from the application\n"
 }
 
 /// The database's clock: proves the route got a working pool.
@@ -73,7 +81,7 @@ async fn visits(deps: web::Data<Dependencies>) -> HttpResponse {
     }
 }
 
-fn main() -> ExitCode {
+pub fn main() -> ExitCode {
     // First, so that a stop signal at any moment exits 0 (see
     // `readygate::signals`).
     if let Err(e) = readygate::signals::install() {

@@ -170,6 +170,8 @@ impl<C: Connector> DependencyActor<C> {
         let err = match result {
             Ok(handle) => {
                 self.health.count_attempt(dependency, "success");
+                self.health
+                    .set_encrypted(dependency, self.connector.encrypted());
                 self.health.set_state(dependency, State::Up);
                 log::debug!(dependency = dependency.name(), attempt = attempt; "{label} connection ready (attempt {attempt}/{})", self.policy.max_attempts);
                 self.supervisor.do_send(DependencyReport::Ready {
@@ -246,8 +248,11 @@ impl<C: Connector> DependencyActor<C> {
 
     fn on_check(&mut self, result: Result<(), ConnectError>, ctx: &mut Context<Self>) {
         let (dependency, label) = (self.connector.dependency(), self.connector.label());
-        if result.is_err() {
-            self.connector.sever();
+        match &result {
+            Ok(()) => self
+                .health
+                .set_encrypted(dependency, self.connector.encrypted()),
+            Err(_) => self.connector.sever(),
         }
         let next = match (&mut self.phase, result) {
             (Phase::Up { .. }, Ok(())) => self.check_interval,

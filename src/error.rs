@@ -85,6 +85,9 @@ impl ConnectError {
             return scrub(&format!("{} (SQLSTATE {})", db.message(), db.code().code()))
                 .into_owned();
         }
+        if let Some(refusal) = self.tls_refusal() {
+            return refusal;
+        }
         if let Some(r) = self.redis_error()
             && let Some(code) = r.code()
         {
@@ -121,6 +124,9 @@ impl ConnectError {
     /// Transient errors are retried; permanent ones (wrong credentials,
     /// unknown database) cannot be fixed by waiting.
     pub fn class(&self) -> ErrorClass {
+        if self.tls_refusal().is_some() {
+            return ErrorClass::Permanent;
+        }
         if let Some(db) = self.db_error() {
             let code = db.code();
             if *code == SqlState::INVALID_PASSWORD
@@ -148,6 +154,41 @@ impl ConnectError {
         ErrorClass::Transient
     }
 
+    /// A TLS failure that retrying cannot fix, named: the server's
+    /// certificate rejected (unknown issuer, wrong name, expired...), ours
+    /// rejected by the server, or a server that does not speak TLS when TLS
+    /// is required. A handshake that times out or is reset is not one.
+    fn tls_refusal(&self) -> Option<String> {
+        use rustls::AlertDescription as Alert;
+        if let Some(tls) = sources(self).find_map(as_rustls_error) {
+            let permanent = match tls {
+                rustls::Error::InvalidCertificate(_)
+                | rustls::Error::NoCertificatesPresented
+                | rustls::Error::PeerIncompatible(_) => true,
+                rustls::Error::AlertReceived(alert) => matches!(
+                    alert,
+                    Alert::BadCertificate
+                        | Alert::UnsupportedCertificate
+                        | Alert::CertificateRevoked
+                        | Alert::CertificateExpired
+                        | Alert::CertificateUnknown
+                        | Alert::UnknownCA
+                        | Alert::AccessDenied
+                        | Alert::CertificateRequired
+                        | Alert::HandshakeFailure
+                        | Alert::ProtocolVersion
+                ),
+                _ => false,
+            };
+            return permanent.then(|| one_line(&tls.to_string()));
+        }
+        // tokio-postgres words it only as text (sslmode=require and more).
+        sources(self)
+            .map(|e| e.to_string())
+            .find(|text| text.contains("server does not support TLS"))
+            .map(|_| "the server does not support TLS".to_owned())
+    }
+
     fn db_error(&self) -> Option<&tokio_postgres::error::DbError> {
         sources(self).find_map(|e| e.downcast_ref::<tokio_postgres::error::DbError>())
     }
@@ -170,6 +211,16 @@ fn as_io_error<'a>(e: &'a (dyn StdError + 'static)) -> Option<&'a io::Error> {
     e.downcast_ref::<io::Error>().or_else(|| {
         e.downcast_ref::<std::sync::Arc<dyn StdError + Send + Sync>>()
             .and_then(|inner| inner.downcast_ref::<io::Error>())
+    })
+}
+
+/// `e` as a rustls error: itself, or inside the I/O error that tokio-rustls
+/// returns (an `io::Error`'s `source()` skips what it carries).
+fn as_rustls_error<'a>(e: &'a (dyn StdError + 'static)) -> Option<&'a rustls::Error> {
+    e.downcast_ref::<rustls::Error>().or_else(|| {
+        as_io_error(e)?
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
     })
 }
 

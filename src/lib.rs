@@ -43,6 +43,7 @@ pub mod startup;
 pub mod status;
 pub mod supervisor;
 pub mod telemetry;
+pub mod tls;
 
 pub use config::Settings;
 pub use handles::{Cache, Database, Dependencies, MemoryCache};

@@ -154,12 +154,13 @@ impl Metrics {
         out
     }
 
-    pub fn request(&self, path: &str, status: u16) {
-        self.http_requests
-            .get_or_create(&RequestLabels {
-                path: path.to_owned(),
-                status,
-            })
-            .inc();
+    /// The counter of `readygate_http_requests_total{path,status}`, created
+    /// at its first use. Resolve it once and keep it: counting is then one
+    /// atomic add, with no label hashing or lock.
+    pub fn request_counter(&self, path: &str, status: u16) -> Counter {
+        self.http_requests.get_or_create_owned(&RequestLabels {
+            path: path.to_owned(),
+            status,
+        })
     }
 }

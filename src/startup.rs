@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use actix::{Actor, System};
 use actix_web::web;
-use clap::Parser;
 
 use crate::config::{Cli, Command, ConfigError, Settings, load_dotenv};
 use crate::exit;
@@ -61,6 +60,7 @@ impl Gateway {
     /// signal before this point exits 0 too.
     pub fn run(self) -> i32 {
         signals::process_start();
+        crate::tls::install_provider();
         let Gateway {
             settings,
             mode,
@@ -111,7 +111,7 @@ pub fn run_cli(early_signals: std::io::Result<()>) -> ExitCode {
 /// code (0 after `--help`/`--version`, 78 for bad configuration).
 fn cli_settings(early_signals: std::io::Result<()>) -> Result<(Settings, Option<Command>), i32> {
     let dotenv = load_dotenv();
-    let cli = match Cli::try_parse() {
+    let cli = match Cli::parse_args(std::env::args_os()) {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {
             let _ = e.print();

@@ -48,6 +48,11 @@ pub struct DependencyStatus {
     #[serde(serialize_with = "rfc3339")]
     pub since: SystemTime,
     pub consecutive_failures: u32,
+    /// Whether the connection is encrypted (TLS); absent for dependencies
+    /// without a network connection (SQLite, the memory cache) and before
+    /// the first connection.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<bool>,
     /// The cause chain (no password) of the last failure while `connecting`
     /// or `down`; `null` while `up`.
     pub last_error: Option<String>,
@@ -147,6 +152,7 @@ impl Health {
                     state: State::Connecting,
                     since: SystemTime::now(),
                     consecutive_failures: 0,
+                    tls: None,
                     last_error: None,
                 },
             );
@@ -192,6 +198,21 @@ impl Health {
         });
         if attempt {
             self.count_attempt(dependency, "failure");
+        }
+    }
+
+    /// Whether `dependency`'s connection is encrypted, as its connector
+    /// last saw it; the answer is rendered again only when it changes.
+    pub fn set_encrypted(&self, dependency: Dependency, tls: Option<bool>) {
+        if tls.is_none() {
+            return;
+        }
+        if let Ok(mut published) = self.published.write()
+            && let Some(status) = published.states.get_mut(&dependency)
+            && status.tls != tls
+        {
+            status.tls = tls;
+            published.render();
         }
     }
 

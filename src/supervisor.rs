@@ -17,7 +17,6 @@ use std::time::Instant;
 
 use actix::prelude::*;
 use actix_web::dev::ServerHandle;
-use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 
 use crate::config::{CacheSettings, DatabaseUrl, Settings, ShutdownSettings};
@@ -178,7 +177,10 @@ impl Supervisor {
         let names = report
             .dependencies
             .iter()
-            .map(|(name, s)| format!("{name} ({})", s.backend))
+            .map(|(name, s)| {
+                let tls = if s.tls == Some(true) { ", TLS" } else { "" };
+                format!("{name} ({}{tls})", s.backend)
+            })
             .collect::<Vec<_>>()
             .join(", ");
         let deps = Dependencies {
@@ -225,7 +227,7 @@ impl Supervisor {
                 let app = App::new()
                     .app_data(health.clone())
                     .app_data(deps.clone())
-                    .wrap(from_fn(routes::count_requests))
+                    .wrap(routes::CountRequests::new(health.get_ref().clone()))
                     .configure(routes::configure);
                 match &configure {
                     Some(f) => app.configure(|cfg| f(cfg)),
@@ -357,8 +359,8 @@ impl Actor for Supervisor {
             wait: db.pool_timeout,
         };
         match db.url.clone() {
-            DatabaseUrl::Postgres { config, .. } => {
-                let c = PostgresConnector::new(&config, limits, policy.attempt_timeout);
+            DatabaseUrl::Postgres { config, tls, .. } => {
+                let c = PostgresConnector::new(&config, &tls, limits, policy.attempt_timeout);
                 self.start_dependency(c, policy, ctx);
             }
             DatabaseUrl::Sqlite { path } => {
@@ -374,7 +376,18 @@ impl Actor for Supervisor {
                 self.cache = Some(Cache::Memory(MemoryCache::default()));
             }
             CacheSettings::Redis(redis) => {
-                let c = RedisConnector::new(&redis.url, redis.retry.attempt_timeout);
+                if redis.tls.as_ref().is_some_and(|tls| tls.insecure) {
+                    log::warn!(
+                        "Redis TLS certificate verification is OFF (REDIS_TLS_INSECURE=true or \
+                         #insecure in REDIS_URL): anyone on the network path can pose as Redis; \
+                         set REDIS_TLS_CA_CERT instead"
+                    );
+                }
+                let c = RedisConnector::new(
+                    &redis.url,
+                    redis.tls.as_ref(),
+                    redis.retry.attempt_timeout,
+                );
                 self.start_dependency(c, redis.retry, ctx);
             }
         }

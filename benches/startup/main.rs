@@ -23,14 +23,22 @@
 #[path = "../../tests/it/support/mod.rs"]
 mod support;
 
+/// The example application, run by this binary with `EXAMPLE_APP=1`; its
+/// routes are also the floor's.
+#[path = "../../examples/app.rs"]
+mod app;
+mod doc;
 mod floor;
 mod http;
+mod load;
 mod paper;
 mod probe;
+mod requests;
+mod signals;
 mod stats;
 mod svg;
+mod tls;
 
-use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -40,7 +48,7 @@ use std::time::{Duration, Instant, SystemTime};
 use nix::sys::signal::Signal;
 use serde_json::Value;
 
-use crate::http::{Conn, get_once, wait_for_200};
+use crate::http::{Conn, wait_for_200};
 use crate::paper::{Measured, Strategy};
 use crate::probe::{Kind, Watch};
 use crate::stats::{max, mean, median, ms, peak_in_window, slope, spread};
@@ -51,8 +59,8 @@ use crate::support::{Gateway, Postgres, Redis, free_port};
 const INTERVAL_MS: u64 = 200;
 /// Poll period of the "first /ready 200" pollers.
 const POLL: Duration = Duration::from_millis(1);
-const SECTIONS: [&str; 8] = [
-    "startup", "reaction", "schedule", "probe", "shutdown", "herd", "timeline", "paper",
+const SECTIONS: [&str; 9] = [
+    "startup", "reaction", "schedule", "probe", "shutdown", "signals", "herd", "timeline", "paper",
 ];
 
 /// How many runs of each kind (`READYGATE_BENCH_QUICK=1`: fewer, for a
@@ -64,16 +72,16 @@ struct Plan {
     herd_runs: usize,
     herd_size: usize,
     herd_late: Duration,
-    load_pairs: usize,
-    load_slice: Duration,
-    load_threads: usize,
-    load_per_thread: usize,
-    wrk_pairs: usize,
+    /// Request path: readygate runs per route and concurrency, each
+    /// between two floor runs.
+    pairs: usize,
+    wrk_secs: u64,
+    concurrency: [usize; 2],
 }
 
 impl Plan {
     fn new() -> Plan {
-        let quick = std::env::var_os("READYGATE_BENCH_QUICK").is_some_and(|v| v != "0");
+        let quick = quick();
         Plan {
             startup_runs: if quick { 3 } else { 10 },
             reaction_runs: if quick { 3 } else { 10 },
@@ -81,13 +89,16 @@ impl Plan {
             herd_runs: if quick { 1 } else { 3 },
             herd_size: 50,
             herd_late: Duration::from_secs(3),
-            load_pairs: if quick { 2 } else { 8 },
-            load_slice: Duration::from_secs(1),
-            load_threads: 2,
-            load_per_thread: 4,
-            wrk_pairs: if quick { 1 } else { 4 },
+            pairs: if quick { 2 } else { 10 },
+            wrk_secs: if quick { 1 } else { 2 },
+            concurrency: [32, 256],
         }
     }
+}
+
+/// `READYGATE_BENCH_QUICK=1`: fewer runs (a smoke run of the harness).
+fn quick() -> bool {
+    std::env::var_os("READYGATE_BENCH_QUICK").is_some_and(|v| v != "0")
 }
 
 /// One line of the summary table.
@@ -103,6 +114,9 @@ struct Check {
 struct Report {
     checks: Vec<Check>,
     notes: Vec<String>,
+    /// Markdown tables of the sections (name, text), copied verbatim into
+    /// `BENCHMARKS.md` after a full run (see [`doc`]).
+    blocks: Vec<(String, String)>,
     /// Inputs of the on-paper comparison, filled by the sections that
     /// measure them.
     startup_median: Option<f64>,
@@ -137,11 +151,22 @@ impl Report {
         println!("  {text}");
         self.notes.push(text);
     }
+
+    fn block(&mut self, name: &str, markdown: String) {
+        self.blocks.push((name.to_owned(), markdown));
+    }
 }
+
+/// The environment variable that turns the bench binary into the example
+/// application.
+const EXAMPLE_APP_ENV: &str = "EXAMPLE_APP";
 
 fn main() -> std::process::ExitCode {
     if std::env::var_os(floor::ENV).is_some() {
         return floor::run();
+    }
+    if std::env::var_os(EXAMPLE_APP_ENV).is_some() {
+        return app::main();
     }
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.iter().any(|a| a == "--list") {
@@ -186,6 +211,7 @@ fn main() -> std::process::ExitCode {
 
     if run("startup") {
         startup(&plan, &deps, &mut report);
+        tls::startup(&plan, &mut report);
     }
     if run("reaction") {
         reaction(&plan, &deps, &mut report);
@@ -194,10 +220,13 @@ fn main() -> std::process::ExitCode {
         schedule(&mut report);
     }
     if run("probe") {
-        probe_cost(&plan, &deps, &mut report);
+        requests::request_path(&plan, &deps, &mut report);
     }
     if run("shutdown") {
         shutdown(&plan, &deps, &mut report);
+    }
+    if run("signals") {
+        signals::window(&mut report);
     }
     if run("herd") {
         herd(&plan, &mut report);
@@ -211,58 +240,17 @@ fn main() -> std::process::ExitCode {
     drop((pg, redis));
 
     let total = began.elapsed();
-    let summary = summary(&report, total);
+    let quick = quick();
+    let doc = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("BENCHMARKS.md");
+    let summary = doc::write(
+        &report,
+        &doc::command(&wanted, quick),
+        total,
+        wanted.is_empty() && !quick,
+        &doc,
+    );
     println!("\n{summary}");
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/readygate-bench");
-    if std::fs::create_dir_all(&dir).is_ok() {
-        let path = dir.join("summary.md");
-        if std::fs::write(&path, &summary).is_ok() {
-            println!("summary written to {}", path.display());
-        }
-    }
     std::process::ExitCode::SUCCESS
-}
-
-fn summary(report: &Report, total: Duration) -> String {
-    let mut s = String::new();
-    let _ = writeln!(s, "Machine: {}\n", stats::machine());
-    let _ = writeln!(
-        s,
-        "| Figure | Measured | Reference (same run) | Target | Result |"
-    );
-    let _ = writeln!(s, "|---|---|---|---|---|");
-    for c in &report.checks {
-        let verdict = match c.pass {
-            Some(true) => "pass",
-            Some(false) => "**miss**",
-            None => "-",
-        };
-        let _ = writeln!(
-            s,
-            "| {} | {} | {} | {} | {verdict} |",
-            c.figure, c.measured, c.reference, c.target
-        );
-    }
-    let _ = writeln!(s);
-    for n in &report.notes {
-        let _ = writeln!(s, "- {n}");
-    }
-    let misses = report
-        .checks
-        .iter()
-        .filter(|c| c.pass == Some(false))
-        .count();
-    let passes = report
-        .checks
-        .iter()
-        .filter(|c| c.pass == Some(true))
-        .count();
-    let _ = writeln!(
-        s,
-        "\nTargets: {passes} pass, {misses} miss. Total run time {:.0} s.",
-        total.as_secs_f64()
-    );
-    s
 }
 
 // ---- common ----------------------------------------------------------------
@@ -286,23 +274,74 @@ fn gateway(env: &[(&str, String)]) -> Gateway {
     b.spawn()
 }
 
+/// How to start a server process: a program and its environment, on top of
+/// the support defaults (`HOST=127.0.0.1`, a free `PORT`).
+struct Spec {
+    program: PathBuf,
+    env: Vec<(&'static str, String)>,
+}
+
+impl Spec {
+    /// The gateway against the running PostgreSQL and Redis (JSON logs).
+    fn gateway(deps: &Deps) -> Spec {
+        Spec {
+            program: PathBuf::from(GATEWAY_BIN),
+            env: vec![
+                ("LOG_FORMAT", "json".into()),
+                ("DATABASE_URL", deps.pg_url.clone()),
+                ("CACHE_TYPE", "redis".into()),
+                ("REDIS_URL", deps.redis_url.clone()),
+            ],
+        }
+    }
+
+    /// This bench binary, as the floor (`FLOOR_SERVER`) or the example
+    /// application (`EXAMPLE_APP`).
+    fn this_binary(role: &'static str, env: Vec<(&'static str, String)>) -> Spec {
+        let exe = std::env::current_exe().expect("the path of this bench binary");
+        let mut env = env;
+        env.push((role, "1".into()));
+        Spec { program: exe, env }
+    }
+
+    /// The floor server; `/ready` answers `ready_body`.
+    fn floor(ready_body: Option<&str>) -> Spec {
+        let env = ready_body.map(|b| ("FLOOR_READY_BODY", b.to_owned()));
+        Spec::this_binary(floor::ENV, env.into_iter().collect())
+    }
+
+    fn spawn(&self) -> Gateway {
+        self.spawn_under(&[])
+    }
+
+    /// Spawned as the last argument of `wrapper` (e.g. `valgrind ...`);
+    /// directly when `wrapper` is empty.
+    fn spawn_under(&self, wrapper: &[String]) -> Gateway {
+        let mut b = Gateway::builder();
+        for (k, v) in &self.env {
+            b = b.env(*k, v.clone());
+        }
+        match wrapper.split_first() {
+            None => b.program(&self.program),
+            Some((program, args)) => {
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                b.program(program)
+                    .args(&args)
+                    .args(&[&self.program.to_string_lossy()])
+            }
+        }
+        .spawn()
+    }
+}
+
 /// The gateway against the running PostgreSQL and Redis.
 fn gateway_with_deps(deps: &Deps) -> Gateway {
-    gateway(&[
-        ("DATABASE_URL", deps.pg_url.clone()),
-        ("CACHE_TYPE", "redis".into()),
-        ("REDIS_URL", deps.redis_url.clone()),
-    ])
+    Spec::gateway(deps).spawn()
 }
 
 /// The floor server as its own process; `/ready` answers `ready_body`.
 fn floor_server(ready_body: Option<&str>) -> Gateway {
-    let exe = std::env::current_exe().expect("the path of this bench binary");
-    let mut b = Gateway::builder().program(exe).env(floor::ENV, "1");
-    if let Some(body) = ready_body {
-        b = b.env("FLOOR_READY_BODY", body);
-    }
-    b.spawn()
+    Spec::floor(ready_body).spawn()
 }
 
 /// Spawn to first `/ready` 200, in ms; `None` if it never came (10 s).
@@ -689,281 +728,6 @@ fn schedule(report: &mut Report) {
     report.gap_overhead = Some(mean(&overheads));
 }
 
-// ---- 3 + 4. probe cost and memory -------------------------------------------
-
-/// Requests per second of `path` on both servers, measured in pairs (the
-/// gateway and the floor back to back, in alternating order), so that slow
-/// drifts of the machine cancel out in each pair's ratio.
-struct Paired {
-    gateway: Vec<f64>,
-    floor: Vec<f64>,
-    ratios: Vec<f64>,
-}
-
-fn paired(
-    pairs: usize,
-    servers: [u16; 2],
-    mut measure: impl FnMut(u16) -> f64,
-    mut each: impl FnMut(usize, &str, f64),
-) -> Paired {
-    let mut p = Paired {
-        gateway: Vec::new(),
-        floor: Vec::new(),
-        ratios: Vec::new(),
-    };
-    for pair in 0..pairs {
-        let (g, f) = if pair % 2 == 0 {
-            let g = measure(servers[0]);
-            (g, measure(servers[1]))
-        } else {
-            let f = measure(servers[1]);
-            (measure(servers[0]), f)
-        };
-        each(pair, "gateway", g);
-        each(pair, "floor", f);
-        p.gateway.push(g);
-        p.floor.push(f);
-        p.ratios.push(g / f);
-    }
-    p
-}
-
-/// `wrk -t2 -c8 -d<secs>s URL`: requests/s and the non-2xx answers plus
-/// socket errors; `None` when wrk cannot be run.
-fn wrk(port: u16, path: &str, secs: u64) -> Option<(f64, u64)> {
-    let out = std::process::Command::new("wrk")
-        .args(["-t2", "-c8", &format!("-d{secs}s")])
-        .arg(format!("http://127.0.0.1:{port}{path}"))
-        .output()
-        .ok()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let rps = text
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("Requests/sec:"))
-        .and_then(|v| v.trim().parse().ok())?;
-    let non_2xx: u64 = text
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("Non-2xx or 3xx responses:"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0);
-    let socket_errors: u64 = text
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("Socket errors:"))
-        .map(|v| {
-            v.split(',')
-                .filter_map(|kv| kv.split_whitespace().nth(1)?.parse::<u64>().ok())
-                .sum()
-        })
-        .unwrap_or(0);
-    Some((rps, non_2xx + socket_errors))
-}
-
-/// Nanoseconds per call of `f` (median of 5 batches of `n`).
-fn ns_per_call(n: u32, mut f: impl FnMut()) -> f64 {
-    let mut batches = Vec::new();
-    for _ in 0..5 {
-        let t = Instant::now();
-        for _ in 0..n {
-            f();
-        }
-        batches.push(t.elapsed().as_secs_f64() * 1e9 / f64::from(n));
-    }
-    median(&batches)
-}
-
-/// In-process costs behind `/ready` and the request counter, on this
-/// thread, from the library's own types: what the gateway does per request
-/// that the floor does not.
-fn in_process(report: &mut Report) {
-    use readygate::status::{Dependency, Health, State};
-    use std::hint::black_box;
-    let health = Health::default();
-    health.register(Dependency::Database, "postgres");
-    health.register(Dependency::Cache, "redis");
-    health.set_state(Dependency::Database, State::Up);
-    health.set_state(Dependency::Cache, State::Up);
-    // What the /ready handler does per request: take the answer rendered at
-    // the last state change.
-    let answer = ns_per_call(200_000, || {
-        black_box(health.ready_answer());
-    });
-    // What rendering costs, once per state change.
-    let render = ns_per_call(200_000, || {
-        let report = health.report();
-        black_box(serde_json::to_vec(&report).map(|v| v.len()).unwrap_or(0));
-    });
-    let counter = ns_per_call(200_000, || {
-        health.metrics().request(black_box("/ready"), 200);
-    });
-    report.note(format!(
-        "In-process (one thread): the /ready handler's Health::ready_answer() costs {answer:.0} ns \
-         per request (rendering the body, done once per state change, {render:.0} ns) and \
-         counting a request in readygate_http_requests_total {counter:.0} ns; the floor's /ready \
-         clones a static buffer."
-    ));
-}
-
-fn probe_cost(plan: &Plan, deps: &Deps, report: &mut Report) {
-    println!(
-        "\n[3] probe cost: closed-loop keep-alive load from this harness, {} threads x {} \
-         connections, {} pairs of {} s (gateway and floor back to back) per endpoint; [4] \
-         memory (VmRSS)",
-        plan.load_threads,
-        plan.load_per_thread,
-        plan.load_pairs,
-        plan.load_slice.as_secs_f64()
-    );
-    let gw = gateway_with_deps(deps);
-    time_to_ready(&gw).unwrap_or_else(|| panic!("gateway not ready:\n{}", gw.output()));
-    let body = get_once(gw.port(), "/ready")
-        .map(|(_, b)| String::from_utf8_lossy(&b).into_owned())
-        .unwrap_or_default();
-    let floor = floor_server(Some(&body));
-    time_to_ready(&floor).unwrap_or_else(|| panic!("floor not ready:\n{}", floor.output()));
-    std::thread::sleep(Duration::from_millis(200));
-    let rss = |p: &Gateway, field: &str| stats::proc_status_kib(p.pid(), field).unwrap_or(0);
-    let (gw_rss0, floor_rss0) = (rss(&gw, "VmRSS"), rss(&floor, "VmRSS"));
-    println!(
-        "  RSS after start-up: gateway {:.1} MiB, floor {:.1} MiB; /ready body {} bytes \
-         (the floor sends the same bytes)",
-        kib_to_mib(gw_rss0),
-        kib_to_mib(floor_rss0),
-        body.len()
-    );
-
-    let servers = [gw.port(), floor.port()];
-    let paths = ["/ready", "/health"];
-    // Warm-up.
-    for port in servers {
-        for path in paths {
-            http::load(
-                port,
-                path,
-                plan.load_threads,
-                plan.load_per_thread,
-                Duration::from_millis(300),
-            );
-        }
-    }
-    let (mut bad, mut total) = (0, 0);
-    let mut results = Vec::new();
-    for path in paths {
-        let p = paired(
-            plan.load_pairs,
-            servers,
-            |port| {
-                let l = http::load(
-                    port,
-                    path,
-                    plan.load_threads,
-                    plan.load_per_thread,
-                    plan.load_slice,
-                );
-                bad += l.bad();
-                total += l.requests;
-                l.rps()
-            },
-            |pair, name, rps| {
-                println!("  {path} pair {} {name}: {rps:.0} req/s", pair + 1);
-                flush();
-            },
-        );
-        results.push((path, p));
-    }
-    in_process(report);
-    let gw_rss1 = rss(&gw, "VmRSS");
-    let gw_hwm = rss(&gw, "VmHWM");
-    let floor_rss1 = rss(&floor, "VmRSS");
-    for ((path, p), target) in results.iter().zip([0.8, 0.9]) {
-        report.check(
-            &format!("3. Probe cost {path} (medians; pair ratios min/med/max)"),
-            format!(
-                "{:.0} req/s = {:.2}x ({:.2} / {:.2} / {:.2})",
-                median(&p.gateway),
-                median(&p.ratios),
-                stats::min(&p.ratios),
-                median(&p.ratios),
-                max(&p.ratios)
-            ),
-            format!("floor {:.0} req/s", median(&p.floor)),
-            &format!(">= {target}x, no error answers"),
-            Some(median(&p.ratios) >= target && bad == 0),
-        );
-    }
-    report.note(format!(
-        "Probe cost: {total} requests from the harness's client, {bad} error answers or \
-         connection errors."
-    ));
-
-    // Cross-check with wrk (C, epoll), when installed.
-    if wrk(servers[0], "/health", 1).is_none() {
-        report.note(
-            "wrk cross-check skipped: `wrk` is not installed (Debian/Ubuntu: \
-             `apt-get install wrk`)."
-                .to_owned(),
-        );
-    } else {
-        println!(
-            "  cross-check with wrk -t2 -c8, {} pairs of 1 s",
-            plan.wrk_pairs
-        );
-        let mut wrk_bad = 0;
-        for path in paths {
-            let p = paired(
-                plan.wrk_pairs,
-                servers,
-                |port| match wrk(port, path, 1) {
-                    Some((rps, errors)) => {
-                        wrk_bad += errors;
-                        rps
-                    }
-                    None => f64::NAN,
-                },
-                |pair, name, rps| println!("  wrk {path} pair {} {name}: {rps:.0} req/s", pair + 1),
-            );
-            report.check(
-                &format!("3. Probe cost {path}, wrk cross-check (medians; pair ratios)"),
-                format!(
-                    "{:.0} req/s = {:.2}x ({:.2} / {:.2} / {:.2})",
-                    median(&p.gateway),
-                    median(&p.ratios),
-                    stats::min(&p.ratios),
-                    median(&p.ratios),
-                    max(&p.ratios)
-                ),
-                format!("floor {:.0} req/s", median(&p.floor)),
-                "(cross-check of the row above)",
-                None,
-            );
-        }
-        report.note(format!(
-            "wrk cross-check: {wrk_bad} non-2xx answers or socket errors."
-        ));
-    }
-    stop(&gw);
-    stop(&floor);
-
-    let limit = 32.0;
-    report.check(
-        "4. Memory after start-up (VmRSS)",
-        format!("{:.1} MiB", kib_to_mib(gw_rss0)),
-        format!("floor {:.1} MiB", kib_to_mib(floor_rss0)),
-        "< 32 MiB",
-        Some(kib_to_mib(gw_rss0) < limit),
-    );
-    report.check(
-        "4. Memory after the load (VmRSS; peak VmHWM)",
-        format!(
-            "{:.1} MiB (peak {:.1} MiB)",
-            kib_to_mib(gw_rss1),
-            kib_to_mib(gw_hwm)
-        ),
-        format!("floor {:.1} MiB", kib_to_mib(floor_rss1)),
-        "< 32 MiB",
-        Some(kib_to_mib(gw_rss1) < limit && kib_to_mib(gw_hwm) < limit),
-    );
-}
-
 // ---- 5. shutdown ------------------------------------------------------------------
 
 fn shutdown(plan: &Plan, deps: &Deps, report: &mut Report) {
@@ -1282,6 +1046,29 @@ fn herd(plan: &Plan, report: &mut Report) {
         flush();
         by_interval.entry(interval).or_default().push(r);
     }
+    let mut table = String::from(
+        "| Interval | Runs | Attempts in all (per gateway) | Reached PostgreSQL (refused \
+         \"starting up\") | Peak attempts / 10 ms (/ 100 ms) | Peak concurrent set-ups | All \
+         ready after PostgreSQL up | Spawn spread |\n|---|---|---|---|---|---|---|---|\n",
+    );
+    for (interval, runs) in &by_interval {
+        let each =
+            |f: &dyn Fn(&HerdRun) -> String| runs.iter().map(f).collect::<Vec<_>>().join(" / ");
+        table.push_str(&format!(
+            "| {interval} ms | {} | {} ({}) | {} ({}) | {} ({}) | {} | {} ms | {} ms |\n",
+            runs.len(),
+            each(&|r| r.attempts.to_string()),
+            each(&|r| format!("{:.1}", r.attempts as f64 / plan.herd_size as f64)),
+            each(&|r| r.accepted.to_string()),
+            each(&|r| r.starting_up.to_string()),
+            each(&|r| r.peak_attempts_10ms.to_string()),
+            each(&|r| r.peak_attempts_100ms.to_string()),
+            each(&|r| r.peak_setups.to_string()),
+            each(&|r| format!("{:.0}", r.all_ready_after_up)),
+            each(&|r| format!("{:.0}", r.spawn_spread)),
+        ));
+    }
+    report.block("herd", table);
     for (interval, runs) in &by_interval {
         let pick = |f: &dyn Fn(&HerdRun) -> f64| median(&runs.iter().map(f).collect::<Vec<_>>());
         let ok = runs.iter().all(|r| r.ready == plan.herd_size);
@@ -1503,12 +1290,24 @@ fn on_paper(report: &mut Report) {
             Strategy::WaitScript { period: 1000.0 },
         ),
     ];
+    let mut table = String::from(
+        "| Strategy | Ready, T = 30 s | T = 30.5 s | T = 31 s | T anywhere in [29 s, 31 s): \
+         mean delay after T | worst delay |\n|---|---|---|---|---|---|\n",
+    );
     for (name, strategy) in strategies {
         let fmt = |t: f64| {
             paper::ready_at(strategy, t, m)
                 .map_or("never".to_owned(), |r| format!("{:.2} s", r / 1000.0))
         };
         let (mean_delay, worst) = paper::delay_stats(strategy, 29_000.0, 2_000.0, m);
+        table.push_str(&format!(
+            "| {name} | {} | {} | {} | {:.2} s | {:.2} s |\n",
+            fmt(30_000.0),
+            fmt(30_500.0),
+            fmt(31_000.0),
+            mean_delay / 1000.0,
+            worst / 1000.0
+        ));
         report.check(
             &format!("7. {name}"),
             format!("ready at {} (T = 30 s)", fmt(30_000.0)),
@@ -1523,4 +1322,10 @@ fn on_paper(report: &mut Report) {
             None,
         );
     }
+    let inputs = format!(
+        "Inputs, measured in this run: start-up to ready {:.1} ms, gap beyond the interval \
+         {:.2} ms, fail-fast run (spawn to exit 69) {:.1} ms, one `pg_isready` poll {:.1} ms.\n\n",
+        m.startup, m.gap_overhead, m.fail_fast, m.poll_cost
+    );
+    report.block("paper", inputs + &table);
 }

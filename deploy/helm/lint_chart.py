@@ -54,7 +54,7 @@ DEFAULT_CHART = HERE / "readygate"
 
 SEVERITY = {0: "UNKNOWN", 1: "INFO", 2: "WARNING", 3: "ERROR"}
 
-# The program's settings: 26 in the ConfigMap, 2 in the Secret.
+# The program's settings: 32 in the ConfigMap (the empty ones left out), 2 in the Secret.
 CONFIG_VARS = [
     "DB_POOL_SIZE", "DB_POOL_TIMEOUT_MS",
     "DB_MAX_RETRIES", "DB_RETRY_INTERVAL_MS", "DB_RETRY_BACKOFF", "DB_RETRY_MULTIPLIER",
@@ -62,7 +62,8 @@ CONFIG_VARS = [
     "CACHE_TYPE",
     "REDIS_MAX_RETRIES", "REDIS_RETRY_INTERVAL_MS", "REDIS_RETRY_BACKOFF", "REDIS_RETRY_MULTIPLIER",
     "REDIS_RETRY_MAX_INTERVAL_MS", "REDIS_RETRY_JITTER", "REDIS_CONNECT_TIMEOUT_MS", "REDIS_STARTUP_TIMEOUT_MS",
-    "HEALTH_CHECK_INTERVAL_MS", "SHUTDOWN_DELAY_MS", "SHUTDOWN_TIMEOUT_MS", "HOST", "PORT", "LOG_LEVEL", "LOG_FORMAT",
+    "DATABASE_URL_FILE", "REDIS_URL_FILE", "REDIS_TLS_CA_CERT", "REDIS_TLS_CLIENT_CERT",
+    "REDIS_TLS_CLIENT_KEY", "REDIS_TLS_INSECURE", "HEALTH_CHECK_INTERVAL_MS", "SHUTDOWN_DELAY_MS", "SHUTDOWN_TIMEOUT_MS", "HOST", "PORT", "LOG_LEVEL", "LOG_FORMAT",
 ]
 SECRET_VARS = ["DATABASE_URL", "REDIS_URL"]
 
@@ -348,14 +349,17 @@ def check_release(result: dict[str, Any], values: dict[str, Any]) -> str:
 
     cm = one("ConfigMap")
     # Numbers (as --set gives them) must reach the ConfigMap as text: whole
-    # numbers without a fraction or exponent, fractional ones as Go prints them.
-    def as_text(v: Any) -> str:
+    # numbers without a fraction or exponent, fractional ones (a multiplier,
+    # a jitter) as Go prints them.
+    def text(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
         if isinstance(v, str):
             return v
         return str(int(v)) if float(v).is_integer() else repr(float(v))
-
-    want = {k: as_text(config[k]) for k in CONFIG_VARS}
-    expect(cm["data"] == want,
+    # An empty value is an unset setting: left out (the program refuses "").
+    config_data = {k: text(config[k]) for k in CONFIG_VARS if text(config[k]) != ""}
+    expect(cm["data"] == config_data,
            f"ConfigMap data {cm['data']} != config {config}")
 
     if secret["existingSecret"]:
@@ -390,10 +394,13 @@ def check_release(result: dict[str, Any], values: dict[str, Any]) -> str:
             expect(env[var]["name"] == secret_name and env[var]["key"] == var, f"{c['name']}: {var} secretKeyRef")
         expect(env["DATABASE_URL"].get("optional", False) is False, "DATABASE_URL must not be optional")
         expect(env["REDIS_URL"].get("optional") is (not uses_redis), "REDIS_URL optional iff Redis unused")
-        expect(set(cm["data"]) | set(env) == set(CONFIG_VARS) | set(SECRET_VARS), "not every setting reaches the container")
+        expect(set(cm["data"]) | set(env) == set(config_data) | set(SECRET_VARS), "not every setting reaches the container")
         expect(c["workingDir"] == "/data", f"{c['name']}: workingDir")
         mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
         expect(mounts.get("/data") == "data" and mounts.get("/tmp") == "tmp", f"{c['name']}: mounts {mounts}")
+        tls = values["tlsFiles"]
+        wants_tls = bool(tls["secretName"] or tls["configMapName"])
+        expect((mounts.get(tls["mountPath"]) == "tls-files") == wants_tls, f"{c['name']}: TLS files mount {mounts}")
         sc = c.get("securityContext", {})
         expect(sc.get("readOnlyRootFilesystem") is True and sc.get("runAsNonRoot") is True
                and sc.get("allowPrivilegeEscalation") is False, f"{c['name']}: securityContext {sc}")
@@ -406,6 +413,13 @@ def check_release(result: dict[str, Any], values: dict[str, Any]) -> str:
         expect(vols["data"].get("persistentVolumeClaim", {}).get("claimName") == want, "data volume claim")
     else:
         expect("emptyDir" in vols["data"], "data volume is not an emptyDir")
+    tls = values["tlsFiles"]
+    if tls["secretName"]:
+        expect(vols.get("tls-files", {}).get("secret", {}).get("secretName") == tls["secretName"], "TLS files from the Secret")
+    elif tls["configMapName"]:
+        expect(vols.get("tls-files", {}).get("configMap", {}).get("name") == tls["configMapName"], "TLS files from the ConfigMap")
+    else:
+        expect("tls-files" not in vols, "a TLS files volume although tlsFiles names nothing")
 
     inits = spec.get("initContainers", [])
     if values["initCheck"]["enabled"]:
@@ -458,6 +472,15 @@ def scenarios(rng: random.Random) -> list[tuple[str, dict[str, Any]]]:
         ("redis slower than the DB", {"config": {
             "CACHE_TYPE": "redis", "DB_MAX_RETRIES": "10", "DB_RETRY_INTERVAL_MS": "5000",
             "REDIS_MAX_RETRIES": "30", "REDIS_RETRY_INTERVAL_MS": "5000", "REDIS_CONNECT_TIMEOUT_MS": "10000"}}),
+        ("TLS: rediss with CA and client files from a Secret, PostgreSQL verify-full", {
+            "config": {"CACHE_TYPE": "redis", "REDIS_TLS_CA_CERT": "/etc/readygate/tls/ca.crt",
+                       "REDIS_TLS_CLIENT_CERT": "/etc/readygate/tls/client.crt",
+                       "REDIS_TLS_CLIENT_KEY": "/etc/readygate/tls/client.key", "REDIS_TLS_INSECURE": True},
+            "secret": {"DATABASE_URL": "postgres://gw@db/gw?sslmode=verify-full&sslrootcert=/etc/readygate/tls/ca.crt",
+                       "REDIS_URL": "rediss://redis:6380/0"},
+            "tlsFiles": {"secretName": "readygate-tls"},
+            "initCheck": {"enabled": True}}),
+        ("TLS files from a ConfigMap", {"tlsFiles": {"configMapName": "readygate-ca", "mountPath": "/certs"}}),
         ("a long drain: SHUTDOWN_DELAY_MS=15000, SHUTDOWN_TIMEOUT_MS=45500, margin 2", {
             "config": {"SHUTDOWN_DELAY_MS": "15000", "SHUTDOWN_TIMEOUT_MS": "45500"},
             "terminationGrace": {"marginSeconds": 2}}),

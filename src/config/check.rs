@@ -189,6 +189,43 @@ impl Checker {
             .and_then(|n| u32::try_from(n).ok())
     }
 
+    /// A secret setting's value: `value` of `var`, or the content of the
+    /// file `file_var` names (a trailing newline dropped, the content
+    /// registered as a secret, never shown). Both given is a problem; so is
+    /// a file that cannot be read. Returns which variable gave the value.
+    pub(super) fn secret_or_file(
+        &mut self,
+        (var, value, given): (&'static str, &str, bool),
+        (file_var, file): (&'static str, Option<&str>),
+    ) -> Option<(&'static str, String)> {
+        let Some(raw_path) = file else {
+            return Some((var, value.to_owned()));
+        };
+        const ACCEPTED: &str = "the path of a readable file holding the value";
+        let path = self.present(file_var, raw_path, ACCEPTED)?;
+        if given {
+            self.fail(
+                file_var,
+                path,
+                format!("is set together with {var}: set one of them"),
+                ACCEPTED,
+            );
+            return None;
+        }
+        match std::fs::read_to_string(path) {
+            Ok(text) => {
+                let text = text.strip_suffix('\n').unwrap_or(&text);
+                let text = text.strip_suffix('\r').unwrap_or(text);
+                crate::redact::register_url_secrets(text);
+                Some((file_var, text.to_owned()))
+            }
+            Err(e) => {
+                self.fail(file_var, path, format!("cannot be read ({e})"), ACCEPTED);
+                None
+            }
+        }
+    }
+
     pub(super) fn choice<T: Copy>(
         &mut self,
         variable: &'static str,

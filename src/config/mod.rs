@@ -8,17 +8,20 @@ mod retry;
 mod urls;
 
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::{CommandFactory, Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use log::LevelFilter;
 
 use self::check::Checker;
 pub use self::check::Problem;
 use self::retry::{DB_RETRY, REDIS_RETRY, RetryFields};
-pub use self::urls::DatabaseUrl;
+pub use self::urls::{DatabaseUrl, PostgresTls};
 use crate::redact::{redact_url, register_url_secrets};
 use crate::retry::RetryPolicy;
+use crate::tls::{PemError, PemFile, RedisTls, load_certs, load_key};
 
 /// Largest accepted pool.
 const MAX_POOL_SIZE: u64 = 10_000;
@@ -63,6 +66,9 @@ pub struct RawSettings {
         hide_env_values = true
     )]
     pub database_url: String,
+    /// Read DATABASE_URL from this file instead (a mounted secret; a trailing newline is ignored)
+    #[arg(long, global = true, env = "DATABASE_URL_FILE", hide_env_values = true)]
+    pub database_url_file: Option<String>,
     /// Connections in the database pool (>= 1)
     #[arg(long, global = true, env = "DB_POOL_SIZE", default_value = "10")]
     pub db_pool_size: String,
@@ -130,6 +136,26 @@ pub struct RawSettings {
         hide_env_values = true
     )]
     pub redis_url: String,
+    /// Read REDIS_URL from this file instead (a mounted secret; a trailing newline is ignored)
+    #[arg(long, global = true, env = "REDIS_URL_FILE", hide_env_values = true)]
+    pub redis_url_file: Option<String>,
+    /// rediss:// only: trust the CA certificates of this PEM file instead of the platform's
+    #[arg(long, global = true, env = "REDIS_TLS_CA_CERT")]
+    pub redis_tls_ca_cert: Option<String>,
+    /// rediss:// only: present this client certificate (PEM; with REDIS_TLS_CLIENT_KEY)
+    #[arg(long, global = true, env = "REDIS_TLS_CLIENT_CERT")]
+    pub redis_tls_client_cert: Option<String>,
+    /// rediss:// only: the client certificate's private key (PEM)
+    #[arg(long, global = true, env = "REDIS_TLS_CLIENT_KEY")]
+    pub redis_tls_client_key: Option<String>,
+    /// rediss:// only: do NOT verify the server's certificate (true/false; a WARN line at every start)
+    #[arg(
+        long,
+        global = true,
+        env = "REDIS_TLS_INSECURE",
+        default_value = "false"
+    )]
+    pub redis_tls_insecure: String,
     /// Redis connection attempts at start-up before giving up (>= 1)
     #[arg(long, global = true, env = "REDIS_MAX_RETRIES", default_value = "3")]
     pub redis_max_retries: String,
@@ -215,6 +241,42 @@ pub struct RawSettings {
     /// Log format: text (human readable) or json (one object per line)
     #[arg(long, global = true, env = "LOG_FORMAT", default_value = "text")]
     pub log_format: String,
+    /// Which URL settings were given rather than defaulted ([`Cli::parse_args`]).
+    #[arg(skip)]
+    pub given: Given,
+}
+
+/// Which settings were given (on the command line, in the environment or
+/// in `.env`) rather than left at their default: `X` and `X_FILE` together
+/// are an error, and only the parse knows whether `X` was given.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Given {
+    pub database_url: bool,
+    pub redis_url: bool,
+}
+
+impl Cli {
+    /// Parse `args` (the program name first) and the environment, noting
+    /// which settings were [`Given`].
+    pub fn parse_args<I, T>(args: I) -> Result<Cli, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let matches = Cli::command().try_get_matches_from(args)?;
+        let mut cli = Cli::from_arg_matches(&matches)?;
+        let given = |id: &str| {
+            matches!(
+                matches.value_source(id),
+                Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+            )
+        };
+        cli.settings.given = Given {
+            database_url: given("database_url"),
+            redis_url: given("redis_url"),
+        };
+        Ok(cli)
+    }
 }
 
 /// Validated settings.
@@ -242,7 +304,7 @@ pub struct DatabaseSettings {
 pub enum CacheSettings {
     None,
     Memory,
-    Redis(RedisSettings),
+    Redis(Box<RedisSettings>),
 }
 
 #[derive(Clone)]
@@ -250,6 +312,8 @@ pub struct RedisSettings {
     /// The URL as configured (with its password, for the client only).
     pub url: String,
     pub retry: RetryPolicy,
+    /// `Some` for `rediss://`.
+    pub tls: Option<RedisTls>,
 }
 
 impl fmt::Debug for RedisSettings {
@@ -257,6 +321,7 @@ impl fmt::Debug for RedisSettings {
         f.debug_struct("RedisSettings")
             .field("url", &redact_url(&self.url))
             .field("retry", &self.retry)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -340,6 +405,18 @@ pub fn documented_settings() -> Vec<(String, String)> {
         .collect()
 }
 
+/// The settings without a default (unset unless given: `DATABASE_URL_FILE`,
+/// the Redis TLS files), in `--help` order. The README lists them as
+/// `unset`, `.env.example` as commented lines, the chart as empty values it
+/// leaves out of the ConfigMap.
+pub fn optional_settings() -> Vec<String> {
+    Cli::command()
+        .get_arguments()
+        .filter(|arg| arg.get_default_values().is_empty())
+        .filter_map(|arg| Some(arg.get_env()?.to_str()?.to_owned()))
+        .collect()
+}
+
 impl RawSettings {
     /// The log settings, falling back to defaults where they are invalid, so
     /// that the configuration error itself can be logged.
@@ -390,7 +467,12 @@ impl RawSettings {
     }
 
     fn database(&self, c: &mut Checker) -> Option<DatabaseSettings> {
-        let url = c.database_url(&self.database_url);
+        let url = c
+            .secret_or_file(
+                ("DATABASE_URL", &self.database_url, self.given.database_url),
+                ("DATABASE_URL_FILE", self.database_url_file.as_deref()),
+            )
+            .and_then(|(var, value)| c.database_url(var, &value));
         let pool_size = c.number("DB_POOL_SIZE", &self.db_pool_size, 1, MAX_POOL_SIZE);
         let pool_timeout = c.millis("DB_POOL_TIMEOUT_MS", &self.db_pool_timeout_ms);
         let retry = c.retry_policy(
@@ -420,7 +502,13 @@ impl RawSettings {
             CacheType::None => Some(CacheSettings::None),
             CacheType::Memory => Some(CacheSettings::Memory),
             CacheType::Redis => {
-                let url = c.redis_url(&self.redis_url);
+                let url = c
+                    .secret_or_file(
+                        ("REDIS_URL", &self.redis_url, self.given.redis_url),
+                        ("REDIS_URL_FILE", self.redis_url_file.as_deref()),
+                    )
+                    .and_then(|(var, value)| c.redis_url(var, &value));
+                let tls = self.redis_tls(c);
                 let retry = c.retry_policy(
                     &REDIS_RETRY,
                     &RetryFields {
@@ -434,12 +522,124 @@ impl RawSettings {
                         startup_timeout: &self.redis_startup_timeout_ms,
                     },
                 );
-                Some(CacheSettings::Redis(RedisSettings {
-                    url: url?,
+                let ((url, rediss), tls) = (url?, tls?);
+                let tls = match (rediss, tls) {
+                    (true, RedisTlsSettings(mut tls)) => {
+                        // `#insecure` in the URL itself is just as insecure.
+                        tls.insecure |= url.ends_with("#insecure");
+                        Some(tls)
+                    }
+                    (false, tls) if tls.is_configured() => {
+                        for (var, value) in self.redis_tls_values() {
+                            if value.is_some_and(|v| !v.trim().is_empty() && v.trim() != "false") {
+                                c.fail(
+                                    var,
+                                    value.unwrap_or_default(),
+                                    "is set, but REDIS_URL is redis:// (no TLS)",
+                                    "rediss://... to use TLS, or unset it",
+                                );
+                            }
+                        }
+                        return None;
+                    }
+                    (false, _) => None,
+                };
+                Some(CacheSettings::Redis(Box::new(RedisSettings {
+                    url: with_insecure_fragment(url, tls.as_ref()),
                     retry: retry?,
-                }))
+                    tls,
+                })))
             }
         }
+    }
+
+    /// The Redis TLS variables and their values as given.
+    fn redis_tls_values(&self) -> [(&'static str, Option<&str>); 4] {
+        [
+            ("REDIS_TLS_CA_CERT", self.redis_tls_ca_cert.as_deref()),
+            (
+                "REDIS_TLS_CLIENT_CERT",
+                self.redis_tls_client_cert.as_deref(),
+            ),
+            ("REDIS_TLS_CLIENT_KEY", self.redis_tls_client_key.as_deref()),
+            ("REDIS_TLS_INSECURE", Some(self.redis_tls_insecure.as_str())),
+        ]
+    }
+
+    /// The Redis TLS settings, their files read and parsed; used with
+    /// `rediss://` only (see [`RawSettings::cache`]).
+    fn redis_tls(&self, c: &mut Checker) -> Option<RedisTlsSettings> {
+        let insecure = c.choice("REDIS_TLS_INSECURE", &self.redis_tls_insecure, BOOLEANS);
+        let pem = |c: &mut Checker, var: &'static str, raw: Option<&str>, key: bool| {
+            let raw = raw?;
+            let path = c.present(var, raw, "a PEM file")?;
+            let checked = if key {
+                load_key(Path::new(path)).map(drop)
+            } else {
+                load_certs(Path::new(path)).map(drop)
+            };
+            match checked.and_then(|()| {
+                std::fs::read(path).map_err(|source| PemError::Read {
+                    path: path.into(),
+                    source,
+                })
+            }) {
+                Ok(pem) => Some(Some(PemFile {
+                    path: PathBuf::from(path),
+                    pem,
+                })),
+                Err(e) => {
+                    c.fail(var, path, format!("cannot be used: {e}"), "a PEM file");
+                    None
+                }
+            }
+        };
+        let ca = pem(
+            c,
+            "REDIS_TLS_CA_CERT",
+            self.redis_tls_ca_cert.as_deref(),
+            false,
+        );
+        let cert = pem(
+            c,
+            "REDIS_TLS_CLIENT_CERT",
+            self.redis_tls_client_cert.as_deref(),
+            false,
+        );
+        let key = pem(
+            c,
+            "REDIS_TLS_CLIENT_KEY",
+            self.redis_tls_client_key.as_deref(),
+            true,
+        );
+        let (ca, cert, key) = (
+            ca.unwrap_or_default(),
+            cert.unwrap_or_default(),
+            key.unwrap_or_default(),
+        );
+        let client = match (cert, key) {
+            (None, None) => None,
+            (Some(cert), Some(key)) => Some((cert, key)),
+            (cert, _) => {
+                let (set, missing) = if cert.is_some() {
+                    ("REDIS_TLS_CLIENT_CERT", "REDIS_TLS_CLIENT_KEY")
+                } else {
+                    ("REDIS_TLS_CLIENT_KEY", "REDIS_TLS_CLIENT_CERT")
+                };
+                c.fail(
+                    set,
+                    "",
+                    format!("is set without {missing}"),
+                    "both, or neither",
+                );
+                return None;
+            }
+        };
+        Some(RedisTlsSettings(RedisTls {
+            ca,
+            client,
+            insecure: insecure?,
+        }))
     }
 
     fn http(&self, c: &mut Checker) -> Option<HttpSettings> {
@@ -491,14 +691,35 @@ const LEVELS: &[(&str, LevelFilter)] = &[
     ("trace", LevelFilter::Trace),
 ];
 
+const BOOLEANS: &[(&str, bool)] = &[("false", false), ("true", true)];
+
+/// The Redis TLS settings before the URL's scheme is known.
+struct RedisTlsSettings(RedisTls);
+
+impl RedisTlsSettings {
+    fn is_configured(&self) -> bool {
+        let t = &self.0;
+        t.ca.is_some() || t.client.is_some() || t.insecure
+    }
+}
+
+/// `REDIS_TLS_INSECURE=true` is the redis crate's `#insecure` fragment; a
+/// URL that already has it is insecure too ([`RedisTls::insecure`]).
+fn with_insecure_fragment(url: String, tls: Option<&RedisTls>) -> String {
+    match tls {
+        Some(tls) if tls.insecure && !url.ends_with("#insecure") => format!("{url}#insecure"),
+        _ => url,
+    }
+}
+
 const FORMATS: &[(&str, LogFormat)] = &[("text", LogFormat::Text), ("json", LogFormat::Json)];
 
 impl Settings {
     /// Settings from the process environment alone (no command line, no
     /// `.env`): for applications that embed readygate.
     pub fn from_env() -> Result<Settings, ConfigError> {
-        let cli = Cli::try_parse_from(["readygate"])
-            .map_err(|e| ConfigError::CommandLine(e.to_string()))?;
+        let cli =
+            Cli::parse_args(["readygate"]).map_err(|e| ConfigError::CommandLine(e.to_string()))?;
         cli.settings.validate()
     }
 }
@@ -618,7 +839,12 @@ mod tests {
 
     #[test]
     fn redis_settings_are_checked_only_for_the_redis_cache() {
-        let bad = ["--redis-url", "rediss://cache", "--redis-max-retries", "x"];
+        let bad = [
+            "--redis-url",
+            "memcached://cache",
+            "--redis-max-retries",
+            "x",
+        ];
         let mut args = vec!["--cache-type", "memory"];
         args.extend_from_slice(&bad);
         assert!(raw(&args).validate().is_ok());
@@ -660,7 +886,12 @@ mod tests {
 
     #[test]
     fn redis_urls() {
-        for ok in ["redis://h", "redis://:pw@h:6380/2", "redis://user:pw@h/0"] {
+        for ok in [
+            "redis://h",
+            "redis://:pw@h:6380/2",
+            "redis://user:pw@h/0",
+            "rediss://h:6380/0",
+        ] {
             assert!(
                 raw(&["--cache-type", "redis", "--redis-url", ok])
                     .validate()
@@ -669,7 +900,6 @@ mod tests {
             );
         }
         for bad in [
-            "rediss://h",
             "redis://h:70000",
             "redis://h/abc",
             "redis://",
@@ -693,9 +923,23 @@ mod tests {
     }
 
     #[test]
+    fn optional_settings_are_the_ones_without_a_default() {
+        assert_eq!(
+            optional_settings(),
+            [
+                "DATABASE_URL_FILE",
+                "REDIS_URL_FILE",
+                "REDIS_TLS_CA_CERT",
+                "REDIS_TLS_CLIENT_CERT",
+                "REDIS_TLS_CLIENT_KEY"
+            ]
+        );
+    }
+
+    #[test]
     fn documented_settings_list_every_variable_with_its_default() {
         let s = documented_settings();
-        assert_eq!(s.len(), 28);
+        assert_eq!(s.len(), 29);
         assert!(s.contains(&("DB_MAX_RETRIES".into(), "3".into())));
         assert!(s.contains(&("REDIS_RETRY_INTERVAL_MS".into(), "2000".into())));
     }

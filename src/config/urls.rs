@@ -4,16 +4,20 @@
 
 use std::fmt;
 use std::net::IpAddr;
+use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use super::check::Checker;
 use crate::redact::redact_url;
+use crate::tls::{ClientIdentity, PgTls, Roots, SslMode, load_certs, load_key};
 
 /// The database, as `DATABASE_URL` names it.
 #[derive(Clone)]
 pub enum DatabaseUrl {
     Postgres {
         config: Box<tokio_postgres::Config>,
+        tls: PostgresTls,
         /// The URL with its password hidden.
         display: String,
     },
@@ -46,7 +50,163 @@ impl DatabaseUrl {
     }
 }
 
+/// PostgreSQL's TLS, ready to connect: the `sslmode` and the rustls
+/// configuration built from the URL's files.
+#[derive(Clone)]
+pub struct PostgresTls {
+    pub mode: SslMode,
+    pub client: Arc<rustls::ClientConfig>,
+}
+
+/// libpq's TLS parameters of a PostgreSQL URL, as written.
+#[derive(Debug, Default)]
+struct TlsParams {
+    sslmode: Option<String>,
+    sslrootcert: Option<String>,
+    sslcert: Option<String>,
+    sslkey: Option<String>,
+}
+
+/// The URL without libpq's TLS parameters, and those parameters.
+fn split_tls_params(url: &url::Url) -> (url::Url, TlsParams) {
+    let mut params = TlsParams::default();
+    let mut kept = Vec::new();
+    for (key, value) in url.query_pairs() {
+        let slot = match key.as_ref() {
+            "sslmode" => &mut params.sslmode,
+            "sslrootcert" => &mut params.sslrootcert,
+            "sslcert" => &mut params.sslcert,
+            "sslkey" => &mut params.sslkey,
+            _ => {
+                kept.push((key.into_owned(), value.into_owned()));
+                continue;
+            }
+        };
+        *slot = Some(value.into_owned());
+    }
+    let mut rest = url.clone();
+    rest.set_query(None);
+    if !kept.is_empty() {
+        rest.query_pairs_mut().extend_pairs(kept);
+    }
+    (rest, params)
+}
+
 impl Checker {
+    /// PostgreSQL's TLS from the URL's parameters: the mode, the files read
+    /// and parsed, the rustls configuration built; every problem reported.
+    fn pg_tls(
+        &mut self,
+        var: &'static str,
+        shown: &str,
+        params: &TlsParams,
+    ) -> Option<PostgresTls> {
+        const MODES: &str = "sslmode: disable, prefer, require, verify-ca, verify-full";
+        let mut ok = true;
+        let mode = match params.sslmode.as_deref() {
+            None => SslMode::Prefer,
+            Some(name) => match SslMode::NAMES.iter().find(|(n, _)| *n == name) {
+                Some((_, mode)) => *mode,
+                None => {
+                    self.fail(var, shown, format!("has sslmode={name:?}"), MODES);
+                    return None;
+                }
+            },
+        };
+        let roots = match params.sslrootcert.as_deref() {
+            None => None,
+            Some("system") => Some(Roots::System),
+            Some(path) => match load_certs(Path::new(path)) {
+                Ok(certs) => Some(Roots::File {
+                    path: path.into(),
+                    certs,
+                }),
+                Err(e) => {
+                    self.fail(
+                        var,
+                        shown,
+                        format!("has sslrootcert: {e}"),
+                        "a PEM file of CA certificates, or system",
+                    );
+                    ok = false;
+                    None
+                }
+            },
+        };
+        if roots.is_none() && ok && matches!(mode, SslMode::VerifyCa | SslMode::VerifyFull) {
+            self.fail(
+                var,
+                shown,
+                format!(
+                    "has sslmode={} without sslrootcert, so no certificate could be trusted",
+                    mode.name()
+                ),
+                "sslrootcert=/path/to/ca.pem (or system) with verify-ca and verify-full",
+            );
+            ok = false;
+        }
+        let client = match (params.sslcert.as_deref(), params.sslkey.as_deref()) {
+            (None, None) => None,
+            (Some(cert), Some(key)) => {
+                let certs = load_certs(Path::new(cert));
+                let private = load_key(Path::new(key));
+                match (certs, private) {
+                    (Ok(certs), Ok(private)) => Some(ClientIdentity {
+                        cert_path: cert.into(),
+                        certs,
+                        key_path: key.into(),
+                        key: Arc::new(private),
+                    }),
+                    (certs, private) => {
+                        for e in [certs.err(), private.err()].into_iter().flatten() {
+                            self.fail(
+                                var,
+                                shown,
+                                format!("has a client certificate that cannot be used: {e}"),
+                                "sslcert and sslkey: PEM files",
+                            );
+                        }
+                        ok = false;
+                        None
+                    }
+                }
+            }
+            _ => {
+                self.fail(
+                    var,
+                    shown,
+                    "has only one of sslcert and sslkey",
+                    "both, or neither",
+                );
+                ok = false;
+                None
+            }
+        };
+        if !ok {
+            return None;
+        }
+        let tls = PgTls {
+            mode,
+            roots,
+            client,
+        };
+        match tls.client_config() {
+            Ok(client) => Some(PostgresTls {
+                mode,
+                client: Arc::new(client),
+            }),
+            Err(e) => {
+                self.fail(
+                    var,
+                    shown,
+                    format!("has TLS settings that cannot be used: {e}"),
+                    "certificates and a key that belong together",
+                );
+                None
+            }
+        }
+    }
+
     /// A URL's value (trimmed), how it may be shown, and its lower-case
     /// A URL's value (trimmed), how it may be shown, and its lower-case
     /// scheme and the rest; a problem when it is empty or has no `://`.
@@ -106,68 +266,68 @@ impl Checker {
         );
     }
 
-    pub(super) fn database_url(&mut self, raw: &str) -> Option<DatabaseUrl> {
-        const VAR: &str = "DATABASE_URL";
+    pub(super) fn database_url(&mut self, var: &'static str, raw: &str) -> Option<DatabaseUrl> {
         const ACCEPTED: &str = "postgres://[user[:password]@]host[:port][/database], postgresql://..., or sqlite://PATH";
-        let (value, shown, scheme, rest) = self.url(VAR, raw, ACCEPTED)?;
+        let (value, shown, scheme, rest) = self.url(var, raw, ACCEPTED)?;
         match scheme.as_str() {
             "sqlite" if rest.is_empty() => {
-                self.fail(VAR, &shown, "names no file", ACCEPTED);
+                self.fail(var, &shown, "names no file", ACCEPTED);
                 None
             }
             "sqlite" => Some(DatabaseUrl::Sqlite {
                 path: rest.to_owned(),
             }),
             "postgres" | "postgresql" => {
-                self.url_with_host(VAR, value, &shown, ACCEPTED)?;
-                match tokio_postgres::Config::from_str(value) {
-                    Ok(config) => Some(DatabaseUrl::Postgres {
-                        config: Box::new(config),
-                        display: shown,
-                    }),
+                let parsed = self.url_with_host(var, value, &shown, ACCEPTED)?;
+                // libpq's TLS parameters are ours to read: tokio-postgres
+                // knows only three of the five sslmodes, and no files.
+                let (rest, tls) = split_tls_params(&parsed);
+                let tls = self.pg_tls(var, &shown, &tls);
+                let config = match tokio_postgres::Config::from_str(rest.as_str()) {
+                    Ok(config) => Some(config),
                     Err(e) => {
                         self.fail(
-                            VAR,
+                            var,
                             &shown,
                             format!("is not a valid PostgreSQL URL ({e})"),
                             ACCEPTED,
                         );
                         None
                     }
-                }
+                };
+                let (mut config, tls) = (config?, tls?);
+                config.ssl_mode(tls.mode.driver_mode());
+                Some(DatabaseUrl::Postgres {
+                    config: Box::new(config),
+                    tls,
+                    display: shown,
+                })
             }
             other => {
-                self.unsupported_scheme(VAR, &shown, other, ACCEPTED);
+                self.unsupported_scheme(var, &shown, other, ACCEPTED);
                 None
             }
         }
     }
 
-    pub(super) fn redis_url(&mut self, raw: &str) -> Option<String> {
-        const VAR: &str = "REDIS_URL";
-        const ACCEPTED: &str = "redis://[user[:password]@]host[:port][/db]";
-        let (value, shown, scheme, _) = self.url(VAR, raw, ACCEPTED)?;
-        match scheme.as_str() {
-            "redis" => {}
-            "rediss" => {
-                self.fail(
-                    VAR,
-                    &shown,
-                    "uses TLS (rediss://), which readygate does not support yet",
-                    ACCEPTED,
-                );
-                return None;
-            }
+    /// The Redis URL and whether it asks for TLS (`rediss://`).
+    pub(super) fn redis_url(&mut self, var: &'static str, raw: &str) -> Option<(String, bool)> {
+        const ACCEPTED: &str =
+            "redis://[user[:password]@]host[:port][/db], or rediss://... for TLS";
+        let (value, shown, scheme, _) = self.url(var, raw, ACCEPTED)?;
+        let tls = match scheme.as_str() {
+            "redis" => false,
+            "rediss" => true,
             other => {
-                self.unsupported_scheme(VAR, &shown, other, ACCEPTED);
+                self.unsupported_scheme(var, &shown, other, ACCEPTED);
                 return None;
             }
-        }
-        let parsed = self.url_with_host(VAR, value, &shown, ACCEPTED)?;
+        };
+        let parsed = self.url_with_host(var, value, &shown, ACCEPTED)?;
         let db = parsed.path().trim_start_matches('/');
         if !db.is_empty() && db.parse::<u32>().is_err() {
             self.fail(
-                VAR,
+                var,
                 &shown,
                 format!("names database {db:?}, which is not a number"),
                 ACCEPTED,
@@ -176,14 +336,14 @@ impl Checker {
         }
         if let Err(e) = redis::Client::open(value) {
             self.fail(
-                VAR,
+                var,
                 &shown,
                 format!("is not a valid Redis URL ({e})"),
                 ACCEPTED,
             );
             return None;
         }
-        Some(value.to_owned())
+        Some((value.to_owned(), tls))
     }
 
     pub(super) fn host(&mut self, raw: &str) -> Option<String> {

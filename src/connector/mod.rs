@@ -46,6 +46,13 @@ pub trait Connector: Unpin + 'static {
     /// answering. Nothing to do where the client bounds its own waits.
     fn sever(&self) {}
 
+    /// Whether the connection is encrypted (`/ready`'s `tls`, the Ready
+    /// line); `None` where that says nothing (an embedded database, or no
+    /// connection made yet).
+    fn encrypted(&self) -> Option<bool> {
+        None
+    }
+
     /// The handle as handed to the supervisor and the application.
     fn share(handle: &Self::Handle) -> Connected;
 }

@@ -22,14 +22,22 @@ use deadpool_postgres::{
 };
 use futures_util::StreamExt;
 use futures_util::future::{FutureExt, LocalBoxFuture};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::task::JoinHandle;
-use tokio_postgres::{AsyncMessage, NoTls};
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_postgres::AsyncMessage;
+use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::severance::{Severance, Severed};
 use super::{Connector, checked};
+use crate::config::PostgresTls;
 use crate::error::{ConnectError, cause_chain};
 use crate::handles::{Connected, Database};
 use crate::status::Dependency;
+use crate::tls::Encrypted;
 
 /// TCP keepalive on every connection: the first probe after this much
 /// silence, then [`KEEPALIVE_INTERVAL`] apart, [`KEEPALIVE_RETRIES`] of them.
@@ -54,6 +62,7 @@ pub struct PostgresConnector {
     probe: Pool,
     severance: Severance,
     timeout: Duration,
+    encrypted: Arc<Encrypted>,
 }
 
 impl PostgresConnector {
@@ -61,6 +70,7 @@ impl PostgresConnector {
     /// `timeout` bounds each connection's set-up.
     pub fn new(
         config: &tokio_postgres::Config,
+        tls: &PostgresTls,
         limits: PoolLimits,
         timeout: Duration,
     ) -> Result<Self, ConnectError> {
@@ -73,11 +83,15 @@ impl PostgresConnector {
             .keepalives_retries(KEEPALIVE_RETRIES)
             .tcp_user_timeout(TCP_USER_TIMEOUT);
         let severance = Severance::default();
+        let encrypted = Arc::new(Encrypted::default());
+        let tls = MakeRustlsConnect::new((*tls.client).clone());
         let build = |size: usize, wait: Duration| {
             let manager = Manager::from_connect(
                 config.clone(),
                 SeverableConnect {
                     severed: severance.watch(),
+                    tls: tls.clone(),
+                    encrypted: Arc::clone(&encrypted),
                 },
                 ManagerConfig {
                     recycling_method: RecyclingMethod::Fast,
@@ -99,6 +113,7 @@ impl PostgresConnector {
             probe: build(1, timeout)?,
             severance,
             timeout,
+            encrypted,
         })
     }
 
@@ -118,10 +133,14 @@ impl PostgresConnector {
     }
 }
 
-/// Connects as deadpool-postgres does, but runs each connection under the
-/// connector's [`Severance`] and logs its end with the whole cause chain.
+/// Connects as deadpool-postgres does, but over rustls as the `sslmode`
+/// says, noting whether the connection is encrypted; runs each connection
+/// under the connector's [`Severance`] and logs its end with the whole
+/// cause chain.
 struct SeverableConnect {
     severed: Severed,
+    tls: MakeRustlsConnect,
+    encrypted: Arc<Encrypted>,
 }
 
 type ConnectFuture<'a> = Pin<
@@ -135,8 +154,15 @@ type ConnectFuture<'a> = Pin<
 impl Connect for SeverableConnect {
     fn connect(&self, config: &tokio_postgres::Config) -> ConnectFuture<'_> {
         let (config, severed) = (config.clone(), self.severed.clone());
+        let handshake = Arc::new(AtomicBool::new(false));
+        let tls = Tracked {
+            inner: self.tls.clone(),
+            handshake: Arc::clone(&handshake),
+        };
+        let encrypted = Arc::clone(&self.encrypted);
         Box::pin(async move {
-            let (client, mut connection) = config.connect(NoTls).await?;
+            let (client, mut connection) = config.connect(tls).await?;
+            encrypted.set(handshake.load(Ordering::Relaxed));
             // Driven message by message rather than awaited, which would log
             // the server's notices itself, in words of its own.
             let messages = async move {
@@ -163,6 +189,58 @@ impl Connect for SeverableConnect {
                 }
             });
             Ok((client, task))
+        })
+    }
+}
+
+/// rustls for tokio-postgres, noting whether the handshake took place
+/// (tokio-postgres asks for it only once the server agreed to TLS).
+#[derive(Clone)]
+struct Tracked {
+    inner: MakeRustlsConnect,
+    handshake: Arc<AtomicBool>,
+}
+
+struct TrackedConnect<T> {
+    inner: T,
+    handshake: Arc<AtomicBool>,
+}
+
+impl<S> MakeTlsConnect<S> for Tracked
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    type Stream = <MakeRustlsConnect as MakeTlsConnect<S>>::Stream;
+    type TlsConnect = TrackedConnect<<MakeRustlsConnect as MakeTlsConnect<S>>::TlsConnect>;
+    type Error = <MakeRustlsConnect as MakeTlsConnect<S>>::Error;
+
+    fn make_tls_connect(&mut self, domain: &str) -> Result<Self::TlsConnect, Self::Error> {
+        Ok(TrackedConnect {
+            inner: <MakeRustlsConnect as MakeTlsConnect<S>>::make_tls_connect(
+                &mut self.inner,
+                domain,
+            )?,
+            handshake: Arc::clone(&self.handshake),
+        })
+    }
+}
+
+impl<S, T> TlsConnect<S> for TrackedConnect<T>
+where
+    T: TlsConnect<S>,
+    T::Future: Send + 'static,
+{
+    type Stream = T::Stream;
+    type Error = T::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<T::Stream, T::Error>> + Send>>;
+
+    fn connect(self, stream: S) -> Self::Future {
+        let handshake = self.handshake;
+        let connecting = self.inner.connect(stream);
+        Box::pin(async move {
+            let stream = connecting.await?;
+            handshake.store(true, Ordering::Relaxed);
+            Ok(stream)
         })
     }
 }
@@ -195,6 +273,10 @@ impl Connector for PostgresConnector {
 
     fn sever(&self) {
         self.severance.sever();
+    }
+
+    fn encrypted(&self) -> Option<bool> {
+        self.encrypted.get()
     }
 
     fn share(pool: &Pool) -> Connected {

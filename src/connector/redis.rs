@@ -10,19 +10,20 @@
 
 use std::time::Duration;
 
-use redis::ConnectionAddr;
-
 use futures_util::future::{FutureExt, LocalBoxFuture};
+use redis::ConnectionAddr;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use super::Connector;
 use crate::error::ConnectError;
 use crate::handles::{Cache, Connected};
 use crate::status::Dependency;
+use crate::tls::RedisTls;
 
 pub struct RedisConnector {
     client: redis::Client,
     config: ConnectionManagerConfig,
+    tls: bool,
 }
 
 /// How long a fresh connection waits for a greeting: a server turning
@@ -30,8 +31,13 @@ pub struct RedisConnector {
 const GREETING_WAIT: Duration = Duration::from_millis(100);
 
 impl RedisConnector {
-    pub fn new(url: &str, timeout: Duration) -> Result<Self, ConnectError> {
-        let client = redis::Client::open(url).map_err(ConnectError::RedisConnect)?;
+    /// `tls`: the certificates for a `rediss://` URL (`None`: plain).
+    pub fn new(url: &str, tls: Option<&RedisTls>, timeout: Duration) -> Result<Self, ConnectError> {
+        let client = match tls {
+            Some(tls) => redis::Client::build_with_tls(url, tls.certificates()),
+            None => redis::Client::open(url),
+        }
+        .map_err(ConnectError::RedisConnect)?;
         // The actor bounds each attempt by `timeout` and reports it as such;
         // the manager's own limits only bound what applications do with it
         // later (its background reconnections, their commands).
@@ -39,7 +45,11 @@ impl RedisConnector {
             .set_number_of_retries(0)
             .set_connection_timeout(Some(timeout.saturating_mul(2)))
             .set_response_timeout(Some(timeout));
-        Ok(RedisConnector { client, config })
+        Ok(RedisConnector {
+            client,
+            config,
+            tls: tls.is_some(),
+        })
     }
 
     /// The error reply a fresh connection to `addr` is greeted with, before
@@ -123,6 +133,10 @@ impl Connector for RedisConnector {
         manager: &ConnectionManager,
     ) -> LocalBoxFuture<'static, Result<(), ConnectError>> {
         Self::ping(manager.clone()).boxed_local()
+    }
+
+    fn encrypted(&self) -> Option<bool> {
+        Some(self.tls)
     }
 
     fn share(manager: &ConnectionManager) -> Connected {

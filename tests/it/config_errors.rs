@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::startup::lines_with;
+use crate::startup::{lines_with, refused_postgres_url};
 use crate::support::{BlackHole, Gateway};
 
 /// (variable, bad value, words the message must contain)
@@ -40,7 +40,49 @@ const CASES: &[(&str, &str, &str)] = &[
         "memcached",
         "is not one of the accepted values",
     ),
-    ("REDIS_URL", "rediss://cache:6379/0", "TLS"),
+    ("REDIS_URL", "http://cache", "unsupported scheme"),
+    ("REDIS_TLS_CA_CERT", "/no/such/ca.pem", "cannot be read"),
+    (
+        "REDIS_TLS_INSECURE",
+        "true",
+        "is set, but REDIS_URL is redis:// (no TLS)",
+    ),
+    (
+        "REDIS_TLS_INSECURE",
+        "maybe",
+        "is not one of the accepted values",
+    ),
+    // Every case here also sets the URLs themselves (see below).
+    (
+        "REDIS_URL_FILE",
+        "/run/secrets/redis",
+        "is set together with REDIS_URL",
+    ),
+    (
+        "DATABASE_URL_FILE",
+        "/run/secrets/db",
+        "is set together with DATABASE_URL",
+    ),
+    (
+        "DATABASE_URL",
+        "postgres://db/app?sslmode=verify",
+        "has sslmode=\"verify\"",
+    ),
+    (
+        "DATABASE_URL",
+        "postgres://db/app?sslmode=verify-full",
+        "without sslrootcert",
+    ),
+    (
+        "DATABASE_URL",
+        "postgres://db/app?sslrootcert=/no/such/ca.pem",
+        "cannot be read",
+    ),
+    (
+        "DATABASE_URL",
+        "postgres://db/app?sslcert=/etc/client.pem",
+        "only one of sslcert and sslkey",
+    ),
     ("REDIS_URL", "http://cache", "unsupported scheme"),
     ("REDIS_URL", "redis://cache:70000", "is not a valid URL"),
     ("REDIS_URL", "redis://cache/db1", "is not a number"),
@@ -132,7 +174,7 @@ fn several_bad_variables_are_reported_together() {
         .env("DB_MAX_RETRIES", "zero")
         .env("PORT", "70000")
         .env("CACHE_TYPE", "redis")
-        .env("REDIS_URL", "rediss://cache")
+        .env("REDIS_URL", "memcached://cache")
         .env("LOG_FORMAT", "yaml")
         .spawn();
 
@@ -154,13 +196,86 @@ fn several_bad_variables_are_reported_together() {
 
 #[test]
 fn surrounding_whitespace_is_ignored_and_case_does_not_matter_for_choices() {
+    // " 2 " means 2 attempts.
     let gw = Gateway::builder()
+        .env("DATABASE_URL", refused_postgres_url())
         .env("DB_MAX_RETRIES", " 2 ")
+        .env("DB_RETRY_INTERVAL_MS", " 100\t")
+        .spawn();
+    assert_eq!(
+        gw.wait_exit(Duration::from_secs(10)),
+        Some(69),
+        "{}",
+        gw.output()
+    );
+    let attempts = lines_with(&gw, "DB connection failed");
+    assert_eq!(attempts.len(), 2, "{}", gw.output());
+    assert!(
+        attempts[0].contains("(attempt 1/2), retrying in 0.1 s"),
+        "{}",
+        attempts[0]
+    );
+
+    // "Memory" is the memory cache and "DEBUG" the debug level.
+    let gw = Gateway::builder()
         .env("CACHE_TYPE", "Memory")
         .env("LOG_LEVEL", "DEBUG")
         .spawn();
     assert!(
         gw.wait_for_status("/ready", 200, Duration::from_secs(10)),
+        "{}",
+        gw.output()
+    );
+    let (_, body) = gw.get("/ready").unwrap();
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["dependencies"]["cache"]["backend"], "memory", "{body}");
+    assert_eq!(
+        lines_with(&gw, "DEBUG DB connection ready (attempt 1/3)").len(),
+        1,
+        "{}",
+        gw.output()
+    );
+}
+
+#[test]
+fn log_level_error_shows_errors_only() {
+    let gw = Gateway::builder()
+        .env("DATABASE_URL", refused_postgres_url())
+        .env("DB_MAX_RETRIES", "2")
+        .env("DB_RETRY_INTERVAL_MS", "100")
+        .env("LOG_LEVEL", "error")
+        .spawn();
+    assert_eq!(
+        gw.wait_exit(Duration::from_secs(10)),
+        Some(69),
+        "{}",
+        gw.output()
+    );
+    assert_eq!(gw.lines().len(), 1, "{}", gw.output());
+    assert!(
+        gw.lines()[0].contains(" ERROR Start-up failed: "),
+        "{}",
+        gw.output()
+    );
+}
+
+#[test]
+fn the_command_line_beats_the_environment() {
+    let gw = Gateway::builder()
+        .env("DATABASE_URL", refused_postgres_url())
+        .env("DB_MAX_RETRIES", "5")
+        .env("DB_RETRY_INTERVAL_MS", "100")
+        .args(&["--db-max-retries", "2"])
+        .spawn();
+    assert_eq!(
+        gw.wait_exit(Duration::from_secs(10)),
+        Some(69),
+        "{}",
+        gw.output()
+    );
+    assert_eq!(
+        lines_with(&gw, "DB connection failed").len(),
+        2,
         "{}",
         gw.output()
     );

@@ -14,11 +14,16 @@ fn repo_file(relative: &str) -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
 }
 
+/// Every setting with its default; `""` for the settings without one
+/// (unset unless given).
 fn program() -> BTreeMap<String, String> {
-    let settings: BTreeMap<_, _> = readygate::config::documented_settings()
+    let mut settings: BTreeMap<_, _> = readygate::config::documented_settings()
         .into_iter()
         .collect();
-    assert_eq!(settings.len(), 28, "{settings:?}");
+    assert_eq!(settings.len(), 29, "{settings:?}");
+    for variable in readygate::config::optional_settings() {
+        settings.insert(variable, String::new());
+    }
     settings
 }
 
@@ -47,24 +52,35 @@ fn assert_agrees(what: &str, found: &BTreeMap<String, String>, exceptions: &[(&s
 
 #[test]
 fn env_example_lists_every_setting_with_its_default() {
+    // A setting without a default is a commented line (an empty value
+    // would be an error): `# REDIS_TLS_CA_CERT=/path/ca.pem`.
+    let optional = readygate::config::optional_settings();
     let found: BTreeMap<String, String> = repo_file(".env.example")
         .lines()
-        .filter(|l| !l.trim_start().starts_with('#'))
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .filter_map(|l| match l.trim_start().strip_prefix('#') {
+            None => l.split_once('=').map(|(k, v)| (k.trim(), v.trim())),
+            Some(comment) => comment
+                .split_once('=')
+                .filter(|(k, _)| optional.iter().any(|o| o == k.trim()))
+                .map(|(k, _)| (k.trim(), "")),
+        })
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
     assert_agrees(".env.example", &found, &[]);
 }
 
 #[test]
 fn the_readme_table_lists_every_setting_with_its_default() {
-    // Rows: | `VARIABLE` | description | `default` | accepted |
+    // Rows: | `VARIABLE` | description | `default` (or unset) | accepted |
     let found: BTreeMap<String, String> = repo_file("README.md")
         .lines()
         .filter_map(|l| {
             let cells: Vec<&str> = l.split('|').map(str::trim).collect();
             let variable = cells.get(1)?.strip_prefix('`')?.strip_suffix('`')?;
-            let default = cells.get(3)?.strip_prefix('`')?.strip_suffix('`')?;
+            let default = match *cells.get(3)? {
+                "unset" => "",
+                cell => cell.strip_prefix('`')?.strip_suffix('`')?,
+            };
             variable
                 .chars()
                 .all(|c| c.is_ascii_uppercase() || c == '_')
@@ -142,7 +158,8 @@ fn the_start_up_budget_agrees_with_the_charts_table() {
             settings.insert(variable.clone(), value.as_str().unwrap().to_owned());
         }
         let mut argv = vec!["readygate".to_owned()];
-        for (variable, value) in &settings {
+        // The optional settings (no default) stay unset.
+        for (variable, value) in settings.iter().filter(|(_, v)| !v.is_empty()) {
             argv.push(format!(
                 "--{}={value}",
                 variable.to_lowercase().replace('_', "-")

@@ -8,7 +8,7 @@ use crate::support::{Gateway, InProcess, Postgres, Redis, inprocess};
 
 #[allow(dead_code)]
 #[path = "../../examples/app.rs"]
-mod app;
+pub(crate) mod app;
 
 /// Runs the example's routes in this process; its base URL once ready.
 fn spawn_example(args: &[String]) -> String {
@@ -77,11 +77,13 @@ fn the_example_works_on_the_sqlite_and_memory_defaults() {
     let visits: Vec<_> = (0..3)
         .map(|_| get(&base, "/app/visits").1["visits"].as_i64())
         .collect();
+    let hello = inprocess::get(&inprocess::agent(), &format!("{base}/app/hello"));
 
     // Assert
     assert_eq!(status, 200, "{time}");
     assert!(time["now"].is_string(), "{time}");
     assert_eq!(visits, [Some(1), Some(2), Some(3)]);
+    assert_eq!(hello, (200, "Hello from the application\n".to_owned()));
 }
 
 #[test]

@@ -5,14 +5,18 @@
 //! one link step); `support` holds the helpers they share.
 
 mod cache;
+mod classification;
 mod config_errors;
 mod consistency;
 mod embedding;
 mod lifecycle;
+mod metrics_exposition;
 mod readiness;
 mod reliability;
 mod retry_policy;
 mod runtime;
+mod secrets;
 mod startup;
 mod support;
 mod support_smoke;
+mod tls;

@@ -223,18 +223,41 @@ fn metrics_expose_every_documented_series() {
     // Act
     let (_, text) = gw.get("/metrics").unwrap();
 
-    // Assert
-    for series in [
-        r#"readygate_dependency_up{dependency="database"} 1"#,
-        r#"readygate_dependency_up{dependency="cache"} 1"#,
-        r#"readygate_dependency_connect_attempts_total{dependency="database",outcome="success"} 1"#,
-        r#"readygate_dependency_state_changes_total{dependency="cache"}"#,
-        "readygate_startup_duration_seconds ",
-        r#"readygate_http_requests_total{path="/health",status="200"} 1"#,
-        r#"readygate_http_requests_total{path="/ready",status="200"}"#,
-    ] {
-        assert!(text.contains(series), "{series} missing:\n{text}");
+    // Assert: each series with its exact value (a substring "... 1" would
+    // also match 10).
+    let db = [("dependency", "database")];
+    let cache = [("dependency", "cache")];
+    let exact = [
+        ("readygate_dependency_up", &db[..], 1.0),
+        ("readygate_dependency_up", &cache[..], 1.0),
+        (
+            "readygate_dependency_connect_attempts_total",
+            &[("dependency", "database"), ("outcome", "success")][..],
+            1.0,
+        ),
+        ("readygate_dependency_state_changes_total", &cache[..], 1.0),
+        (
+            "readygate_http_requests_total",
+            &[("path", "/health"), ("status", "200")][..],
+            1.0,
+        ),
+    ];
+    for (name, labels, want) in exact {
+        assert_eq!(
+            metric(&gw, name, labels),
+            Some(want),
+            "{name}{labels:?}:\n{text}"
+        );
     }
+    assert!(
+        metric(
+            &gw,
+            "readygate_http_requests_total",
+            &[("path", "/ready"), ("status", "200")]
+        )
+        .is_some_and(|n| n >= 1.0),
+        "{text}"
+    );
     let startup = metric(&gw, "readygate_startup_duration_seconds", &[]).unwrap();
     assert!(startup > 0.0 && startup < 10.0, "{startup}");
     assert_eq!(gw.get("/nowhere").unwrap().0, 404);
@@ -305,4 +328,91 @@ fn json_logs_are_one_object_per_line_with_the_same_messages_as_text() {
     assert_eq!(first["attempt"], 1);
     assert_eq!(first["max_attempts"], 2);
     assert_eq!(first["delay_ms"], 100);
+}
+
+#[test]
+fn reconnection_waits_the_retry_interval_not_the_check_interval() {
+    // Arrange: checks every 100 ms, reconnection attempts 400 ms apart.
+    let mut pg = Postgres::start();
+    let gw = Gateway::builder()
+        .env("DATABASE_URL", pg.url())
+        .env("HEALTH_CHECK_INTERVAL_MS", "100")
+        .env("DB_RETRY_INTERVAL_MS", "400")
+        .spawn();
+    assert!(gw.wait_for_status("/ready", 200, Duration::from_secs(10)));
+
+    // Act
+    pg.stop();
+    assert!(
+        gw.wait_for_line("DB reconnection attempt 4 failed", Duration::from_secs(10))
+            .is_some(),
+        "{}",
+        gw.output()
+    );
+
+    // Assert: the documented wording, and the gaps from the lines' times.
+    let failed: Vec<_> = gw
+        .timed_lines()
+        .into_iter()
+        .filter(|l| l.text.contains("DB reconnection attempt "))
+        .collect();
+    for (n, line) in failed.iter().enumerate().take(4) {
+        let want = format!(
+            "WARN  DB reconnection attempt {} failed, retrying in 0.4 s: ",
+            n + 1
+        );
+        assert!(line.text.contains(&want), "{want:?} in {}", line.text);
+    }
+    for pair in failed.windows(2).take(3) {
+        let gap = pair[1].at - pair[0].at;
+        assert!(gap >= Duration::from_millis(400), "{gap:?}");
+        assert!(gap < Duration::from_millis(400 + 300), "{gap:?}");
+    }
+}
+
+#[test]
+fn a_dependency_is_connecting_until_its_first_success() {
+    use clap::Parser;
+
+    // Arrange: the library's gateway, its state read from this thread.
+    let argv = [
+        "readygate".to_owned(),
+        format!("--database-url={}", crate::startup::refused_postgres_url()),
+        "--db-retry-interval-ms=100".to_owned(),
+        "--db-max-retries=1000".to_owned(),
+        format!("--port={}", crate::support::free_port()),
+    ];
+    let settings = readygate::config::Cli::try_parse_from(argv)
+        .unwrap()
+        .settings
+        .validate()
+        .unwrap();
+    let gateway = readygate::Gateway::new(settings);
+    let health = gateway.health();
+    let run = std::thread::spawn(move || gateway.run());
+
+    // Act
+    let connecting =
+        crate::support::wait_until(Duration::from_secs(5), Duration::from_millis(10), || {
+            health
+                .report()
+                .dependencies
+                .get("database")
+                .is_some_and(|d| d.consecutive_failures >= 2)
+        });
+
+    // Assert
+    assert!(connecting);
+    let report = health.report();
+    let db = &report.dependencies["database"];
+    assert_eq!(db.state, readygate::status::State::Connecting);
+    assert!(
+        db.last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("Connection refused")),
+        "{db:?}"
+    );
+    assert_eq!(report.status, "not_ready");
+    nix::sys::signal::kill(nix::unistd::Pid::this(), nix::sys::signal::Signal::SIGTERM).unwrap();
+    assert_eq!(run.join().unwrap(), 0);
 }

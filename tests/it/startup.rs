@@ -346,6 +346,11 @@ fn sigterm_while_serving_exits_0_within_a_second() {
 }
 
 #[test]
+fn sigint_while_serving_exits_0_within_a_second() {
+    signal_while_serving(Signal::SIGINT, "SIGINT");
+}
+
+#[test]
 fn sighup_while_serving_drains_like_sigterm_with_a_line_saying_so() {
     signal_while_serving(Signal::SIGHUP, "SIGHUP (treated as SIGTERM)");
 }
@@ -386,4 +391,45 @@ fn help_lists_every_setting_with_its_variable_and_default() {
             "default of {variable} missing:\n{help}"
         );
     }
+}
+
+#[test]
+fn an_in_memory_sqlite_writes_no_file_and_no_cache_is_not_listed() {
+    // Arrange
+    let gw = Gateway::builder()
+        .env("DATABASE_URL", "sqlite://:memory:")
+        .env("CACHE_TYPE", "none")
+        .spawn();
+
+    // Act
+    assert!(
+        gw.wait_for_status("/ready", 200, Duration::from_secs(10)),
+        "{}",
+        gw.output()
+    );
+    let (_, body) = gw.get("/ready").unwrap();
+
+    // Assert
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let listed: Vec<&String> = body["dependencies"].as_object().unwrap().keys().collect();
+    assert_eq!(listed, ["database"], "{body}");
+    assert_eq!(body["dependencies"]["database"]["backend"], "sqlite");
+    let files: Vec<_> = std::fs::read_dir(gw.workdir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(files.is_empty(), "files written: {files:?}");
+}
+
+#[test]
+fn metrics_are_served_as_openmetrics_text() {
+    let gw = Gateway::builder().spawn();
+    assert!(gw.wait_for_status("/ready", 200, Duration::from_secs(10)));
+    let reply = gw.http("GET", "/metrics", &[]).unwrap();
+    assert_eq!(reply.status, 200);
+    assert_eq!(
+        reply.header("content-type"),
+        Some("application/openmetrics-text; version=1.0.0; charset=utf-8")
+    );
+    assert!(reply.text().ends_with("# EOF\n"), "{}", reply.text());
 }

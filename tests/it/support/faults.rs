@@ -9,7 +9,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -202,10 +202,18 @@ pub struct LoadingRedis {
 
 impl LoadingRedis {
     pub fn start() -> LoadingRedis {
+        LoadingRedis::with_error("LOADING Redis is loading the dataset in memory")
+    }
+
+    /// The same server answering every request with another error reply,
+    /// e.g. `MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.`
+    /// (`error` without the leading `-` and the line end).
+    pub fn with_error(error: &str) -> LoadingRedis {
+        let reply: Arc<[u8]> = format!("-{error}\r\n").into_bytes().into();
         let counters = Arc::new(RedisCounters::default());
         let handler_counters = Arc::clone(&counters);
         let listener = Listener::start("loading-redis", move |stream| {
-            serve_loading(stream, &handler_counters);
+            serve_loading(stream, &handler_counters, &reply);
         });
         LoadingRedis { listener, counters }
     }
@@ -255,7 +263,7 @@ fn command_name(args: &[Vec<u8>]) -> String {
     }
 }
 
-fn serve_loading(mut stream: TcpStream, counters: &RedisCounters) {
+fn serve_loading(mut stream: TcpStream, counters: &RedisCounters, error_reply: &[u8]) {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {
@@ -278,7 +286,7 @@ fn serve_loading(mut stream: TcpStream, counters: &RedisCounters) {
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
                         .push(command_name(&args));
-                    reply.extend_from_slice(LOADING_REPLY);
+                    reply.extend_from_slice(error_reply);
                 }
                 Ok(None) => break,
                 Err(_) => {
@@ -471,7 +479,7 @@ impl BlackHole {
 /// What a [`Relay`] shares with its connection threads.
 #[derive(Debug)]
 struct RelayState {
-    target: u16,
+    target: AtomicU16,
     blackholed: AtomicBool,
     /// Bumped by [`Relay::restore`]: connections of an older generation are
     /// closed (they may have lost data while black-holed).
@@ -498,7 +506,7 @@ pub struct Relay {
 impl Relay {
     pub fn start(target: u16) -> Relay {
         let state = Arc::new(RelayState {
-            target,
+            target: AtomicU16::new(target),
             blackholed: AtomicBool::new(false),
             generation: AtomicU64::new(0),
             accepted: Mutex::new(Vec::new()),
@@ -516,6 +524,13 @@ impl Relay {
     /// `postgres://postgres@127.0.0.1:PORT/postgres` through the relay.
     pub fn postgres_url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port())
+    }
+
+    /// Sends new connections to 127.0.0.1:`port` from now on, and closes
+    /// the open ones (as a fail-over to another server would).
+    pub fn set_target(&self, port: u16) {
+        self.state.target.store(port, Ordering::SeqCst);
+        self.state.generation.fetch_add(1, Ordering::SeqCst);
     }
 
     pub fn blackhole(&self) {
@@ -558,7 +573,7 @@ fn relay(client: TcpStream, state: &Arc<RelayState>) {
     let upstream = if state.blackholed.load(Ordering::SeqCst) {
         None
     } else {
-        TcpStream::connect((Ipv4Addr::LOCALHOST, state.target)).ok()
+        TcpStream::connect((Ipv4Addr::LOCALHOST, state.target.load(Ordering::SeqCst))).ok()
     };
     let Some(upstream) = upstream else {
         // Black-holed (or the server is down): read and drop until closed.
@@ -615,5 +630,76 @@ fn pump(from: &TcpStream, to: Option<&TcpStream>, state: &RelayState, generation
     let _ = from.shutdown(Shutdown::Both);
     if let Some(to) = to {
         let _ = to.shutdown(Shutdown::Both);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Connection reset
+
+/// Accepts TCP connections and resets each at once (SO_LINGER 0, then
+/// close: an RST), as a server behind a failing load balancer can. Every
+/// client sees "connection reset". (Not built on [`Listener`], which keeps
+/// a clone of each stream and so would never close one.)
+#[derive(Debug)]
+pub struct Resetter {
+    port: u16,
+    connections: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    accept: Option<JoinHandle<()>>,
+}
+
+impl Resetter {
+    pub fn start() -> Resetter {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .unwrap_or_else(|e| panic!("resetter: cannot bind: {e}"));
+        let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+        let _ = listener.set_nonblocking(true);
+        let connections = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (count, stopped) = (Arc::clone(&connections), Arc::clone(&stop));
+        let accept = std::thread::spawn(move || {
+            while !stopped.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        count.fetch_add(1, Ordering::SeqCst);
+                        // Let the client's first bytes arrive, so that the
+                        // reset hits its read.
+                        std::thread::sleep(Duration::from_millis(20));
+                        let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+                        drop(stream);
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(2)),
+                }
+            }
+        });
+        Resetter {
+            port,
+            connections,
+            stop,
+            accept: Some(accept),
+        }
+    }
+
+    /// `postgres://postgres@127.0.0.1:PORT/postgres`
+    pub fn postgres_url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// `redis://127.0.0.1:PORT/0`
+    pub fn redis_url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Resetter {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(accept) = self.accept.take() {
+            let _ = accept.join();
+        }
     }
 }

@@ -32,6 +32,9 @@ pub fn get(agent: &ureq::Agent, url: &str) -> (u16, String) {
 
 pub struct InProcess {
     pub base: String,
+    /// The gateway's live state (what `/ready` and `/metrics` show), read
+    /// without a request.
+    pub health: readygate::status::Health,
     /// The gateway's thread; joins with its exit code.
     pub server: JoinHandle<i32>,
 }
@@ -54,8 +57,9 @@ impl InProcess {
             .unwrap();
         // The log goes to this process's stderr (see [`StderrCapture`]).
         readygate::telemetry::init(settings.log);
-        let server =
-            std::thread::spawn(move || readygate::Gateway::new(settings).routes(routes).run());
+        let gateway = readygate::Gateway::new(settings).routes(routes);
+        let health = gateway.health();
+        let server = std::thread::spawn(move || gateway.run());
         let base = format!("http://127.0.0.1:{port}");
         let agent = agent();
         assert!(
@@ -64,7 +68,11 @@ impl InProcess {
             }),
             "the in-process gateway never became ready"
         );
-        InProcess { base, server }
+        InProcess {
+            base,
+            health,
+            server,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {

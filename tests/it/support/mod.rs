@@ -12,6 +12,7 @@
 //!
 //! Everything here is blocking (std threads and sockets): no async runtime.
 
+pub mod certs;
 pub mod faults;
 pub mod gateway;
 pub mod inprocess;
@@ -22,7 +23,9 @@ pub mod redis;
 
 // Re-exports for the tests' convenience; not every test uses each one.
 #[allow(unused_imports)]
-pub use faults::{BlackHole, LoadingRedis, Relay, StartingUpPostgres};
+pub use certs::{CertFiles, Pki};
+#[allow(unused_imports)]
+pub use faults::{BlackHole, LoadingRedis, Relay, Resetter, StartingUpPostgres};
 #[allow(unused_imports)]
 pub use gateway::{Gateway, GatewayBuilder, HttpReply};
 #[allow(unused_imports)]
@@ -32,7 +35,7 @@ pub use ports::{free_port, port_is_open, wait_port_closed};
 #[allow(unused_imports)]
 pub use postgres::Postgres;
 #[allow(unused_imports)]
-pub use redis::Redis;
+pub use redis::{Redis, RedisTlsFiles};
 
 use std::path::Path;
 use std::time::{Duration, Instant};

@@ -64,6 +64,8 @@ impl PgInstall {
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("LC_ALL", "C")
             .env("PGCONNECT_TIMEOUT", "5")
+            // Plain, whatever the server offers: tests control TLS themselves.
+            .env("PGSSLMODE", "disable")
             .stdin(Stdio::null());
         cmd
     }
@@ -669,6 +671,82 @@ impl Postgres {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot run psql: {e}"));
         HeldSession(child)
+    }
+}
+
+impl Postgres {
+    /// Serves TLS with `server`'s certificate and key, trusting `ca` for
+    /// client certificates: `ssl = on`, the files copied into the data
+    /// directory (the key readable by the server's user only), then a
+    /// reload, waited for. Calling it again swaps the certificate (a
+    /// reload, as an operator rotating one would).
+    pub fn set_tls(&mut self, server: &super::certs::CertFiles, ca: &Path) {
+        let copy = |from: &Path, name: &str| {
+            let to = self.data.join(name);
+            fs::copy(from, &to).unwrap_or_else(|e| panic!("copy {}: {e}", from.display()));
+            fs::set_permissions(&to, fs::Permissions::from_mode(0o600)).unwrap();
+            install().chown(&to);
+            to
+        };
+        // A new name each time, so that the reload can be seen to be done.
+        let serial = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let cert = copy(&server.cert, &format!("server-{serial}.crt"));
+        let key = copy(&server.key, &format!("server-{serial}.key"));
+        let ca = copy(ca, &format!("ca-{serial}.crt"));
+        let conf = self.data.join("postgresql.conf");
+        let mut text = fs::read_to_string(&conf).unwrap();
+        text.push_str(&format!(
+            "\n# readygate test support: TLS\nssl = on\nssl_cert_file = '{}'\nssl_key_file = '{}'\nssl_ca_file = '{}'\n",
+            cert.display(),
+            key.display(),
+            ca.display()
+        ));
+        fs::write(&conf, text).unwrap();
+        assert_eq!(self.psql("SELECT pg_reload_conf()"), "t");
+        let want = cert.display().to_string();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.psql("SHOW ssl_cert_file") != want || self.psql("SHOW ssl") != "on" {
+            if Instant::now() >= deadline {
+                panic!(
+                    "TLS settings not taken on port {}; log tail:\n{}",
+                    self.port,
+                    tail_file(&self.log, 20)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Accepts TCP connections over TLS only (`hostssl`; a plain client gets
+    /// "no pg_hba.conf entry ... no encryption"), with a client certificate
+    /// whose CN is the user name when `client_cert` (`cert` authentication).
+    /// The unix socket stays `trust` for [`Postgres::psql`].
+    pub fn require_tls(&mut self, client_cert: bool) {
+        let method = if client_cert { "cert" } else { "trust" };
+        let hba = self.data.join("pg_hba.conf");
+        fs::write(
+            &hba,
+            format!(
+                "# written by the readygate test support (require_tls)\n\
+                 local all all trust\n\
+                 hostssl all all 127.0.0.1/32 {method}\n"
+            ),
+        )
+        .unwrap_or_else(|e| panic!("write {}: {e}", hba.display()));
+        install().chown(&hba);
+        assert_eq!(self.psql("SELECT pg_reload_conf()"), "t");
+        // Wait until a plain TCP login is refused.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !matches!(self.psql_tcp("postgres", None, "SELECT 1"), Err(e) if e.contains("no encryption"))
+        {
+            if Instant::now() >= deadline {
+                panic!("pg_hba.conf (hostssl) not taken on port {}", self.port);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }
 

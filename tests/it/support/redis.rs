@@ -101,7 +101,17 @@ pub struct Redis {
     log: PathBuf,
     port: u16,
     password: Option<String>,
+    tls: Option<RedisTlsFiles>,
     child: Option<Child>,
+}
+
+/// A TLS-only Redis: its certificate, the CA for client certificates, and
+/// whether clients must present one.
+#[derive(Debug, Clone)]
+pub struct RedisTlsFiles {
+    pub server: super::certs::CertFiles,
+    pub ca: PathBuf,
+    pub auth_clients: bool,
 }
 
 impl Redis {
@@ -144,8 +154,16 @@ impl Redis {
             log,
             port: free_port(),
             password: None,
+            tls: None,
             child: None,
         }
+    }
+
+    /// A running TLS-only server (`--port 0 --tls-port PORT`).
+    pub fn start_tls(files: RedisTlsFiles) -> Redis {
+        let mut redis = Redis::reserve();
+        redis.tls = Some(files);
+        redis.started_retrying()
     }
 
     /// As [`Redis::reserve`], for a server that will require `password`.
@@ -177,7 +195,22 @@ impl Redis {
             .try_clone()
             .unwrap_or_else(|e| panic!("dup log fd: {e}"));
         let mut cmd = Command::new(redis_server_bin());
-        cmd.args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+        match &self.tls {
+            None => cmd.args(["--port", &self.port.to_string()]),
+            Some(tls) => cmd
+                .args(["--port", "0", "--tls-port", &self.port.to_string()])
+                .arg("--tls-cert-file")
+                .arg(&tls.server.cert)
+                .arg("--tls-key-file")
+                .arg(&tls.server.key)
+                .arg("--tls-ca-cert-file")
+                .arg(&tls.ca)
+                .args([
+                    "--tls-auth-clients",
+                    if tls.auth_clients { "yes" } else { "no" },
+                ]),
+        };
+        cmd.args(["--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
             .args(["--logfile", "", "--dir"])
             .arg(self.dir.path())
@@ -208,7 +241,13 @@ impl Redis {
                     tail_file(&self.log, 40)
                 ));
             }
-            if self.ping().is_ok_and(|r| r.starts_with("+PONG")) {
+            // A TLS-only server cannot be asked in plain text: its port
+            // accepting connections is the sign.
+            let ready = match self.tls {
+                None => self.ping().is_ok_and(|r| r.starts_with("+PONG")),
+                Some(_) => super::ports::port_is_open(self.port),
+            };
+            if ready {
                 return Ok(());
             }
             if Instant::now() >= deadline {
@@ -274,7 +313,12 @@ impl Redis {
 
     /// `redis://127.0.0.1:PORT/0` (no password, even if one is required).
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
+        let scheme = if self.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
+        format!("{scheme}://127.0.0.1:{}/0", self.port)
     }
 
     /// `redis://:PASSWORD@127.0.0.1:PORT/0` when a password is set, else

@@ -255,4 +255,9 @@ volumeMounts:
     mountPath: /data
   - name: tmp
     mountPath: /tmp
+  {{- if or .Values.tlsFiles.secretName .Values.tlsFiles.configMapName }}
+  - name: tls-files
+    mountPath: {{ .Values.tlsFiles.mountPath }}
+    readOnly: true
+  {{- end }}
 {{- end -}}

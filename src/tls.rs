@@ -1,0 +1,435 @@
+//! TLS with rustls (the ring provider; no OpenSSL at build or run time).
+//!
+//! * PostgreSQL, with libpq's vocabulary read from `DATABASE_URL`:
+//!   `sslmode` = `disable`, `prefer` (the default, as libpq), `require`,
+//!   `verify-ca`, `verify-full`; `sslrootcert` (a PEM file, or `system` for
+//!   the platform's roots), `sslcert` + `sslkey` (a client certificate).
+//!   As in libpq, `prefer` and `require` encrypt without verifying the
+//!   server's certificate, except that `require` with a root certificate
+//!   verifies as `verify-ca` does; `verify-ca` checks the chain, not the
+//!   name; `verify-full` checks both. The files are read and parsed when the
+//!   settings are, so a bad one is exit 78 before any connection.
+//! * Redis: `rediss://` with the redis crate's own rustls support; the CA,
+//!   client certificate and key come as PEM bytes ([`RedisTls`]).
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+};
+
+/// libpq's `sslmode`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SslMode {
+    Disable,
+    Prefer,
+    Require,
+    VerifyCa,
+    VerifyFull,
+}
+
+impl SslMode {
+    pub const NAMES: &'static [(&'static str, SslMode)] = &[
+        ("disable", SslMode::Disable),
+        ("prefer", SslMode::Prefer),
+        ("require", SslMode::Require),
+        ("verify-ca", SslMode::VerifyCa),
+        ("verify-full", SslMode::VerifyFull),
+    ];
+
+    pub fn name(self) -> &'static str {
+        Self::NAMES
+            .iter()
+            .find(|(_, m)| *m == self)
+            .map_or("prefer", |(n, _)| n)
+    }
+
+    /// What tokio-postgres is told: whether TLS is tried, and required.
+    pub fn driver_mode(self) -> tokio_postgres::config::SslMode {
+        use tokio_postgres::config::SslMode as Driver;
+        match self {
+            SslMode::Disable => Driver::Disable,
+            SslMode::Prefer => Driver::Prefer,
+            SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => Driver::Require,
+        }
+    }
+}
+
+/// Whom the server's certificate must chain to.
+#[derive(Clone, Debug)]
+pub enum Roots {
+    /// A PEM file (`sslrootcert=/path`, `REDIS_TLS_CA_CERT`).
+    File {
+        path: PathBuf,
+        certs: Vec<CertificateDer<'static>>,
+    },
+    /// The platform's roots (`sslrootcert=system`).
+    System,
+}
+
+/// A client certificate and its key (`sslcert` + `sslkey`).
+#[derive(Clone)]
+pub struct ClientIdentity {
+    pub cert_path: PathBuf,
+    pub certs: Vec<CertificateDer<'static>>,
+    pub key_path: PathBuf,
+    pub key: Arc<PrivateKeyDer<'static>>,
+}
+
+impl fmt::Debug for ClientIdentity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientIdentity")
+            .field("cert", &self.cert_path)
+            .field("key", &self.key_path)
+            .finish()
+    }
+}
+
+/// Why a certificate or key file cannot be used. Exit code 78.
+#[derive(Debug, thiserror::Error)]
+pub enum PemError {
+    #[error("{} cannot be read: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{} holds no PEM {what}", path.display())]
+    Empty { path: PathBuf, what: &'static str },
+    #[error("{} is not valid PEM ({what}): {detail}", path.display())]
+    Invalid {
+        path: PathBuf,
+        what: &'static str,
+        detail: String,
+    },
+}
+
+/// The certificates of a PEM file (at least one).
+pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, PemError> {
+    let bytes = read(path)?;
+    let certs = CertificateDer::pem_slice_iter(&bytes)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| PemError::Invalid {
+            path: path.to_owned(),
+            what: "certificates",
+            detail: e.to_string(),
+        })?;
+    if certs.is_empty() {
+        return Err(PemError::Empty {
+            path: path.to_owned(),
+            what: "certificate",
+        });
+    }
+    Ok(certs)
+}
+
+/// The private key of a PEM file.
+pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, PemError> {
+    let bytes = read(path)?;
+    PrivateKeyDer::from_pem_slice(&bytes).map_err(|e| match e {
+        rustls::pki_types::pem::Error::NoItemsFound => PemError::Empty {
+            path: path.to_owned(),
+            what: "private key",
+        },
+        e => PemError::Invalid {
+            path: path.to_owned(),
+            what: "private key",
+            detail: e.to_string(),
+        },
+    })
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, PemError> {
+    std::fs::read(path).map_err(|source| PemError::Read {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// PostgreSQL's TLS settings, as `DATABASE_URL` gave them.
+#[derive(Clone, Debug)]
+pub struct PgTls {
+    pub mode: SslMode,
+    pub roots: Option<Roots>,
+    pub client: Option<ClientIdentity>,
+}
+
+impl Default for PgTls {
+    fn default() -> Self {
+        PgTls {
+            mode: SslMode::Prefer,
+            roots: None,
+            client: None,
+        }
+    }
+}
+
+/// Why a TLS configuration cannot be built. Exit code 78.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsConfigError {
+    #[error("the platform's root certificates cannot be loaded: {0}")]
+    SystemRoots(String),
+    #[error("{} holds a certificate rustls cannot use as a root: {source}", path.display())]
+    BadRoot {
+        path: PathBuf,
+        #[source]
+        source: rustls::Error,
+    },
+    #[error("the client certificate {} and key {} do not make an identity: {source}", cert.display(), key.display())]
+    BadIdentity {
+        cert: PathBuf,
+        key: PathBuf,
+        #[source]
+        source: rustls::Error,
+    },
+    #[error("cannot build the certificate verifier: {0}")]
+    Verifier(String),
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Install ring as the process's rustls provider (for the redis crate,
+/// which builds its own configuration). Calling it again does nothing.
+pub fn install_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+fn root_store(roots: &Roots) -> Result<RootCertStore, TlsConfigError> {
+    let mut store = RootCertStore::empty();
+    match roots {
+        Roots::File { path, certs } => {
+            for cert in certs {
+                store
+                    .add(cert.clone())
+                    .map_err(|source| TlsConfigError::BadRoot {
+                        path: path.clone(),
+                        source,
+                    })?;
+            }
+        }
+        Roots::System => {
+            let found = rustls_native_certs::load_native_certs();
+            if found.certs.is_empty() {
+                let why = found
+                    .errors
+                    .first()
+                    .map_or("none found".to_owned(), ToString::to_string);
+                return Err(TlsConfigError::SystemRoots(why));
+            }
+            let (_added, _ignored) = store.add_parsable_certificates(found.certs);
+        }
+    }
+    Ok(store)
+}
+
+impl PgTls {
+    /// Whether every connection is encrypted (the handshake is required).
+    pub fn always_encrypted(&self) -> bool {
+        self.mode.driver_mode() == tokio_postgres::config::SslMode::Require
+    }
+
+    /// The rustls configuration for this `sslmode` (unused with `disable`).
+    pub fn client_config(&self) -> Result<ClientConfig, TlsConfigError> {
+        let provider = provider();
+        let verifier: Arc<dyn ServerCertVerifier> = match (&self.roots, self.mode) {
+            (Some(roots), SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull) => {
+                let chain = WebPkiServerVerifier::builder_with_provider(
+                    Arc::new(root_store(roots)?),
+                    Arc::clone(&provider),
+                )
+                .build()
+                .map_err(|e| TlsConfigError::Verifier(e.to_string()))?;
+                if self.mode == SslMode::VerifyFull {
+                    chain
+                } else {
+                    Arc::new(ChainOnly(chain))
+                }
+            }
+            // Without roots, verify-ca and verify-full would trust no one:
+            // the settings refuse that combination before we get here.
+            _ => Arc::new(EncryptOnly(Arc::clone(&provider))),
+        };
+        let builder = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| TlsConfigError::Verifier(e.to_string()))?
+            .dangerous()
+            .with_custom_certificate_verifier(verifier);
+        match &self.client {
+            None => Ok(builder.with_no_client_auth()),
+            Some(id) => builder
+                .with_client_auth_cert(id.certs.clone(), id.key.clone_key())
+                .map_err(|source| TlsConfigError::BadIdentity {
+                    cert: id.cert_path.clone(),
+                    key: id.key_path.clone(),
+                    source,
+                }),
+        }
+    }
+}
+
+/// `prefer` and `require` without a root certificate: the connection is
+/// encrypted, the server's certificate is not checked (libpq's meaning);
+/// the handshake's signatures still are.
+#[derive(Debug)]
+struct EncryptOnly(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for EncryptOnly {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// `verify-ca`: the chain must lead to a trusted root; the name is not
+/// checked.
+#[derive(Debug)]
+struct ChainOnly(Arc<WebPkiServerVerifier>);
+
+impl ServerCertVerifier for ChainOnly {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        // webpki checks the chain (and validity) before the name: a name
+        // error means everything else passed.
+        match self
+            .0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        {
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+}
+
+/// Whether the connections a connector made were encrypted: unknown until
+/// the first one, then the latest's. With `sslmode=prefer` a server without
+/// TLS gets a plain connection, so the settings alone cannot say.
+#[derive(Debug, Default)]
+pub struct Encrypted(AtomicU8);
+
+impl Encrypted {
+    pub fn set(&self, encrypted: bool) {
+        self.0
+            .store(if encrypted { 2 } else { 1 }, Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> Option<bool> {
+        match self.0.load(Ordering::Relaxed) {
+            1 => Some(false),
+            2 => Some(true),
+            _ => None,
+        }
+    }
+}
+
+/// A PEM file as read at start-up.
+#[derive(Clone, Debug)]
+pub struct PemFile {
+    pub path: PathBuf,
+    pub pem: Vec<u8>,
+}
+
+/// Redis's TLS files, for `rediss://`.
+#[derive(Clone, Debug, Default)]
+pub struct RedisTls {
+    /// `REDIS_TLS_CA_CERT`: trust these roots instead of the platform's.
+    pub ca: Option<PemFile>,
+    /// `REDIS_TLS_CLIENT_CERT` + `REDIS_TLS_CLIENT_KEY`.
+    pub client: Option<(PemFile, PemFile)>,
+    /// `REDIS_TLS_INSECURE=true` (or `#insecure` in the URL): no check of
+    /// the server's certificate at all.
+    pub insecure: bool,
+}
+
+impl RedisTls {
+    /// What the redis crate takes.
+    pub fn certificates(&self) -> redis::TlsCertificates {
+        redis::TlsCertificates {
+            client_tls: self
+                .client
+                .as_ref()
+                .map(|(cert, key)| redis::ClientTlsConfig {
+                    client_cert: cert.pem.clone(),
+                    client_key: key.pem.clone(),
+                }),
+            root_cert: self.ca.as_ref().map(|ca| ca.pem.clone()),
+        }
+    }
+}
