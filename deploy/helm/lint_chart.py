@@ -274,6 +274,35 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
     return out
 
 
+def setting_text(v: Any) -> str:
+    """A setting as the chart writes it for the program: whole numbers
+    without a fraction or exponent, fractional ones (a multiplier, a jitter)
+    as Go prints them, booleans as true/false."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return v
+    return str(int(v)) if float(v).is_integer() else repr(float(v))
+
+
+def schedule_text(config: dict[str, Any], p: str) -> str:
+    """One dependency's retry settings in words, as NOTES.txt prints them."""
+    g = {k: setting_text(config[f"{p}_{k}"]) for k in (
+        "MAX_RETRIES", "CONNECT_TIMEOUT_MS", "RETRY_INTERVAL_MS", "RETRY_BACKOFF", "RETRY_MULTIPLIER",
+        "RETRY_MAX_INTERVAL_MS", "RETRY_JITTER", "STARTUP_TIMEOUT_MS")}
+    out = f"{g['MAX_RETRIES']} attempts, {g['CONNECT_TIMEOUT_MS']} ms timeout"
+    if g["RETRY_BACKOFF"].lower() == "exponential":
+        out += (f", waits from {g['RETRY_INTERVAL_MS']} ms, x{g['RETRY_MULTIPLIER']} each time, "
+                f"up to {g['RETRY_MAX_INTERVAL_MS']} ms")
+    else:
+        out += f", {g['RETRY_INTERVAL_MS']} ms apart"
+    if thousandths(g["RETRY_JITTER"]):
+        out += f", +-{g['RETRY_JITTER']} jitter"
+    if int(g["STARTUP_TIMEOUT_MS"]):
+        out += f", within {g['STARTUP_TIMEOUT_MS']} ms"
+    return out
+
+
 def thousandths(value: Any) -> int:
     """A decimal setting ("1.5", 0.25, 2) in thousandths: 1500, 250, 2000."""
     whole, _, frac = str(value).partition(".")
@@ -348,15 +377,8 @@ def check_release(result: dict[str, Any], values: dict[str, Any]) -> str:
     uses_redis = config["CACHE_TYPE"].lower() == "redis"
 
     cm = one("ConfigMap")
-    # Numbers (as --set gives them) must reach the ConfigMap as text: whole
-    # numbers without a fraction or exponent, fractional ones (a multiplier,
-    # a jitter) as Go prints them.
-    def text(v: Any) -> str:
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        if isinstance(v, str):
-            return v
-        return str(int(v)) if float(v).is_integer() else repr(float(v))
+    # Numbers (as --set gives them) must reach the ConfigMap as text.
+    text = setting_text
     # An empty value is an unset setting: left out (the program refuses "").
     config_data = {k: text(config[k]) for k in CONFIG_VARS if text(config[k]) != ""}
     expect(cm["data"] == config_data,
@@ -457,6 +479,10 @@ def check_release(result: dict[str, Any], values: dict[str, Any]) -> str:
 
     notes = result.get("info", {}).get("notes", "")
     expect(f"Retry budget: {budget_ms} ms" in notes, "NOTES.txt does not show the retry budget")
+    for p, label in (("DB", "Database: "), ("REDIS", "Redis:    ")):
+        if p == "DB" or uses_redis:
+            want_line = f"{label}{schedule_text(config, p)}"
+            expect(want_line in notes, f"NOTES.txt lacks {want_line!r}:\n{notes}")
 
     return (f"budget {budget_ms} ms + margin {margin_ms // 1000} s -> "
             f"startupProbe {startup['failureThreshold']} x {startup['periodSeconds']} s = {window_ms // 1000} s")

@@ -148,6 +148,33 @@ it), so the loop never needs more than its 20000 turns.
 {{- end -}}
 
 {{/*
+readygate.schedule: one dependency's retry settings in words, for NOTES.txt:
+"10 attempts, 5000 ms timeout, 2000 ms apart" or "30 attempts, 5000 ms
+timeout, waits from 2000 ms, x2 each time, up to 30000 ms, +-0.25 jitter,
+within 300000 ms".
+*/}}
+{{- define "readygate.schedule" -}}
+{{- $c := .config -}}
+{{- $p := .prefix -}}
+{{- $get := dict -}}
+{{- range $k := list "MAX_RETRIES" "CONNECT_TIMEOUT_MS" "RETRY_INTERVAL_MS" "RETRY_BACKOFF" "RETRY_MULTIPLIER" "RETRY_MAX_INTERVAL_MS" "RETRY_JITTER" "STARTUP_TIMEOUT_MS" -}}
+{{- $_ := set $get $k (include "readygate.str" (index $c (printf "%s_%s" $p $k))) -}}
+{{- end -}}
+{{- printf "%s attempts, %s ms timeout" $get.MAX_RETRIES $get.CONNECT_TIMEOUT_MS -}}
+{{- if eq (lower $get.RETRY_BACKOFF) "exponential" -}}
+{{- printf ", waits from %s ms, x%s each time, up to %s ms" $get.RETRY_INTERVAL_MS $get.RETRY_MULTIPLIER $get.RETRY_MAX_INTERVAL_MS -}}
+{{- else -}}
+{{- printf ", %s ms apart" $get.RETRY_INTERVAL_MS -}}
+{{- end -}}
+{{- if ne (include "readygate.thousandths" $get.RETRY_JITTER) "0" -}}
+{{- printf ", +-%s jitter" $get.RETRY_JITTER -}}
+{{- end -}}
+{{- if ne (int64 $get.STARTUP_TIMEOUT_MS) 0 -}}
+{{- printf ", within %s ms" $get.STARTUP_TIMEOUT_MS -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
 readygate.thousandths: a decimal setting (the back-off multiplier, the jitter:
 "2", "1.5", "0.25", at most 3 decimals as values.schema.json demands) as a
 whole number of thousandths: 2000, 1500, 250. Digit by digit, since int64 of a
