@@ -1,7 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 //! Whole-process benchmarks of readygate (issue 6): start-up to ready,
 //! reaction time and retry schedule, probe cost, memory, shutdown, a herd of
-//! 50 gateways, and the alternatives on paper; each beside a floor measured
+//! 200 gateways under four retry policies, and the alternatives on paper; each beside a floor measured
 //! in the same run (a minimal actix-web server, this binary re-executed with
 //! `FLOOR_SERVER=1`).
 //!
@@ -29,6 +29,7 @@ mod support;
 mod app;
 mod doc;
 mod floor;
+mod herd;
 mod http;
 mod load;
 mod paper;
@@ -43,7 +44,7 @@ use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 use serde_json::Value;
@@ -51,7 +52,7 @@ use serde_json::Value;
 use crate::http::{Conn, wait_for_200};
 use crate::paper::{Measured, Strategy};
 use crate::probe::{Kind, Watch};
-use crate::stats::{max, mean, median, ms, peak_in_window, slope, spread};
+use crate::stats::{max, mean, median, ms, slope, spread};
 use crate::support::gateway::GATEWAY_BIN;
 use crate::support::{Gateway, Postgres, Redis, free_port};
 
@@ -69,9 +70,9 @@ struct Plan {
     startup_runs: usize,
     reaction_runs: usize,
     shutdown_runs: usize,
-    herd_runs: usize,
     herd_size: usize,
     herd_late: Duration,
+    herd_outage: Duration,
     /// Request path: readygate runs per route and concurrency, each
     /// between two floor runs.
     pairs: usize,
@@ -86,9 +87,9 @@ impl Plan {
             startup_runs: if quick { 3 } else { 10 },
             reaction_runs: if quick { 3 } else { 10 },
             shutdown_runs: if quick { 2 } else { 5 },
-            herd_runs: if quick { 1 } else { 3 },
-            herd_size: 50,
+            herd_size: if quick { 50 } else { 200 },
             herd_late: Duration::from_secs(3),
+            herd_outage: Duration::from_secs(if quick { 12 } else { 30 }),
             pairs: if quick { 2 } else { 10 },
             wrk_secs: if quick { 1 } else { 2 },
             concurrency: [32, 256],
@@ -229,7 +230,7 @@ fn main() -> std::process::ExitCode {
         signals::window(&mut report);
     }
     if run("herd") {
-        herd(&plan, &mut report);
+        herd::herd(&plan, &mut report);
     }
     if run("timeline") {
         timeline(&mut report);
@@ -821,285 +822,6 @@ fn shutdown(plan: &Plan, deps: &Deps, report: &mut Report) {
         "exit 0 (no time target)",
         Some(keepalive.iter().all(|t| t.is_finite())),
     );
-}
-
-// ---- 6. herd ----------------------------------------------------------------------
-
-/// A PostgreSQL log line's timestamp (`log_line_prefix = '%m [%p] '`,
-/// `log_timezone = UTC`), ms since the epoch.
-fn pg_log_ms(line: &str) -> Option<f64> {
-    let stamp = line.get(..23)?;
-    humantime::parse_rfc3339_weak(stamp)
-        .ok()
-        .map(stats::epoch_ms)
-}
-
-/// The backend PID of a PostgreSQL log line (`... UTC [PID] ...`).
-fn pg_log_pid(line: &str) -> Option<u32> {
-    let rest = line.get(23..)?;
-    let open = rest.find('[')?;
-    let close = rest[open..].find(']')?;
-    rest[open + 1..open + close].parse().ok()
-}
-
-/// The most session set-ups in progress at once: per backend PID, from
-/// `connection received` to `connection authorized` or its FATAL refusal
-/// (millisecond resolution, both ends included).
-fn peak_setups(log: &str) -> usize {
-    let mut open: std::collections::HashMap<u32, f64> = Default::default();
-    let mut spans = Vec::new();
-    for line in log.lines() {
-        let (Some(t), Some(pid)) = (pg_log_ms(line), pg_log_pid(line)) else {
-            continue;
-        };
-        if line.contains("connection received: host=127.0.0.1") {
-            open.insert(pid, t);
-        } else if (line.contains("connection authorized") || line.contains("FATAL"))
-            && let Some(start) = open.remove(&pid)
-        {
-            spans.push((start, t));
-        }
-    }
-    spans.extend(open.into_values().map(|t| (t, t)));
-    let mut events: Vec<(f64, i32)> = spans
-        .iter()
-        .flat_map(|(a, b)| [(*a, 1), (*b, -1)])
-        .collect();
-    // At equal times, starts before ends: both ends included.
-    events.sort_by(|x, y| x.0.total_cmp(&y.0).then(y.1.cmp(&x.1)));
-    let (mut now, mut best) = (0i32, 0i32);
-    for (_, d) in events {
-        now += d;
-        best = best.max(now);
-    }
-    usize::try_from(best).unwrap_or(0)
-}
-
-struct HerdRun {
-    attempts: usize,
-    accepted: usize,
-    starting_up: usize,
-    peak_attempts_10ms: usize,
-    peak_attempts_100ms: usize,
-    peak_accepted_10ms: usize,
-    /// Most session set-ups (connection received -> authorized or refused,
-    /// per backend PID) in progress at once at PostgreSQL.
-    peak_setups: usize,
-    /// PostgreSQL ready (its log) -> last gateway Ready line.
-    all_ready_after_up: f64,
-    /// First spawn -> last gateway Ready line.
-    all_ready_after_spawn: f64,
-    ready_spread: f64,
-    spawn_spread: f64,
-    sessions_at_end: usize,
-    ready: usize,
-}
-
-fn herd_run(plan: &Plan, interval_ms: u64) -> HerdRun {
-    let mut pg = Postgres::reserve();
-    {
-        let conf = pg.data_dir().join("postgresql.conf");
-        let mut f = std::fs::OpenOptions::new()
-            .append(true)
-            .open(&conf)
-            .expect("open postgresql.conf");
-        writeln!(
-            f,
-            "\n# readygate herd benchmark\nlog_connections = on\nlog_timezone = 'UTC'\n\
-             log_line_prefix = '%m [%p] '\nmax_connections = 200"
-        )
-        .expect("append to postgresql.conf");
-    }
-    let env = [
-        ("DATABASE_URL", pg.url()),
-        ("DB_RETRY_INTERVAL_MS", interval_ms.to_string()),
-        ("DB_MAX_RETRIES", "1000".to_owned()),
-        ("CACHE_TYPE", "memory".to_owned()),
-    ];
-    let builders: Vec<_> = (0..plan.herd_size)
-        .map(|_| {
-            let mut b = Gateway::builder().env("LOG_FORMAT", "json");
-            for (k, v) in &env {
-                b = b.env(*k, v.clone());
-            }
-            b
-        })
-        .collect();
-    let t0 = Instant::now();
-    let wall0 = stats::epoch_ms(SystemTime::now());
-    let gws: Vec<Gateway> = builders.into_iter().map(|b| b.spawn()).collect();
-    let spawn_spread = ms(gws[gws.len() - 1].started_at() - gws[0].started_at());
-    std::thread::sleep(plan.herd_late.saturating_sub(t0.elapsed()));
-    pg.start_server();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    for gw in &gws {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let _ = gw.wait_for_line("\"Ready:", left);
-    }
-    std::thread::sleep(Duration::from_millis(100));
-    let sessions_at_end = pg
-        .psql("SELECT count(*) FROM pg_stat_activity WHERE client_addr IS NOT NULL")
-        .trim()
-        .parse()
-        .unwrap_or(0);
-    let mut attempts_ms = Vec::new();
-    let mut ready_ms = Vec::new();
-    for gw in &gws {
-        let lines = log_lines(gw);
-        attempts_ms.extend(failed_attempts(&lines, "DB").iter().map(|l| l.wall_ms));
-        if let Some(r) = lines.iter().find(|l| l.message.starts_with("Ready:")) {
-            ready_ms.push(r.wall_ms);
-            attempts_ms.push(r.wall_ms);
-        }
-    }
-    for gw in &gws {
-        gw.signal(Signal::SIGTERM);
-    }
-    for gw in &gws {
-        let _ = gw.wait_exit_status(Duration::from_secs(5));
-    }
-    let log = pg.log();
-    let kept = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!(
-        "target/readygate-bench/herd-postgres-{interval_ms}ms.log"
-    ));
-    if kept
-        .parent()
-        .is_some_and(|d| std::fs::create_dir_all(d).is_ok())
-    {
-        let _ = std::fs::write(&kept, &log);
-    }
-    let up_ms = log
-        .lines()
-        .find(|l| l.contains("database system is ready to accept connections"))
-        .and_then(pg_log_ms)
-        .unwrap_or(f64::NAN);
-    let accepted: Vec<f64> = log
-        .lines()
-        .filter(|l| l.contains("connection received: host=127.0.0.1"))
-        .filter_map(pg_log_ms)
-        .collect();
-    // Refused while starting up: only the TCP sessions (the support code's
-    // pg_isready polls over the unix socket are refused too).
-    let tcp_pids: std::collections::HashSet<u32> = log
-        .lines()
-        .filter(|l| l.contains("connection received: host=127.0.0.1"))
-        .filter_map(pg_log_pid)
-        .collect();
-    let starting_up = log
-        .lines()
-        .filter(|l| l.contains("the database system is starting up"))
-        .filter_map(pg_log_pid)
-        .filter(|pid| tcp_pids.contains(pid))
-        .count();
-    let last_ready = max(&ready_ms);
-    HerdRun {
-        attempts: attempts_ms.len(),
-        accepted: accepted.len(),
-        starting_up,
-        peak_attempts_10ms: peak_in_window(&attempts_ms, 10.0),
-        peak_attempts_100ms: peak_in_window(&attempts_ms, 100.0),
-        peak_accepted_10ms: peak_in_window(&accepted, 10.0),
-        peak_setups: peak_setups(&log),
-        all_ready_after_up: last_ready - up_ms,
-        all_ready_after_spawn: last_ready - wall0,
-        ready_spread: last_ready - stats::min(&ready_ms),
-        spawn_spread,
-        sessions_at_end,
-        ready: ready_ms.len(),
-    }
-}
-
-fn herd(plan: &Plan, report: &mut Report) {
-    println!(
-        "\n[6] herd: {} gateways spawned at once, one PostgreSQL up {} s later \
-         (log_connections=on)",
-        plan.herd_size,
-        plan.herd_late.as_secs_f64()
-    );
-    let mut configs = vec![INTERVAL_MS; plan.herd_runs];
-    configs.push(2000);
-    let mut by_interval: std::collections::BTreeMap<u64, Vec<HerdRun>> = Default::default();
-    for interval in configs {
-        let r = herd_run(plan, interval);
-        println!(
-            "  interval {interval} ms: {}/{} ready; {} attempts, {} TCP connections reached \
-             PostgreSQL ({} refused 57P03); peak {} attempts / 10 ms and {} / 100 ms (gateways' \
-             logs); peak {} connections / 10 ms and {} concurrent session set-ups (PostgreSQL \
-             log); all ready {:.0} ms after PostgreSQL was up \
-             ({:.0} ms after the first spawn; Ready lines spread over {:.0} ms); spawn spread \
-             {:.0} ms; {} sessions at the end",
-            r.ready,
-            plan.herd_size,
-            r.attempts,
-            r.accepted,
-            r.starting_up,
-            r.peak_attempts_10ms,
-            r.peak_attempts_100ms,
-            r.peak_accepted_10ms,
-            r.peak_setups,
-            r.all_ready_after_up,
-            r.all_ready_after_spawn,
-            r.ready_spread,
-            r.spawn_spread,
-            r.sessions_at_end
-        );
-        flush();
-        by_interval.entry(interval).or_default().push(r);
-    }
-    let mut table = String::from(
-        "| Interval | Runs | Attempts in all (per gateway) | Reached PostgreSQL (refused \
-         \"starting up\") | Peak attempts / 10 ms (/ 100 ms) | Peak concurrent set-ups | All \
-         ready after PostgreSQL up | Spawn spread |\n|---|---|---|---|---|---|---|---|\n",
-    );
-    for (interval, runs) in &by_interval {
-        let each =
-            |f: &dyn Fn(&HerdRun) -> String| runs.iter().map(f).collect::<Vec<_>>().join(" / ");
-        table.push_str(&format!(
-            "| {interval} ms | {} | {} ({}) | {} ({}) | {} ({}) | {} | {} ms | {} ms |\n",
-            runs.len(),
-            each(&|r| r.attempts.to_string()),
-            each(&|r| format!("{:.1}", r.attempts as f64 / plan.herd_size as f64)),
-            each(&|r| r.accepted.to_string()),
-            each(&|r| r.starting_up.to_string()),
-            each(&|r| r.peak_attempts_10ms.to_string()),
-            each(&|r| r.peak_attempts_100ms.to_string()),
-            each(&|r| r.peak_setups.to_string()),
-            each(&|r| format!("{:.0}", r.all_ready_after_up)),
-            each(&|r| format!("{:.0}", r.spawn_spread)),
-        ));
-    }
-    report.block("herd", table);
-    for (interval, runs) in &by_interval {
-        let pick = |f: &dyn Fn(&HerdRun) -> f64| median(&runs.iter().map(f).collect::<Vec<_>>());
-        let ok = runs.iter().all(|r| r.ready == plan.herd_size);
-        report.check(
-            &format!(
-                "6. Herd, {} gateways, interval {interval} ms ({} run{}; medians)",
-                plan.herd_size,
-                runs.len(),
-                if runs.len() == 1 { "" } else { "s" }
-            ),
-            format!(
-                "{:.0} connection attempts, {:.0} reached PostgreSQL ({:.0} refused 57P03); \
-                 peak {:.0} attempts/10 ms, {:.0}/100 ms; peak {:.0} concurrent set-ups at \
-                 PostgreSQL; all ready {:.0} ms after PostgreSQL up",
-                pick(&|r| r.attempts as f64),
-                pick(&|r| r.accepted as f64),
-                pick(&|r| r.starting_up as f64),
-                pick(&|r| r.peak_attempts_10ms as f64),
-                pick(&|r| r.peak_attempts_100ms as f64),
-                pick(&|r| r.peak_setups as f64),
-                pick(&|r| r.all_ready_after_up)
-            ),
-            format!(
-                "spawn spread {:.0} ms; Ready lines spread over {:.0} ms",
-                pick(&|r| r.spawn_spread),
-                pick(&|r| r.ready_spread)
-            ),
-            "all ready (no time target)",
-            Some(ok),
-        );
-    }
 }
 
 // ---- timeline chart ---------------------------------------------------------------

@@ -62,21 +62,6 @@ pub fn spread(values: &[f64]) -> String {
     )
 }
 
-/// The largest number of `times` (ms) inside any window of `window` ms.
-pub fn peak_in_window(times: &[f64], window: f64) -> usize {
-    let mut t: Vec<f64> = times.to_vec();
-    t.sort_by(f64::total_cmp);
-    let mut best = 0;
-    let mut lo = 0;
-    for hi in 0..t.len() {
-        while t[hi] - t[lo] >= window {
-            lo += 1;
-        }
-        best = best.max(hi - lo + 1);
-    }
-    best
-}
-
 /// Milliseconds since the Unix epoch.
 pub fn epoch_ms(t: SystemTime) -> f64 {
     t.duration_since(UNIX_EPOCH)

@@ -169,3 +169,118 @@ pub fn render(t: &Timeline) -> String {
     );
     s
 }
+
+/// One panel of [`rates`]: a lane per series, on a common time axis.
+pub struct RatePanel {
+    pub title: String,
+    /// Time of the first window relative to the panel's zero, ms.
+    pub offset_ms: f64,
+    /// (name, count per window)
+    pub series: Vec<(String, Vec<usize>)>,
+}
+
+/// Counts per time window (the herd's attempts per 100 ms) as small
+/// multiples: a panel per scenario, a lane per series, one scale per panel.
+pub struct Rates {
+    pub title: String,
+    pub subtitle: String,
+    pub window_ms: f64,
+    pub panels: Vec<RatePanel>,
+}
+
+const RATE_LANE: f64 = 58.0;
+const PANEL_GAP: f64 = 62.0;
+const COLOURS: [&str; 4] = ["#d62728", "#1f77b4", "#2e8b57", "#9467bd"];
+
+pub fn rates(r: &Rates) -> String {
+    let plot_w = WIDTH - LEFT - RIGHT;
+    let mut body = String::new();
+    let mut y0 = TOP;
+    for panel in &r.panels {
+        let windows = panel.series.iter().map(|s| s.1.len()).max().unwrap_or(1);
+        let span = windows as f64 * r.window_ms;
+        let top = panel
+            .series
+            .iter()
+            .flat_map(|s| s.1.iter().copied())
+            .max()
+            .unwrap_or(1)
+            .max(1) as f64;
+        let x = |ms: f64| LEFT + ms / span * plot_w;
+        let lanes_h = RATE_LANE * panel.series.len() as f64;
+        let axis_y = y0 + lanes_h;
+        let _ = writeln!(
+            body,
+            r##"<text x="{LEFT}" y="{:.1}" font-weight="bold">{} (each lane 0 to {top} per {} ms)</text>"##,
+            y0 - 8.0,
+            esc(&panel.title),
+            r.window_ms
+        );
+        // Seconds on the axis, relative to the panel's zero.
+        let first = (panel.offset_ms / 1000.0).ceil() as i64;
+        let last = ((panel.offset_ms + span) / 1000.0).floor() as i64;
+        let every = if last - first > 20 { 5 } else { 1 };
+        for sec in (first..=last).filter(|s| s % every == 0) {
+            let tx = x(sec as f64 * 1000.0 - panel.offset_ms);
+            let _ = writeln!(
+                body,
+                r##"<line x1="{tx:.1}" y1="{y0:.1}" x2="{tx:.1}" y2="{axis_y:.1}" stroke="#e4e4e4"/>
+<text x="{tx:.1}" y="{:.1}" text-anchor="middle" fill="#333">{sec}</text>"##,
+                axis_y + 15.0
+            );
+        }
+        for (i, (name, counts)) in panel.series.iter().enumerate() {
+            let base = y0 + RATE_LANE * (i as f64 + 1.0) - 4.0;
+            let scale = (RATE_LANE - 10.0) / top;
+            let colour = COLOURS[i % COLOURS.len()];
+            let mut path = format!("M{LEFT:.1},{base:.1}");
+            for (w, c) in counts.iter().enumerate() {
+                let (xa, xb) = (x(w as f64 * r.window_ms), x((w + 1) as f64 * r.window_ms));
+                let h = base - *c as f64 * scale;
+                let _ = write!(path, " L{xa:.1},{h:.1} L{xb:.1},{h:.1}");
+            }
+            let end = x(counts.len() as f64 * r.window_ms);
+            let _ = write!(path, " L{end:.1},{base:.1} Z");
+            let _ = writeln!(
+                body,
+                r##"<line x1="{LEFT}" y1="{base:.1}" x2="{:.1}" y2="{base:.1}" stroke="#999"/>
+<path d="{path}" fill="{colour}" fill-opacity="0.75" stroke="none"/>
+<text x="{:.1}" y="{:.1}" text-anchor="end" fill="{colour}">{}</text>"##,
+                WIDTH - RIGHT,
+                LEFT - 8.0,
+                base - 8.0,
+                esc(&short(name))
+            );
+        }
+        let _ = writeln!(
+            body,
+            r##"<line x1="{LEFT}" y1="{axis_y:.1}" x2="{:.1}" y2="{axis_y:.1}" stroke="#333"/>"##,
+            WIDTH - RIGHT
+        );
+        y0 = axis_y + PANEL_GAP;
+    }
+    let height = y0 - PANEL_GAP + 40.0;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" viewBox="0 0 {WIDTH} {height}" font-family="sans-serif" font-size="12">
+<rect width="100%" height="100%" fill="#ffffff"/>
+<text x="20" y="24" font-size="16" font-weight="bold">{}</text>
+<text x="20" y="44" fill="#555">{}</text>"##,
+        esc(&r.title),
+        esc(&r.subtitle)
+    );
+    s.push_str(&body);
+    s.push_str("</svg>\n");
+    s
+}
+
+/// A series name short enough for the lane label: up to its first
+/// parenthesis or "+", kept with the jitter.
+fn short(name: &str) -> String {
+    let base = name.split(" (").next().unwrap_or(name);
+    match name.split_once(" + ") {
+        Some((_, jitter)) if !base.contains('+') => format!("{base} + {jitter}"),
+        _ => base.to_owned(),
+    }
+}
