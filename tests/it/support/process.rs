@@ -1,5 +1,5 @@
-//! Stopping a server child process: shared by [`super::postgres`] and
-//! [`super::redis`].
+//! Stopping and freezing a server child process: shared by
+//! [`super::postgres`], [`super::mariadb`] and [`super::redis`].
 
 use std::process::Child;
 use std::time::{Duration, Instant};
@@ -74,4 +74,24 @@ pub fn children_of(parent: u32) -> Vec<u32> {
             (ppid == parent).then_some(pid)
         })
         .collect()
+}
+
+/// Freezes `pid` as a hung machine would: SIGSTOP to it (first, so that it
+/// starts nothing more) and to every process it started. The kernel still
+/// accepts TCP connections and acknowledges data; nothing answers. Returns
+/// the stopped PIDs, for [`thaw`].
+pub fn freeze(pid: u32) -> Vec<u32> {
+    signal_pid(pid, Signal::SIGSTOP);
+    let children = children_of(pid);
+    for child in &children {
+        signal_pid(*child, Signal::SIGSTOP);
+    }
+    std::iter::once(pid).chain(children).collect()
+}
+
+/// Undoes [`freeze`] (SIGCONT, children first) and empties `frozen`.
+pub fn thaw(frozen: &mut Vec<u32>) {
+    for pid in std::mem::take(frozen).iter().rev() {
+        signal_pid(*pid, Signal::SIGCONT);
+    }
 }
