@@ -375,4 +375,92 @@ mod tests {
         assert_eq!(io.class(), ErrorClass::Transient);
         assert_eq!(io.summary(), "connection refused");
     }
+
+    fn mysql_server(code: u16, message: &str) -> ConnectError {
+        ConnectError::MysqlPool(crate::handles::MysqlError::Connect(
+            mysql_async::Error::Server(mysql_async::ServerError {
+                code,
+                message: message.into(),
+                state: "HY000".into(),
+            }),
+        ))
+    }
+
+    #[test]
+    fn mysql_server_errors_are_classified_and_named_as_the_readme_says() {
+        use ErrorClass::{Permanent, Transient};
+        for (code, summary, class) in [
+            (1044, "access denied to the database (1044)", Permanent),
+            (1045, "access denied (1045)", Permanent),
+            (1698, "access denied (1698)", Permanent),
+            (1049, "unknown database (1049)", Permanent),
+            (
+                1251,
+                "authentication plugin not supported (1251)",
+                Permanent,
+            ),
+            (
+                1524,
+                "authentication plugin not supported (1524)",
+                Permanent,
+            ),
+            (1040, "too many connections (1040)", Transient),
+            (1203, "too many connections for the user (1203)", Transient),
+            (1053, "server shutting down (1053)", Transient),
+            (
+                3032,
+                "server not accepting connections yet (3032)",
+                Transient,
+            ),
+            (1205, "lock wait timeout (1205)", Transient),
+            (1213, "deadlock (1213)", Transient),
+            (1969, "statement timed out (1969)", Transient),
+            (1927, "connection killed (1927)", Transient),
+            // Unknown codes: transient, named by the server's words.
+            (1234, "something   odd\nhappened (1234)", Transient),
+        ] {
+            let err = mysql_server(code, "something   odd\nhappened");
+            let want = summary.replace("   odd\n", " odd ");
+            assert_eq!((err.summary(), err.class()), (want, class), "{code}");
+        }
+    }
+
+    #[test]
+    fn mysql_client_side_errors_are_classified() {
+        let plugin = ConnectError::MysqlConnect(mysql_async::Error::Driver(
+            mysql_async::DriverError::UnknownAuthPlugin {
+                name: "auth_gssapi_client".into(),
+            },
+        ));
+        assert_eq!(plugin.class(), ErrorClass::Permanent);
+        assert_eq!(plugin.summary(), "authentication plugin not supported");
+        let lost = ConnectError::Mysql(mysql_async::Error::Driver(
+            mysql_async::DriverError::ConnectionClosed,
+        ));
+        assert_eq!(
+            (lost.summary(), lost.class()),
+            ("connection closed".into(), ErrorClass::Transient)
+        );
+        let refused = ConnectError::MysqlConnect(mysql_async::Error::from(io::Error::from(
+            io::ErrorKind::ConnectionRefused,
+        )));
+        assert_eq!(refused.summary(), "connection refused");
+        assert_eq!(refused.class(), ErrorClass::Transient);
+        // mysql_async's wrappers repeat their source: the chain shows it once.
+        assert_eq!(
+            mysql_server(1045, "Access denied").chain(),
+            "cannot get a MySQL connection: cannot make a connection: \
+             ERROR 1045 (HY000): Access denied"
+        );
+        for wait in [
+            crate::handles::MysqlError::Timeout(Duration::from_millis(300)),
+            crate::handles::MysqlError::ConnectTimeout(Duration::from_millis(300)),
+        ] {
+            let err = ConnectError::MysqlPool(wait);
+            assert_eq!(
+                (err.summary(), err.class()),
+                ("timed out".into(), ErrorClass::Transient)
+            );
+        }
+    }
 }

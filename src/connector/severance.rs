@@ -104,4 +104,15 @@ mod tests {
         switch.sever();
         assert_eq!(after.await.ok(), Some(None));
     }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn until_counts_a_severing_since_the_watcher_was_made() {
+        let switch = Severance::default();
+        let mut checked_out = switch.watch();
+        switch.sever();
+        // Work started after the severing is cut all the same...
+        assert_eq!(checked_out.until(std::future::pending::<()>()).await, None);
+        // ... and a watcher made afterwards lets work finish.
+        assert_eq!(switch.watch().until(async { 7 }).await, Some(7));
+    }
 }

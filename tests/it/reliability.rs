@@ -118,7 +118,7 @@ fn postgres_starting_up_57p03_is_retried() {
 }
 
 /// Asserts one attempt, a line saying it is not retried, exit 69, quickly.
-fn assert_permanent(gw: &Gateway, label: &str, needle: &str) {
+pub(crate) fn assert_permanent(gw: &Gateway, label: &str, needle: &str) {
     let code = gw.wait_exit(Duration::from_secs(10));
     assert_eq!(code, Some(69), "{}", gw.output());
     assert!(

@@ -394,21 +394,7 @@ impl Mariadb {
     /// is reached) and returns its output (tab-separated rows, no header);
     /// panics with stderr on failure.
     pub fn sql(&self, sql: &str) -> String {
-        let out = install()
-            .client_command(&self.socket())
-            .arg("-e")
-            .arg(sql)
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run mariadb: {e}"));
-        if !out.status.success() {
-            panic!(
-                "mariadb -e {sql:?} on port {} failed ({}): {}",
-                self.port,
-                out.status,
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        String::from_utf8_lossy(&out.stdout).trim_end().to_owned()
+        sql_at(&self.socket(), sql)
     }
 
     /// Connections of [`APP_USER`] running a statement that starts with
@@ -422,11 +408,12 @@ impl Mariadb {
         .unwrap_or_else(|e| panic!("PROCESSLIST count: {e}"))
     }
 
-    /// `n` other clients (`mariadb` processes, as [`APP_USER`] over TCP),
-    /// each holding a connection in `SELECT SLEEP(600)`; returns once all
-    /// `n` are connected. With `SET GLOBAL max_connections = n`, they take
-    /// every slot.
-    pub fn occupy(&self, n: usize) -> Occupiers {
+    /// Takes every connection slot: `n` other clients (`mariadb` processes,
+    /// as [`APP_USER`] over TCP), each holding a connection in `SELECT
+    /// SLEEP(600)`, then `max_connections = n` (set once they are all
+    /// connected: a `root` statement made meanwhile would take a slot one of
+    /// them needs). Only `root`'s extra administrator connection is left.
+    pub fn fill_max_connections(&self, n: usize) -> Occupiers {
         let client = &install().client;
         let children = (0..n)
             .map(|_| {
@@ -443,13 +430,17 @@ impl Mariadb {
                     .unwrap_or_else(|e| panic!("cannot spawn mariadb: {e}"))
             })
             .collect();
-        let occupiers = Occupiers { children };
+        let occupiers = Occupiers {
+            children,
+            socket: self.socket(),
+        };
         assert!(
             wait_until(Duration::from_secs(10), Duration::from_millis(20), || {
                 self.running("SELECT SLEEP") == n
             }),
             "the {n} occupying clients never connected"
         );
+        self.sql(&format!("SET GLOBAL max_connections = {n}"));
         occupiers
     }
 }
@@ -462,16 +453,47 @@ impl Drop for Mariadb {
     }
 }
 
+/// `sql` as `root` over the unix socket `socket` (see [`Mariadb::sql`]).
+fn sql_at(socket: &Path, sql: &str) -> String {
+    let out = install()
+        .client_command(socket)
+        .arg("-e")
+        .arg(sql)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run mariadb: {e}"));
+    if !out.status.success() {
+        panic!(
+            "mariadb -e {sql:?} on {} failed ({}): {}",
+            socket.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    String::from_utf8_lossy(&out.stdout).trim_end().to_owned()
+}
+
 /// Clients holding connections of a [`Mariadb`]; killed when dropped.
 #[derive(Debug)]
 pub struct Occupiers {
     children: Vec<Child>,
+    socket: PathBuf,
 }
 
 impl Occupiers {
-    /// Ends one client (SIGKILL: the server sees the connection drop and
-    /// frees its slot).
+    /// Ends one client's connection on the server (`KILL`: a sleeping
+    /// connection whose client vanished would hold its slot for seconds),
+    /// then the client.
     pub fn release_one(&mut self) {
+        let id = sql_at(
+            &self.socket,
+            &format!(
+                "SELECT ID FROM information_schema.PROCESSLIST \
+                 WHERE USER = '{APP_USER}' AND INFO LIKE 'SELECT SLEEP%' LIMIT 1"
+            ),
+        );
+        if !id.is_empty() {
+            sql_at(&self.socket, &format!("KILL {id}"));
+        }
         if let Some(mut child) = self.children.pop() {
             let _ = child.kill();
             let _ = child.wait();
@@ -481,8 +503,9 @@ impl Occupiers {
 
 impl Drop for Occupiers {
     fn drop(&mut self) {
-        while !self.children.is_empty() {
-            self.release_one();
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
         }
     }
 }
