@@ -52,7 +52,7 @@ pub enum Command {
 /// may come after the subcommand too (`readygate check --db-max-retries 1`).
 #[derive(clap::Args, Debug, Clone)]
 pub struct RawSettings {
-    /// Database: postgres://user:password@host:port/db (or postgresql://), or sqlite://PATH
+    /// Database: postgres://user:password@host:port/db (or postgresql://), mysql://user:password@host:port/db (or mariadb://), or sqlite://PATH
     #[arg(
         long,
         global = true,

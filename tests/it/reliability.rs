@@ -375,7 +375,23 @@ fn passwords_never_appear_in_any_failure_output() {
         ),
         (
             "bad scheme",
-            vec![("DATABASE_URL", format!("mysql://app:{SECRET}@db/app"))],
+            vec![("DATABASE_URL", format!("mssql://app:{SECRET}@db/app"))],
+            78,
+        ),
+        (
+            "mysql refused",
+            vec![(
+                "DATABASE_URL",
+                format!("mysql://app:{SECRET_ENCODED}@127.0.0.1:{refused}/app"),
+            )],
+            69,
+        ),
+        (
+            "mariadb with TLS",
+            vec![(
+                "DATABASE_URL",
+                format!("mariadb://app:{SECRET}@db/app?require_ssl=true"),
+            )],
             78,
         ),
         (
