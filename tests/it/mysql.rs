@@ -96,18 +96,21 @@ fn a_mysql_server_never_started_is_tried_n_times_then_exits_69_with_the_tally() 
     );
 }
 
+/// A gateway on `url` that would retry for 10 s: a permanent error must end
+/// it at the first attempt.
+fn patient_gateway(url: &str) -> Gateway {
+    Gateway::builder()
+        .env("DATABASE_URL", url)
+        .env("DB_MAX_RETRIES", "10")
+        .env("DB_RETRY_INTERVAL_MS", "1000")
+        .spawn()
+}
+
 #[test]
 fn a_wrong_mysql_password_is_permanent() {
     // Arrange
     let db = Mariadb::start();
-    let gw = Gateway::builder()
-        .env(
-            "DATABASE_URL",
-            db.url_for("mysql", APP_USER, "wrong-password-5", DATABASE),
-        )
-        .env("DB_MAX_RETRIES", "10")
-        .env("DB_RETRY_INTERVAL_MS", "1000")
-        .spawn();
+    let gw = patient_gateway(&db.url_for("mysql", APP_USER, "wrong-password-5", DATABASE));
 
     // Act + Assert
     assert_permanent(
@@ -122,14 +125,7 @@ fn a_wrong_mysql_password_is_permanent() {
 fn an_unknown_mysql_database_is_permanent() {
     // Arrange: an existing user, a database it may not know.
     let db = Mariadb::start();
-    let gw = Gateway::builder()
-        .env(
-            "DATABASE_URL",
-            db.url_for("mysql", APP_USER, APP_PASSWORD, "no_such_db"),
-        )
-        .env("DB_MAX_RETRIES", "10")
-        .env("DB_RETRY_INTERVAL_MS", "1000")
-        .spawn();
+    let gw = patient_gateway(&db.url_for("mysql", APP_USER, APP_PASSWORD, "no_such_db"));
 
     // Act + Assert: MariaDB says 1044 (no access to a database that is not
     // the user's) for an ordinary user; a user allowed on every database
@@ -142,14 +138,7 @@ fn an_unknown_mysql_database_of_a_user_allowed_everywhere_is_permanent() {
     // Arrange
     let db = Mariadb::start();
     db.sql("CREATE USER 'ops'@'%' IDENTIFIED BY 'ops-Pass-97'; GRANT ALL ON *.* TO 'ops'@'%'");
-    let gw = Gateway::builder()
-        .env(
-            "DATABASE_URL",
-            db.url_for("mysql", "ops", "ops-Pass-97", "no_such_db"),
-        )
-        .env("DB_MAX_RETRIES", "10")
-        .env("DB_RETRY_INTERVAL_MS", "1000")
-        .spawn();
+    let gw = patient_gateway(&db.url_for("mysql", "ops", "ops-Pass-97", "no_such_db"));
 
     // Act + Assert
     assert_permanent(

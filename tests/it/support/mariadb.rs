@@ -12,20 +12,20 @@
 //! statements, over the unix socket) and [`APP_USER`] with [`APP_PASSWORD`],
 //! allowed on the database [`DATABASE`] only (what the gateway uses).
 
-use std::fs::{self, OpenOptions};
+use std::fs;
 use std::io::Read;
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use tempfile::TempDir;
 
 use super::ports::free_port;
-use super::{process, tail_file, template, wait_until};
+use super::{process, template, wait_until};
 
 /// How long to wait for the server to accept connections.
 const START_TIMEOUT: Duration = Duration::from_secs(15);
@@ -245,19 +245,9 @@ pub struct Mariadb {
 }
 
 impl Mariadb {
-    /// A running server. Should another process take the port between
-    /// [`free_port`] and the server's bind, this retries on other ports.
+    /// A running server (see [`process::start_on_a_free_port`]).
     pub fn start() -> Mariadb {
-        let mut db = Mariadb::reserve();
-        for _ in 0..3 {
-            match db.try_start_server() {
-                Ok(()) => return db,
-                Err(e) if e.contains("Address already in use") => db.port = free_port(),
-                Err(e) => panic!("{e}"),
-            }
-        }
-        db.start_server();
-        db
+        process::start_on_a_free_port(Mariadb::reserve())
     }
 
     /// A data directory and a port, with NO server running yet (for "the
@@ -289,48 +279,18 @@ impl Mariadb {
         if self.child.is_some() {
             self.stop();
         }
-        let log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .unwrap_or_else(|e| panic!("open {}: {e}", self.log.display()));
-        let log_err = log
-            .try_clone()
-            .unwrap_or_else(|e| panic!("dup log fd: {e}"));
-        let child = install()
-            .server_command(&self.data, &self.socket(), Some(self.port))
-            .stdout(Stdio::from(log))
-            .stderr(Stdio::from(log_err))
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot spawn mariadbd: {e}"));
-        self.child = Some(child);
-        let deadline = Instant::now() + START_TIMEOUT;
-        loop {
-            if let Some(child) = self.child.as_mut()
-                && let Ok(Some(status)) = child.try_wait()
-            {
-                self.child = None;
-                return Err(format!(
-                    "mariadbd on port {} exited during start-up ({status}); log tail:\n{}",
-                    self.port,
-                    tail_file(&self.log, 40)
-                ));
-            }
-            // Its own socket: another server that took the port cannot
-            // fool this.
-            if answers(&self.socket()) {
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                return Err(format!(
-                    "mariadbd on port {} did not accept connections within \
-                     {START_TIMEOUT:?}; log tail:\n{}",
-                    self.port,
-                    tail_file(&self.log, 40)
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let mut cmd = install().server_command(&self.data, &self.socket(), Some(self.port));
+        self.child = Some(process::spawn_logged(&mut cmd, &self.log, "mariadbd"));
+        // Ready: answering on its own unix socket (so another server that
+        // took the port cannot fool this).
+        let socket = self.socket();
+        process::wait_ready(
+            &mut self.child,
+            ("mariadbd", self.port, &self.log),
+            START_TIMEOUT,
+            "accept connections",
+            || answers(&socket),
+        )
     }
 
     /// Normal shutdown (SIGTERM): waits for the exit and for the port to be
@@ -442,6 +402,16 @@ impl Mariadb {
         );
         self.sql(&format!("SET GLOBAL max_connections = {n}"));
         occupiers
+    }
+}
+
+impl process::Server for Mariadb {
+    fn try_start_server(&mut self) -> Result<(), String> {
+        Mariadb::try_start_server(self)
+    }
+
+    fn port_mut(&mut self) -> &mut u16 {
+        &mut self.port
     }
 }
 

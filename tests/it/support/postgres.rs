@@ -7,7 +7,7 @@
 //! `postgres` user through `CommandExt::uid/gid`, so the child we spawn *is*
 //! the postmaster and can be signalled and waited for directly.
 
-use std::fs::{self, OpenOptions};
+use std::fs;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -18,7 +18,6 @@ use nix::sys::signal::Signal;
 use tempfile::TempDir;
 
 use super::ports::free_port;
-use super::tail_file;
 use super::{process, template};
 
 /// How long to wait for the server to accept connections.
@@ -205,16 +204,7 @@ impl Postgres {
     /// Should another process take the port between [`free_port`] and the
     /// server's bind, this retries on other ports (up to 3 times).
     pub fn start() -> Postgres {
-        let mut pg = Postgres::reserve();
-        for _ in 0..3 {
-            match pg.try_start_server() {
-                Ok(()) => return pg,
-                Err(e) if e.contains("Address already in use") => pg.port = free_port(),
-                Err(e) => panic!("{e}"),
-            }
-        }
-        pg.start_server();
-        pg
+        process::start_on_a_free_port(Postgres::reserve())
     }
 
     /// A data directory and a port, with NO server running yet (for
@@ -246,19 +236,9 @@ impl Postgres {
         if self.child.is_some() {
             self.stop();
         }
-        let pg = install();
-        let log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .unwrap_or_else(|e| panic!("open {}: {e}", self.log.display()));
-        let log_err = log
-            .try_clone()
-            .unwrap_or_else(|e| panic!("dup log fd: {e}"));
         let port = self.port.to_string();
-        let child = pg
-            .server_command("postgres", self.dir.path())
-            .arg("-D")
+        let mut cmd = install().server_command("postgres", self.dir.path());
+        cmd.arg("-D")
             .arg(&self.data)
             .args(["-p", &port, "-k"])
             .arg(&self.data)
@@ -271,43 +251,18 @@ impl Postgres {
                 "full_page_writes=off",
                 "-c",
                 "synchronous_commit=off",
-            ])
-            .stdout(Stdio::from(log))
-            .stderr(Stdio::from(log_err))
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot spawn postgres: {e}"));
-        self.child = Some(child);
-        self.wait_ready()
-    }
-
-    /// Waits until the server accepts connections on its own unix socket
-    /// (so another server that took the port cannot fool it).
-    fn wait_ready(&mut self) -> Result<(), String> {
-        let deadline = Instant::now() + START_TIMEOUT;
-        loop {
-            if let Some(child) = self.child.as_mut()
-                && let Ok(Some(status)) = child.try_wait()
-            {
-                self.child = None;
-                return Err(format!(
-                    "postgres on port {} exited during start-up ({status}); log tail:\n{}",
-                    self.port,
-                    tail_file(&self.log, 40)
-                ));
-            }
-            if pg_isready_at(self.data.as_os_str(), self.port) == 0 {
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                return Err(format!(
-                    "postgres on port {} did not accept connections within {START_TIMEOUT:?}; \
-                     log tail:\n{}",
-                    self.port,
-                    tail_file(&self.log, 40)
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+            ]);
+        self.child = Some(process::spawn_logged(&mut cmd, &self.log, "postgres"));
+        // Ready: accepting connections on its own unix socket (so another
+        // server that took the port cannot fool this).
+        let (data, port) = (&self.data, self.port);
+        process::wait_ready(
+            &mut self.child,
+            ("postgres", port, &self.log),
+            START_TIMEOUT,
+            "accept connections",
+            || pg_isready_at(data.as_os_str(), port) == 0,
+        )
     }
 
     fn shutdown_with(&mut self, signal: Signal) {
@@ -499,6 +454,16 @@ impl Postgres {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+}
+
+impl process::Server for Postgres {
+    fn try_start_server(&mut self) -> Result<(), String> {
+        Postgres::try_start_server(self)
+    }
+
+    fn port_mut(&mut self) -> &mut u16 {
+        &mut self.port
     }
 }
 
