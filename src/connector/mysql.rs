@@ -47,9 +47,11 @@ impl MysqlConnector {
     /// `timeout` bounds making a connection.
     pub fn new(opts: &Opts, backend: &'static str, limits: PoolLimits, timeout: Duration) -> Self {
         let connection = OptsBuilder::from_opts(opts.clone()).tcp_keepalive(Some(KEEPALIVE_IDLE));
-        // No idle minimum: connections are made as requests need them, as
-        // deadpool does for PostgreSQL.
-        let constraints = PoolConstraints::new(0, limits.size).unwrap_or_default();
+        // Connections are made as requests need them and then kept, as
+        // deadpool does for PostgreSQL: mysql_async keeps at most `min` idle
+        // connections (without an idle TTL) and closes every other one it
+        // gets back, so `min` is the size too (it makes none in advance).
+        let constraints = PoolConstraints::new(limits.size, limits.size).unwrap_or_default();
         let pool_opts = PoolOpts::default().with_constraints(constraints);
         MysqlConnector {
             pool: MysqlPool::new(

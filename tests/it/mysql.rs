@@ -223,6 +223,35 @@ fn too_many_connections_is_counted_by_name_in_the_tally() {
     );
 }
 
+/// The server's count of connections made so far (`root`'s own included).
+fn connections_made(db: &Mariadb) -> u64 {
+    db.sql("SHOW GLOBAL STATUS LIKE 'Connections'")
+        .split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no Connections status"))
+}
+
+#[test]
+fn the_application_pool_keeps_and_reuses_its_connections() {
+    // Arrange: a gateway whose pool has made its connection.
+    let db = Mariadb::start();
+    let gw = spawn(&db.url(), 4);
+    assert_eq!(background_get(&gw, "/query").join().unwrap().0, 200);
+    let before = connections_made(&db);
+
+    // Act: 20 requests one after the other.
+    let statuses: Vec<u16> = (0..20)
+        .map(|_| background_get(&gw, "/query").join().unwrap().0)
+        .collect();
+
+    // Assert: they all used the connection the pool kept (the count grows
+    // by the statement reading it, and perhaps one check's reconnection).
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    let made = connections_made(&db) - before;
+    assert!(made <= 2, "{made} connections made for 20 requests");
+}
+
 /// Requests after a restart that failed on a connection made before it:
 /// the README's "stale connections after a restart" figure.
 const STALE_AFTER_RESTART: usize = 0;
@@ -277,4 +306,29 @@ fn a_mariadb_restart_turns_ready_503_then_200_and_the_pool_is_usable_again() {
         1,
         "{lines:#?}"
     );
+}
+
+#[test]
+fn readygate_check_passes_on_mariadb_and_fails_on_a_wrong_password() {
+    // Arrange
+    let db = Mariadb::start();
+    let check = |url: String| {
+        let gw = Gateway::builder()
+            .args(&["check"])
+            .env("DATABASE_URL", url)
+            .spawn();
+        let code = gw.wait_exit(Duration::from_secs(10));
+        (code, gw.output())
+    };
+
+    // Act
+    let (ok, ok_output) = check(db.url());
+    let (refused, refused_output) =
+        check(db.url_for("mysql", APP_USER, "wrong-password-6", DATABASE));
+
+    // Assert
+    assert_eq!(ok, Some(0), "{ok_output}");
+    assert!(ok_output.contains("Check passed: "), "{ok_output}");
+    assert_eq!(refused, Some(69), "{refused_output}");
+    assert!(refused_output.contains("ERROR 1045"), "{refused_output}");
 }
