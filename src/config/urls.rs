@@ -21,6 +21,14 @@ pub enum DatabaseUrl {
         /// The URL with its password hidden.
         display: String,
     },
+    /// `mysql://` or `mariadb://` (the same protocol).
+    Mysql {
+        opts: Box<mysql_async::Opts>,
+        /// `mysql` or `mariadb`, as the URL said (shown on `/ready`).
+        backend: &'static str,
+        /// The URL with its password hidden.
+        display: String,
+    },
     Sqlite {
         path: String,
     },
@@ -36,15 +44,18 @@ impl DatabaseUrl {
     /// The URL as it may be shown: no password.
     pub fn display(&self) -> String {
         match self {
-            DatabaseUrl::Postgres { display, .. } => display.clone(),
+            DatabaseUrl::Postgres { display, .. } | DatabaseUrl::Mysql { display, .. } => {
+                display.clone()
+            }
             DatabaseUrl::Sqlite { path } => format!("sqlite://{path}"),
         }
     }
 
-    /// `postgres` or `sqlite`.
+    /// `postgres`, `mysql`, `mariadb` or `sqlite`.
     pub fn backend(&self) -> &'static str {
         match self {
             DatabaseUrl::Postgres { .. } => "postgres",
+            DatabaseUrl::Mysql { backend, .. } => backend,
             DatabaseUrl::Sqlite { .. } => "sqlite",
         }
     }
@@ -267,7 +278,7 @@ impl Checker {
     }
 
     pub(super) fn database_url(&mut self, var: &'static str, raw: &str) -> Option<DatabaseUrl> {
-        const ACCEPTED: &str = "postgres://[user[:password]@]host[:port][/database], postgresql://..., or sqlite://PATH";
+        const ACCEPTED: &str = "postgres://[user[:password]@]host[:port][/database], postgresql://..., mysql://[user[:password]@]host[:port][/database], mariadb://..., or sqlite://PATH";
         let (value, shown, scheme, rest) = self.url(var, raw, ACCEPTED)?;
         match scheme.as_str() {
             "sqlite" if rest.is_empty() => {
@@ -303,8 +314,82 @@ impl Checker {
                     display: shown,
                 })
             }
+            "mysql" | "mariadb" => {
+                let parsed = self.url_with_host(var, value, &shown, ACCEPTED)?;
+                let opts = self.mysql_opts(var, &parsed, &shown, ACCEPTED)?;
+                Some(DatabaseUrl::Mysql {
+                    opts: Box::new(opts),
+                    backend: if scheme == "mysql" {
+                        "mysql"
+                    } else {
+                        "mariadb"
+                    },
+                    display: shown,
+                })
+            }
             other => {
                 self.unsupported_scheme(var, &shown, other, ACCEPTED);
+                None
+            }
+        }
+    }
+
+    /// mysql_async's options from a `mysql://` or `mariadb://` URL. Its
+    /// query parameters are mysql_async's, except those readygate decides:
+    /// the TLS ones (not supported yet) and the pool's size
+    /// (`DB_POOL_SIZE`). readygate connects where the URL says: mysql_async's
+    /// switch to the server's unix socket for a local address
+    /// (`prefer_socket`) is off unless the URL turns it on.
+    fn mysql_opts(
+        &mut self,
+        variable: &'static str,
+        parsed: &url::Url,
+        shown: &str,
+        accepted: &str,
+    ) -> Option<mysql_async::Opts> {
+        let mut prefer_socket = false;
+        for (key, _) in parsed.query_pairs() {
+            let key = key.to_ascii_lowercase();
+            if is_mysql_tls_parameter(&key) {
+                self.fail(
+                    variable,
+                    shown,
+                    format!("sets {key:?}: TLS for MySQL is not supported yet"),
+                    accepted,
+                );
+                return None;
+            }
+            if key == "pool_min" || key == "pool_max" {
+                self.fail(
+                    variable,
+                    shown,
+                    format!("sets {key:?}: the pool's size is DB_POOL_SIZE"),
+                    accepted,
+                );
+                return None;
+            }
+            prefer_socket |= key == "prefer_socket";
+        }
+        // mysql_async knows the `mysql` scheme only; `mariadb` is the same.
+        let mut url = parsed.clone();
+        if url.set_scheme("mysql").is_err() {
+            self.fail(variable, shown, "is not a valid MySQL URL", accepted);
+            return None;
+        }
+        match mysql_async::Opts::from_url(url.as_str()) {
+            Ok(opts) if prefer_socket => Some(opts),
+            Ok(opts) => Some(
+                mysql_async::OptsBuilder::from_opts(opts)
+                    .prefer_socket(false)
+                    .into(),
+            ),
+            Err(e) => {
+                self.fail(
+                    variable,
+                    shown,
+                    format!("is not a valid MySQL URL ({e})"),
+                    accepted,
+                );
                 None
             }
         }
@@ -374,4 +459,16 @@ impl Checker {
             None
         }
     }
+}
+
+/// Whether a MySQL URL parameter asks for TLS: mysql_async's own
+/// (`require_ssl`, `verify_ca`, `verify_identity`, `built_in_roots`) and the
+/// spellings other MySQL clients use (`ssl-mode`, `sslmode`, `ssl_ca`,
+/// `tls`, ...), so that none of them is taken for a typo.
+fn is_mysql_tls_parameter(key: &str) -> bool {
+    matches!(
+        key,
+        "require_ssl" | "verify_ca" | "verify_identity" | "built_in_roots"
+    ) || key.starts_with("ssl")
+        || key.starts_with("tls")
 }

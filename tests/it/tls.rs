@@ -380,7 +380,7 @@ fn a_url_file_that_fails_is_78_naming_the_variable_and_path_never_the_content() 
     // and the content shows without its password.
     let bad = Gateway::builder()
         .env("DATABASE_URL_FILE", "db-url")
-        .file("db-url", format!("mysql://app:{FILE_SECRET}@db/app"))
+        .file("db-url", format!("mssql://app:{FILE_SECRET}@db/app"))
         .spawn();
     assert_eq!(
         bad.wait_exit(Duration::from_secs(5)),
