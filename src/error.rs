@@ -190,6 +190,13 @@ impl ConnectError {
             };
             return permanent.then(|| one_line(&tls.to_string()));
         }
+        if let Some(mysql_async::DriverError::NoClientSslFlagFromServer) = self.mysql_driver_error()
+        {
+            return Some("the server does not support TLS".to_owned());
+        }
+        if let Some(tls) = sources(self).find_map(|e| e.downcast_ref::<mysql_async::TlsError>()) {
+            return Some(one_line(&tls.to_string()));
+        }
         // tokio-postgres words it only as text (sslmode=require and more).
         sources(self)
             .map(|e| e.to_string())

@@ -888,16 +888,16 @@ mod tests {
 
         for (bad, reason) in [
             (
-                "mysql://db/app?ssl-mode=REQUIRED",
-                "TLS for MySQL is not supported yet",
+                "mysql://db/app?ssl-mode=PREFERRED",
+                "cannot fall back to plain",
             ),
             (
                 "mysql://db/app?require_ssl=true",
-                "TLS for MySQL is not supported yet",
+                "TLS is set with ssl-mode, ssl-ca, ssl-cert and ssl-key",
             ),
             (
                 "mariadb://db/app?sslca=/ca.pem",
-                "TLS for MySQL is not supported yet",
+                "TLS is set with ssl-mode, ssl-ca, ssl-cert and ssl-key",
             ),
             (
                 "mysql://db/app?pool_max=50",

@@ -40,6 +40,9 @@ pub struct MysqlConnector {
     /// `mysql` or `mariadb`, as the URL said.
     backend: &'static str,
     timeout: Duration,
+    /// Whether connections are encrypted (`ssl-mode` other than DISABLED:
+    /// the client then refuses a plain connection).
+    tls: bool,
 }
 
 impl MysqlConnector {
@@ -60,6 +63,7 @@ impl MysqlConnector {
                 limits.wait,
                 timeout,
             ),
+            tls: opts.ssl_opts().is_some(),
             probe_opts: connection.into(),
             probe: Rc::default(),
             backend,
@@ -111,6 +115,10 @@ impl Connector for MysqlConnector {
 
     fn backend(&self) -> &'static str {
         self.backend
+    }
+
+    fn encrypted(&self) -> Option<bool> {
+        Some(self.tls)
     }
 
     fn connect(&self) -> LocalBoxFuture<'static, Result<MysqlPool, ConnectError>> {

@@ -28,8 +28,8 @@ const CASES: &[(&str, &str, &str)] = &[
     ("DATABASE_URL", "mssql://u@db/app", "unsupported scheme"),
     (
         "DATABASE_URL",
-        "mysql://u@db/app?ssl-mode=REQUIRED",
-        "TLS for MySQL is not supported yet",
+        "mysql://u@db/app?ssl-mode=PREFERRED",
+        "cannot fall back to plain",
     ),
     ("DATABASE_URL", "localhost:5432", "is not a URL"),
     (

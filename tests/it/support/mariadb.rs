@@ -242,6 +242,8 @@ pub struct Mariadb {
     child: Option<Child>,
     /// The processes [`Mariadb::freeze`] stopped, until [`Mariadb::thaw`].
     frozen: Vec<u32>,
+    /// More server options (TLS: see [`Mariadb::start_tls`]).
+    options: Vec<String>,
 }
 
 impl Mariadb {
@@ -263,7 +265,36 @@ impl Mariadb {
             port: free_port(),
             child: None,
             frozen: Vec::new(),
+            options: Vec::new(),
         }
+    }
+
+    /// A running server with TLS: `server`'s certificate and key, `ca` for
+    /// client certificates (the files copied into the data directory, for
+    /// the server's user), and with `require_tls` plain TCP refused
+    /// (`--require-secure-transport`).
+    pub fn start_tls(server: &super::certs::CertFiles, ca: &Path, require_tls: bool) -> Mariadb {
+        let mut db = Mariadb::reserve();
+        let copy = |from: &Path, name: &str| {
+            let to = db.data.join(name);
+            std::fs::copy(from, &to).unwrap_or_else(|e| panic!("copy {}: {e}", from.display()));
+            template::chown(&to, install().run_as);
+            to.display().to_string()
+        };
+        let (cert, key, ca) = (
+            copy(&server.cert, "server.crt"),
+            copy(&server.key, "server.key"),
+            copy(ca, "ca.crt"),
+        );
+        db.options = vec![
+            format!("--ssl-cert={cert}"),
+            format!("--ssl-key={key}"),
+            format!("--ssl-ca={ca}"),
+        ];
+        if require_tls {
+            db.options.push("--require-secure-transport=ON".into());
+        }
+        process::start_on_a_free_port(db)
     }
 
     /// Starts the server (or restarts it, if running) on the same port and
@@ -280,6 +311,7 @@ impl Mariadb {
             self.stop();
         }
         let mut cmd = install().server_command(&self.data, &self.socket(), Some(self.port));
+        cmd.args(&self.options);
         self.child = Some(process::spawn_logged(&mut cmd, &self.log, "mariadbd"));
         // Ready: answering on its own unix socket (so another server that
         // took the port cannot fool this).
