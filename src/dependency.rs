@@ -11,7 +11,7 @@ use actix::prelude::*;
 use crate::connector::{Connector, PostgresConnector, RedisConnector};
 use crate::error::{ConnectError, ErrorClass};
 use crate::handles::Connected;
-use crate::retry::{CauseTally, Next, RetryPolicy, Seconds};
+use crate::retry::{CauseTally, Failed, Limit, Next, RetryPolicy, Seconds};
 use crate::status::{Dependency, Health, State};
 
 /// The database actor: PostgreSQL, or SQLite with `DbActor<SqliteConnector>`.
@@ -39,12 +39,14 @@ pub struct StartupFailure {
     pub elapsed: Duration,
     pub causes: CauseTally,
     pub outcome: FailureOutcome,
+    /// The start-up deadline it had (`*_STARTUP_TIMEOUT_MS`), if any.
+    pub deadline: Option<Duration>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum FailureOutcome {
-    /// Every attempt failed.
-    Exhausted,
+    /// Every attempt failed until this limit was reached.
+    Exhausted(Limit),
     /// An error that retrying cannot fix; its cause chain.
     Permanent(String),
     /// Stopped by the supervisor because another dependency gave up.
@@ -69,6 +71,8 @@ enum Phase<H> {
     Starting {
         attempt: u32,
         causes: CauseTally,
+        /// The deadline leaves room for no attempt after this one.
+        last: bool,
     },
     Up {
         handle: H,
@@ -110,6 +114,7 @@ impl<C: Connector> DependencyActor<C> {
             phase: Phase::Starting {
                 attempt: 1,
                 causes: CauseTally::default(),
+                last: false,
             },
         }
     }
@@ -118,17 +123,21 @@ impl<C: Connector> DependencyActor<C> {
         self.connector.dependency()
     }
 
-    /// Run `fut` bounded by the attempt timeout, then hand its result to `then`.
+    /// Run `fut` bounded by `limit`, then hand its result to `then`. A limit
+    /// shorter than the attempt timeout was cut by the start-up deadline,
+    /// and its expiry says so.
     fn bounded<T: 'static>(
         &self,
         ctx: &mut Context<Self>,
+        limit: Duration,
         fut: futures_util::future::LocalBoxFuture<'static, Result<T, ConnectError>>,
         then: impl FnOnce(&mut Self, Result<T, ConnectError>, &mut Context<Self>) + 'static,
     ) {
-        let limit = self.policy.attempt_timeout;
+        let cut = limit < self.policy.attempt_timeout;
         let bounded = async move {
             match tokio::time::timeout(limit, fut).await {
                 Ok(result) => result,
+                Err(_) if cut => Err(ConnectError::Deadline(limit)),
                 Err(_) => Err(ConnectError::TimedOut(limit)),
             }
         };
@@ -140,8 +149,18 @@ impl<C: Connector> DependencyActor<C> {
     }
 
     fn on_attempt(&mut self, result: Result<C::Handle, ConnectError>, ctx: &mut Context<Self>) {
-        let Phase::Starting { attempt, causes } = &mut self.phase else {
+        let Phase::Starting {
+            attempt,
+            causes,
+            last,
+        } = &mut self.phase
+        else {
             return;
+        };
+        let failed = Failed {
+            attempt: *attempt,
+            elapsed: self.started.elapsed(),
+            last: *last,
         };
         let (attempt, dependency, label) = (
             *attempt,
@@ -176,28 +195,31 @@ impl<C: Connector> DependencyActor<C> {
             );
             FailureOutcome::Permanent(cause)
         } else {
-            match self.policy.after_failure(attempt) {
+            let next = self.policy.after_failure(failed, fastrand::f64());
+            let line = self.policy.failure_line(label, attempt, next, &cause);
+            match next {
                 Next::RetryIn {
                     delay,
                     attempt: next,
+                    last: next_last,
                 } => {
                     log::warn!(
                         dependency = dependency.name(), attempt = attempt, max_attempts = max,
-                        delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
-                        "{}", self.policy.failure_line(label, attempt, &cause)
+                        delay_ms = millis(delay);
+                        "{line}"
                     );
-                    if let Phase::Starting { attempt, .. } = &mut self.phase {
-                        *attempt = next;
+                    if let Phase::Starting { attempt, last, .. } = &mut self.phase {
+                        (*attempt, *last) = (next, next_last);
                     }
                     ctx.notify_later(Attempt, delay);
                     return;
                 }
-                Next::GiveUp => {
+                Next::GiveUp(limit) => {
                     log::warn!(
                         dependency = dependency.name(), attempt = attempt, max_attempts = max;
-                        "{}", self.policy.failure_line(label, attempt, &cause)
+                        "{line}"
                     );
-                    FailureOutcome::Exhausted
+                    FailureOutcome::Exhausted(limit)
                 }
             }
         };
@@ -220,6 +242,7 @@ impl<C: Connector> DependencyActor<C> {
             elapsed: self.started.elapsed(),
             causes,
             outcome,
+            deadline: self.policy.startup_deadline,
         }
     }
 
@@ -243,7 +266,8 @@ impl<C: Connector> DependencyActor<C> {
                     since: Instant::now(),
                     attempts: 0,
                 };
-                self.policy.interval
+                // Each outage starts the back-off again from the interval.
+                self.policy.wait(1, fastrand::f64())
             }
             (Phase::Down { handle, since, .. }, Ok(())) => {
                 log::info!(dependency = dependency.name(); "{label} connection restored after {}", Seconds(since.elapsed()));
@@ -255,12 +279,15 @@ impl<C: Connector> DependencyActor<C> {
                 self.check_interval
             }
             (Phase::Down { attempts, .. }, Err(err)) => {
-                *attempts += 1;
+                *attempts = attempts.saturating_add(1);
                 let cause = err.chain();
-                let delay = self.policy.interval;
+                // Reconnection attempt N came after wait N; wait N + 1 follows.
+                let delay = self
+                    .policy
+                    .wait(attempts.saturating_add(1), fastrand::f64());
                 log::warn!(
                     dependency = dependency.name(), attempt = *attempts,
-                    delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+                    delay_ms = millis(delay);
                     "{label} reconnection attempt {} failed, retrying in {}: {cause}", *attempts, Seconds(delay)
                 );
                 self.health.failed(dependency, &cause, true);
@@ -285,8 +312,9 @@ impl<C: Connector> Handler<Attempt> for DependencyActor<C> {
 
     fn handle(&mut self, _: Attempt, ctx: &mut Context<Self>) {
         if matches!(self.phase, Phase::Starting { .. }) {
+            let limit = self.policy.attempt_limit(self.started.elapsed());
             let fut = self.connector.connect();
-            self.bounded(ctx, fut, Self::on_attempt);
+            self.bounded(ctx, limit, fut, Self::on_attempt);
         }
     }
 }
@@ -299,7 +327,7 @@ impl<C: Connector> Handler<Check> for DependencyActor<C> {
             Phase::Up { handle } | Phase::Down { handle, .. } => self.connector.check(handle),
             _ => return,
         };
-        self.bounded(ctx, fut, Self::on_check);
+        self.bounded(ctx, self.policy.attempt_timeout, fut, Self::on_check);
     }
 }
 
@@ -315,4 +343,8 @@ impl<C: Connector> Handler<Abort> for DependencyActor<C> {
         ctx.stop();
         MessageResult(report)
     }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }

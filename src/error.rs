@@ -16,6 +16,9 @@ use crate::retry::Seconds;
 pub enum ConnectError {
     #[error("timed out after {}", Seconds(*.0))]
     TimedOut(Duration),
+    /// An attempt cut short by the start-up deadline, after this long.
+    #[error("stopped at the start-up deadline after {}", Seconds(*.0))]
+    Deadline(Duration),
     #[error("cannot get a PostgreSQL connection")]
     PostgresPool(#[source] deadpool_postgres::PoolError),
     #[error("PostgreSQL query failed")]
@@ -38,6 +41,14 @@ pub enum ConnectError {
     SqliteInteract(String),
     #[error("cannot connect to Redis")]
     RedisConnect(#[source] redis::RedisError),
+    /// Redis dropped the connection, and greets new ones with this error
+    /// reply (`ERR max number of clients reached`).
+    #[error("Redis turns new connections away: {reply}")]
+    RedisTurnedAway {
+        reply: String,
+        #[source]
+        source: redis::RedisError,
+    },
     #[error("Redis command failed")]
     Redis(#[source] redis::RedisError),
 }
@@ -62,6 +73,14 @@ impl ConnectError {
     pub fn summary(&self) -> String {
         if let ConnectError::TimedOut(_) = self {
             return "timed out".into();
+        }
+        if let ConnectError::Deadline(_) = self {
+            return "stopped at the deadline".into();
+        }
+        if let ConnectError::RedisTurnedAway { reply, .. } = self {
+            // `ERR` is every error Redis has no code for: its words name it.
+            let words = reply.strip_prefix("ERR ").unwrap_or(reply);
+            return scrub(&one_line(words)).into_owned();
         }
         if let ConnectError::PostgresPool(deadpool_postgres::PoolError::Timeout(_))
         | ConnectError::SqlitePool(deadpool_sqlite::PoolError::Timeout(_)) = self
@@ -96,8 +115,17 @@ impl ConnectError {
                 _ => {}
             }
         }
-        if let Some(code) = self.redis_error().and_then(redis::RedisError::code) {
-            return code.to_owned();
+        if let Some(r) = self.redis_error()
+            && let Some(code) = r.code()
+        {
+            // `ERR` is every error Redis has no code for: its words name it
+            // (`max number of clients reached`).
+            return match (code, r.detail()) {
+                ("ERR", Some(detail)) if !detail.trim().is_empty() => {
+                    scrub(&one_line(detail)).into_owned()
+                }
+                _ => code.to_owned(),
+            };
         }
         if let Some(io) = sources(self).find_map(as_io_error) {
             return io_summary(io);
@@ -418,6 +446,31 @@ mod tests {
         for err in [dns, reset, odd, wait] {
             assert_eq!(err.class(), ErrorClass::Transient, "{err}");
         }
+    }
+
+    #[test]
+    fn redis_errors_without_a_code_are_named_by_their_words() {
+        let reply = redis::parse_redis_value(b"-ERR max number of clients reached\r\n")
+            .unwrap()
+            .extract_error()
+            .unwrap_err();
+        let err = ConnectError::Redis(reply);
+        assert_eq!(err.summary(), "max number of clients reached");
+        assert_eq!(err.class(), ErrorClass::Transient);
+        let reset = redis::RedisError::from(io::Error::from(io::ErrorKind::ConnectionReset));
+        let turned_away = ConnectError::RedisTurnedAway {
+            reply: "ERR max number of clients reached".into(),
+            source: reset,
+        };
+        assert_eq!(turned_away.summary(), "max number of clients reached");
+        assert_eq!(turned_away.class(), ErrorClass::Transient);
+        assert!(
+            turned_away.chain().starts_with(
+                "Redis turns new connections away: ERR max number of clients reached: "
+            ),
+            "{}",
+            turned_away.chain()
+        );
     }
 
     #[test]

@@ -1,65 +1,289 @@
 //! The retry schedule as plain data: attempt numbering, the wait before the
-//! next attempt, the worst-case budget and how durations print.
+//! next attempt (back-off, jitter, the start-up deadline), the worst-case
+//! budget and how durations print.
 //!
-//! Nothing here touches an actor or a clock, so the whole policy is covered by
-//! unit and property tests; the dependency actor only asks it what to do next.
+//! Nothing here touches an actor, a clock or a random number generator: the
+//! actor passes in the time elapsed and a number it drew in [0, 1), so the
+//! whole policy is covered by unit and property tests, and the actor only
+//! asks it what to do next.
+//!
+//! The schedule is integer arithmetic on milliseconds, with the multiplier
+//! and the jitter counted in thousandths ([`Thousandths`]): the Helm chart's
+//! templates (int64 only) and its lint (Python) compute the same budget to
+//! the millisecond, which floating point could not promise across the three.
 
 use std::fmt;
 use std::time::Duration;
 
-/// How often and how patiently one dependency is attempted at start-up.
+/// A fraction with at most three decimals, counted in thousandths:
+/// `Thousandths(1500)` is 1.5. The back-off multiplier and the jitter are
+/// written so.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Thousandths(pub u32);
+
+impl Thousandths {
+    pub const ZERO: Thousandths = Thousandths(0);
+    pub const ONE: Thousandths = Thousandths(1000);
+
+    /// `value x self`, rounded down (saturating).
+    fn times_floor(self, value: u64) -> u64 {
+        let product = u128::from(value) * u128::from(self.0) / 1000;
+        u64::try_from(product).unwrap_or(u64::MAX)
+    }
+
+    /// `value x self`, rounded up (saturating).
+    fn times_ceil(self, value: u64) -> u64 {
+        let product = (u128::from(value) * u128::from(self.0)).div_ceil(1000);
+        u64::try_from(product).unwrap_or(u64::MAX)
+    }
+}
+
+impl fmt::Display for Thousandths {
+    /// `2`, `1.5`, `0.25`, `0.125`: no trailing zeros.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (whole, frac) = (self.0 / 1000, self.0 % 1000);
+        if frac == 0 {
+            return write!(f, "{whole}");
+        }
+        let digits = format!("{frac:03}");
+        write!(f, "{whole}.{}", digits.trim_end_matches('0'))
+    }
+}
+
+/// How the wait grows from one attempt to the next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backoff {
+    /// Every wait is the interval (the default, and the seed's behaviour).
+    Fixed,
+    /// The n-th wait is `interval x multiplier^(n-1)`, at most
+    /// `max_interval`: each wait is the previous one times the multiplier,
+    /// rounded up to the millisecond, then capped. A cap below the interval
+    /// counts as the interval, a multiplier below 1 as 1: waits never shrink.
+    Exponential {
+        multiplier: Thousandths,
+        max_interval: Duration,
+    },
+}
+
+/// How often and how patiently one dependency is attempted: at start-up
+/// (attempts, deadline) and when it is reconnected at runtime (the waits).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RetryPolicy {
-    /// Connection attempts before giving up (>= 1).
+    /// Connection attempts at start-up before giving up (>= 1).
     pub max_attempts: u32,
-    /// Wait between the end of a failed attempt and the start of the next.
+    /// The first wait, between the end of a failed attempt and the start of
+    /// the next; every wait with [`Backoff::Fixed`].
     pub interval: Duration,
     /// Limit for one attempt.
     pub attempt_timeout: Duration,
+    pub backoff: Backoff,
+    /// Each wait `w` is drawn uniformly from `[w x (1 - jitter), w x (1 +
+    /// jitter)]`, to the millisecond (0 to 1; 0: no randomness).
+    pub jitter: Thousandths,
+    /// Start-up of this dependency ends by this time after its first attempt
+    /// began, whatever attempts are left (`None`: no deadline).
+    pub startup_deadline: Option<Duration>,
+}
+
+/// Which limit ended start-up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Limit {
+    /// Every attempt was made (`*_MAX_RETRIES`).
+    Attempts,
+    /// The start-up deadline came (`*_STARTUP_TIMEOUT_MS`).
+    Deadline,
+}
+
+/// A failed start-up attempt, as the policy needs to know it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Failed {
+    /// Its number, from 1.
+    pub attempt: u32,
+    /// Time since the first attempt began, now that this one has failed.
+    pub elapsed: Duration,
+    /// It was the last attempt the deadline left room for.
+    pub last: bool,
 }
 
 /// What follows a failed attempt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Next {
-    /// Wait this long, then make attempt number `attempt`.
-    RetryIn { delay: Duration, attempt: u32 },
-    /// That was the last attempt.
-    GiveUp,
+    /// Wait this long, then make attempt number `attempt`; `last`: the
+    /// deadline leaves room for no other after it.
+    RetryIn {
+        delay: Duration,
+        attempt: u32,
+        last: bool,
+    },
+    /// Start-up ends: this limit was reached.
+    GiveUp(Limit),
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 impl RetryPolicy {
-    /// Decide what follows the failure of attempt number `attempt` (1-based).
-    pub fn after_failure(&self, attempt: u32) -> Next {
-        if attempt >= self.max_attempts {
-            Next::GiveUp
-        } else {
-            Next::RetryIn {
-                delay: self.interval,
-                attempt: attempt + 1,
+    /// The seed's policy: a fixed interval, no jitter, no deadline.
+    pub fn fixed(max_attempts: u32, interval: Duration, attempt_timeout: Duration) -> Self {
+        RetryPolicy {
+            max_attempts,
+            interval,
+            attempt_timeout,
+            backoff: Backoff::Fixed,
+            jitter: Thousandths::ZERO,
+            startup_deadline: None,
+        }
+    }
+
+    /// The base wait (before jitter) that follows `w` ms, in ms.
+    fn grow(&self, w: u64) -> u64 {
+        match self.backoff {
+            Backoff::Fixed => w,
+            Backoff::Exponential {
+                multiplier,
+                max_interval,
+            } => {
+                let cap = millis(max_interval).max(millis(self.interval));
+                multiplier
+                    .max(Thousandths::ONE)
+                    .times_ceil(w)
+                    .min(cap)
+                    .max(w)
             }
         }
     }
 
-    /// The longest start-up can take before this policy gives up: every
-    /// attempt runs into its timeout and every wait is served in full.
-    pub fn worst_case_budget(&self) -> Duration {
-        let attempts = self.max_attempts.max(1);
-        self.attempt_timeout
-            .saturating_mul(attempts)
-            .saturating_add(self.interval.saturating_mul(attempts - 1))
+    /// The jitter's half-width for a base wait of `w` ms: `w x jitter`,
+    /// rounded down, never more than `w` (so no wait goes below zero).
+    fn spread(&self, w: u64) -> u64 {
+        self.jitter.min(Thousandths::ONE).times_floor(w)
     }
 
-    /// The WARN line for a failed start-up attempt, for example
-    /// `DB connection failed (attempt 1/10), retrying in 5 s: connection refused`.
-    /// The last attempt carries no "retrying".
-    pub fn failure_line(&self, label: &str, attempt: u32, cause: &str) -> String {
-        match self.after_failure(attempt) {
+    /// The n-th wait before jitter (n >= 1: the wait after attempt n at
+    /// start-up, before reconnection attempt n at runtime).
+    pub fn base_wait(&self, n: u32) -> Duration {
+        let mut w = millis(self.interval);
+        for _ in 1..n {
+            let next = self.grow(w);
+            if next == w {
+                break;
+            }
+            w = next;
+        }
+        Duration::from_millis(w)
+    }
+
+    /// The longest the n-th wait can be: its base times `1 + jitter`.
+    pub fn max_wait(&self, n: u32) -> Duration {
+        let w = millis(self.base_wait(n));
+        Duration::from_millis(w.saturating_add(self.spread(w)))
+    }
+
+    /// The n-th wait with jitter, `draw` being a number drawn uniformly in
+    /// [0, 1): each whole millisecond of `[w - spread, w + spread]` is
+    /// equally likely. Without jitter `draw` does not matter.
+    pub fn wait(&self, n: u32, draw: f64) -> Duration {
+        let w = millis(self.base_wait(n));
+        let spread = self.spread(w);
+        if spread == 0 {
+            return Duration::from_millis(w);
+        }
+        let choices = spread.saturating_mul(2);
+        // `as` saturates: NaN and negative draws give 0, huge ones the top.
+        let pick = ((draw * (choices as f64 + 1.0)) as u64).min(choices);
+        Duration::from_millis(w - spread + pick)
+    }
+
+    /// How long the attempt that starts `elapsed` after the first one began
+    /// may take: the attempt timeout, cut at the deadline.
+    pub fn attempt_limit(&self, elapsed: Duration) -> Duration {
+        match self.startup_deadline {
+            Some(deadline) => self.attempt_timeout.min(deadline.saturating_sub(elapsed)),
+            None => self.attempt_timeout,
+        }
+    }
+
+    /// Decide what follows a failed start-up attempt; `draw` as for
+    /// [`RetryPolicy::wait`].
+    ///
+    /// The deadline rule: a wait that would reach the deadline is shortened
+    /// so that one last attempt starts with its whole timeout left before
+    /// the deadline (at once when less is left), and that attempt is the
+    /// last; every attempt is cut at the deadline
+    /// ([`RetryPolicy::attempt_limit`]). So no wait runs past the deadline
+    /// and start-up never outlasts it.
+    pub fn after_failure(&self, failed: Failed, draw: f64) -> Next {
+        if failed.attempt >= self.max_attempts {
+            return Next::GiveUp(Limit::Attempts);
+        }
+        let attempt = failed.attempt.saturating_add(1);
+        let delay = self.wait(failed.attempt, draw);
+        let Some(deadline) = self.startup_deadline else {
+            return Next::RetryIn {
+                delay,
+                attempt,
+                last: false,
+            };
+        };
+        let left = deadline.saturating_sub(failed.elapsed);
+        if failed.last || left.is_zero() {
+            return Next::GiveUp(Limit::Deadline);
+        }
+        if delay < left {
+            return Next::RetryIn {
+                delay,
+                attempt,
+                last: false,
+            };
+        }
+        Next::RetryIn {
+            delay: left.saturating_sub(self.attempt_timeout),
+            attempt,
+            last: true,
+        }
+    }
+
+    /// The longest start-up of this dependency can take before the policy
+    /// gives up, exactly: every attempt runs into its timeout and every wait
+    /// is drawn at its maximum (`base x (1 + jitter)`), or the deadline when
+    /// that comes first. Saturates instead of overflowing.
+    pub fn worst_case_budget(&self) -> Duration {
+        let attempts = u64::from(self.max_attempts.max(1));
+        let mut total = millis(self.attempt_timeout).saturating_mul(attempts);
+        let waits = attempts - 1;
+        let mut w = millis(self.interval);
+        let mut n = 1;
+        while n <= waits {
+            let longest = w.saturating_add(self.spread(w));
+            let next = self.grow(w);
+            if next == w {
+                // Every remaining wait is this one.
+                total = total.saturating_add(longest.saturating_mul(waits - n + 1));
+                break;
+            }
+            total = total.saturating_add(longest);
+            w = next;
+            n += 1;
+        }
+        let schedule = Duration::from_millis(total);
+        match self.startup_deadline {
+            Some(deadline) => deadline.min(schedule),
+            None => schedule,
+        }
+    }
+
+    /// The WARN line for a failed start-up attempt followed by `next`, for
+    /// example `DB connection failed (attempt 1/10), retrying in 5 s:
+    /// connection refused`. The last attempt carries no "retrying".
+    pub fn failure_line(&self, label: &str, attempt: u32, next: Next, cause: &str) -> String {
+        match next {
             Next::RetryIn { delay, .. } => format!(
                 "{label} connection failed (attempt {attempt}/{}), retrying in {}: {cause}",
                 self.max_attempts,
                 Seconds(delay)
             ),
-            Next::GiveUp => format!(
+            Next::GiveUp(_) => format!(
                 "{label} connection failed (attempt {attempt}/{}): {cause}",
                 self.max_attempts
             ),
@@ -121,11 +345,81 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    const MS: fn(u64) -> Duration = Duration::from_millis;
+
     fn policy(max_attempts: u32, interval_ms: u64) -> RetryPolicy {
+        RetryPolicy::fixed(max_attempts, MS(interval_ms), MS(5000))
+    }
+
+    fn exponential(interval_ms: u64, multiplier: u32, cap_ms: u64) -> RetryPolicy {
         RetryPolicy {
-            max_attempts,
-            interval: Duration::from_millis(interval_ms),
-            attempt_timeout: Duration::from_millis(5000),
+            backoff: Backoff::Exponential {
+                multiplier: Thousandths(multiplier),
+                max_interval: MS(cap_ms),
+            },
+            ..policy(1000, interval_ms)
+        }
+    }
+
+    fn failed(attempt: u32, elapsed_ms: u64) -> Failed {
+        Failed {
+            attempt,
+            elapsed: MS(elapsed_ms),
+            last: false,
+        }
+    }
+
+    fn base_waits(p: &RetryPolicy, n: u32) -> Vec<u64> {
+        (1..=n).map(|i| millis(p.base_wait(i))).collect()
+    }
+
+    /// What happened in one simulated start-up.
+    #[derive(Debug)]
+    struct Run {
+        end: Duration,
+        attempts: u32,
+        /// (start of each attempt, its limit)
+        starts: Vec<(Duration, Duration)>,
+        limit: Limit,
+    }
+
+    /// Start-up as the actor runs it: each attempt takes `duration(limit)`
+    /// (at most its limit), each wait is drawn with `draw()`.
+    fn simulate(
+        p: &RetryPolicy,
+        mut draw: impl FnMut() -> f64,
+        mut duration: impl FnMut(Duration) -> Duration,
+    ) -> Run {
+        let (mut t, mut attempt, mut last) = (Duration::ZERO, 1, false);
+        let mut starts = Vec::new();
+        loop {
+            let limit = p.attempt_limit(t);
+            starts.push((t, limit));
+            t += duration(limit).min(limit);
+            let failure = Failed {
+                attempt,
+                elapsed: t,
+                last,
+            };
+            match p.after_failure(failure, draw()) {
+                Next::RetryIn {
+                    delay,
+                    attempt: next,
+                    last: next_last,
+                } => {
+                    assert_eq!(next, attempt + 1);
+                    t += delay;
+                    (attempt, last) = (next, next_last);
+                }
+                Next::GiveUp(limit) => {
+                    return Run {
+                        end: t,
+                        attempts: attempt,
+                        starts,
+                        limit,
+                    };
+                }
+            }
         }
     }
 
@@ -142,11 +436,7 @@ mod tests {
             (120_000, "120 s"),
         ];
         for (ms, want) in cases {
-            assert_eq!(
-                Seconds(Duration::from_millis(ms)).to_string(),
-                want,
-                "{ms} ms"
-            );
+            assert_eq!(Seconds(MS(ms)).to_string(), want, "{ms} ms");
         }
     }
 
@@ -159,18 +449,36 @@ mod tests {
     }
 
     #[test]
+    fn thousandths_print_as_decimals() {
+        for (n, want) in [
+            (2000, "2"),
+            (1500, "1.5"),
+            (250, "0.25"),
+            (125, "0.125"),
+            (0, "0"),
+        ] {
+            assert_eq!(Thousandths(n).to_string(), want);
+        }
+    }
+
+    #[test]
     fn failure_lines_match_the_documented_wording() {
         let p = policy(10, 5000);
+        let line = |attempt| {
+            let next = p.after_failure(failed(attempt, 0), 0.5);
+            p.failure_line("DB", attempt, next, "connection refused")
+        };
         assert_eq!(
-            p.failure_line("DB", 1, "connection refused"),
+            line(1),
             "DB connection failed (attempt 1/10), retrying in 5 s: connection refused"
         );
         assert_eq!(
-            p.failure_line("DB", 10, "connection refused"),
+            line(10),
             "DB connection failed (attempt 10/10): connection refused"
         );
+        let p = policy(15, 2000);
         assert_eq!(
-            policy(15, 2000).failure_line("Redis", 1, "x"),
+            p.failure_line("Redis", 1, p.after_failure(failed(1, 0), 0.9), "x"),
             "Redis connection failed (attempt 1/15), retrying in 2 s: x"
         );
     }
@@ -189,55 +497,310 @@ mod tests {
 
     #[test]
     fn a_single_attempt_gives_up_at_once() {
-        assert_eq!(policy(1, 100).after_failure(1), Next::GiveUp);
+        assert_eq!(
+            policy(1, 100).after_failure(failed(1, 0), 0.5),
+            Next::GiveUp(Limit::Attempts)
+        );
     }
 
     #[test]
     fn worst_case_budget_counts_timeouts_and_waits() {
         // 3 attempts x 5 s timeout + 2 waits x 2 s
-        assert_eq!(policy(3, 2000).worst_case_budget(), Duration::from_secs(19));
+        assert_eq!(policy(3, 2000).worst_case_budget(), MS(19_000));
+    }
+
+    #[test]
+    fn exponential_waits_double_up_to_the_cap() {
+        let p = exponential(100, 2000, 1000);
+        assert_eq!(base_waits(&p, 7), [100, 200, 400, 800, 1000, 1000, 1000]);
+        // Each step is rounded up to the millisecond: 337.5 -> 338.
+        let p = exponential(100, 1500, 60_000);
+        assert_eq!(base_waits(&p, 5), [100, 150, 225, 338, 507]);
+        // A cap below the interval counts as the interval.
+        assert_eq!(base_waits(&exponential(500, 2000, 100), 3), [500, 500, 500]);
+    }
+
+    #[test]
+    fn the_mcp_gateway_schedule_and_its_budget() {
+        // 2 s doubling to 30 s, +-25 %: 10 attempts of at most 5 s, 9 waits
+        // of at most 2.5 + 5 + 10 + 20 + 5 x 37.5 s.
+        let p = RetryPolicy {
+            max_attempts: 10,
+            jitter: Thousandths(250),
+            ..exponential(2000, 2000, 30_000)
+        };
+        assert_eq!(
+            base_waits(&p, 9),
+            [
+                2000, 4000, 8000, 16_000, 30_000, 30_000, 30_000, 30_000, 30_000
+            ]
+        );
+        assert_eq!(p.max_wait(5), MS(37_500));
+        assert_eq!(p.worst_case_budget(), MS(10 * 5000 + 225_000));
+        let deadline = RetryPolicy {
+            startup_deadline: Some(MS(60_000)),
+            ..p
+        };
+        assert_eq!(deadline.worst_case_budget(), MS(60_000));
+    }
+
+    #[test]
+    fn jitter_spreads_each_wait_evenly_around_its_base() {
+        let p = RetryPolicy {
+            jitter: Thousandths(250),
+            ..policy(10, 2000)
+        };
+        assert_eq!(p.wait(1, 0.0), MS(1500));
+        assert_eq!(p.wait(1, 0.5), MS(2000));
+        assert_eq!(p.wait(1, 0.999_999_9), MS(2500));
+        // Every millisecond of [1500, 2500] has the same share of [0, 1).
+        let choices = 1001.0;
+        for k in [0u64, 1, 499, 500, 999, 1000] {
+            let draw = (k as f64 + 0.5) / choices;
+            assert_eq!(p.wait(1, draw), MS(1500 + k), "draw {draw}");
+        }
+        // Out-of-range draws stay within the bounds.
+        for draw in [-1.0, 1.0, 7.0, f64::NAN, f64::INFINITY] {
+            let w = p.wait(1, draw);
+            assert!((MS(1500)..=MS(2500)).contains(&w), "{draw}: {w:?}");
+        }
+        // Without jitter the draw does not matter.
+        assert_eq!(policy(3, 2000).wait(1, 0.0), MS(2000));
+    }
+
+    #[test]
+    fn the_deadline_shortens_the_last_wait_so_the_last_attempt_has_its_timeout() {
+        // Deadline 1 s, attempts of at most 100 ms, waits of 200 ms.
+        let p = RetryPolicy {
+            startup_deadline: Some(MS(1000)),
+            attempt_timeout: MS(100),
+            ..policy(1000, 200)
+        };
+        assert_eq!(
+            p.after_failure(failed(3, 500), 0.5),
+            Next::RetryIn {
+                delay: MS(200),
+                attempt: 4,
+                last: false
+            }
+        );
+        // 150 ms left: the wait would reach the deadline; the last attempt
+        // starts 100 ms (its timeout) before it.
+        assert_eq!(
+            p.after_failure(failed(4, 850), 0.5),
+            Next::RetryIn {
+                delay: MS(50),
+                attempt: 5,
+                last: true
+            }
+        );
+        // Less than a timeout left: the last attempt starts at once...
+        assert_eq!(
+            p.after_failure(failed(4, 950), 0.5),
+            Next::RetryIn {
+                delay: MS(0),
+                attempt: 5,
+                last: true
+            }
+        );
+        // ...cut at the deadline.
+        assert_eq!(p.attempt_limit(MS(950)), MS(50));
+        assert_eq!(p.attempt_limit(MS(100)), MS(100));
+        // After the last attempt, or at the deadline, start-up ends.
+        let last = Failed {
+            last: true,
+            ..failed(5, 960)
+        };
+        assert_eq!(p.after_failure(last, 0.5), Next::GiveUp(Limit::Deadline));
+        assert_eq!(
+            p.after_failure(failed(5, 1000), 0.5),
+            Next::GiveUp(Limit::Deadline)
+        );
+        // Attempts still win when they run out first.
+        let few = RetryPolicy {
+            max_attempts: 5,
+            ..p
+        };
+        assert_eq!(
+            few.after_failure(failed(5, 1000), 0.5),
+            Next::GiveUp(Limit::Attempts)
+        );
+    }
+
+    /// Any policy the settings can express (smaller, to keep runs short).
+    fn any_policy() -> impl Strategy<Value = RetryPolicy> {
+        (
+            1u32..60,
+            1u64..5000,
+            1u64..5000,
+            prop_oneof![
+                Just(Backoff::Fixed),
+                (1000u32..=10_000, 1u64..50_000).prop_map(|(m, cap)| Backoff::Exponential {
+                    multiplier: Thousandths(m),
+                    max_interval: MS(cap),
+                }),
+            ],
+            0u32..=1000,
+            prop_oneof![Just(None), (0u64..200_000).prop_map(|d| Some(MS(d)))],
+        )
+            .prop_map(
+                |(max_attempts, interval, timeout, backoff, jitter, deadline)| RetryPolicy {
+                    max_attempts,
+                    interval: MS(interval),
+                    attempt_timeout: MS(timeout),
+                    backoff,
+                    jitter: Thousandths(jitter),
+                    startup_deadline: deadline,
+                },
+            )
+    }
+
+    fn cap_of(p: &RetryPolicy) -> Duration {
+        match p.backoff {
+            Backoff::Fixed => p.interval,
+            Backoff::Exponential { max_interval, .. } => max_interval.max(p.interval),
+        }
+    }
+
+    /// A repeatable sequence of numbers in [0, 1) for a seed (xorshift64).
+    fn xorshift(mut state: u64) -> impl FnMut() -> f64 {
+        move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 11) as f64 / (1u64 << 53) as f64
+        }
     }
 
     proptest! {
         #[test]
-        fn attempts_are_numbered_one_to_max(max in 1u32..500, interval in 0u64..100_000) {
-            let p = policy(max, interval);
-            let mut attempt = 1;
-            let mut waits = Vec::new();
-            while let Next::RetryIn { delay, attempt: next } = p.after_failure(attempt) {
-                prop_assert_eq!(next, attempt + 1);
-                waits.push(delay);
-                attempt = next;
+        fn attempts_are_numbered_one_to_max(p in any_policy(), draw in 0.0f64..1.0) {
+            let p = RetryPolicy { startup_deadline: None, ..p };
+            let run = simulate(&p, || draw, |limit| limit);
+            prop_assert_eq!(run.attempts, p.max_attempts);
+            prop_assert_eq!(run.limit, Limit::Attempts);
+            prop_assert_eq!(run.starts.len() as u32, p.max_attempts);
+        }
+
+        #[test]
+        fn waits_stay_within_the_cap_and_the_jitter(p in any_policy(), n in 1u32..200, draw in proptest::num::f64::ANY) {
+            let j = f64::from(p.jitter.0) / 1000.0;
+            let base = p.base_wait(n).as_secs_f64() * 1000.0;
+            let wait = p.wait(n, draw).as_secs_f64() * 1000.0;
+            let cap = cap_of(&p).as_secs_f64() * 1000.0;
+            prop_assert!(base <= cap);
+            prop_assert!(wait <= cap * (1.0 + j), "{wait} > {cap} x (1 + {j})");
+            prop_assert!(wait <= base * (1.0 + j) + 1e-9);
+            prop_assert!(wait >= (base * (1.0 - j)).floor() - 1e-9, "{wait} < {base} x (1 - {j})");
+            prop_assert!(p.wait(n, draw) <= p.max_wait(n));
+        }
+
+        #[test]
+        fn base_waits_never_decrease_and_follow_the_formula(p in any_policy(), n in 1u32..100) {
+            prop_assert_eq!(p.base_wait(1), p.interval);
+            prop_assert!(p.base_wait(n + 1) >= p.base_wait(n));
+            if let Backoff::Exponential { multiplier, .. } = p.backoff {
+                // min(interval x multiplier^(n-1), cap), rounded up at each step.
+                let exact = millis(p.interval) as f64 * (f64::from(multiplier.0) / 1000.0).powi(n as i32 - 1);
+                let want = exact.min(millis(cap_of(&p)) as f64);
+                let got = millis(p.base_wait(n)) as f64;
+                prop_assert!(got >= want.floor(), "{got} < {want}");
+                if multiplier.0 % 1000 == 0 {
+                    prop_assert_eq!(got, want, "whole multipliers are exact");
+                }
+            } else {
+                prop_assert_eq!(p.base_wait(n), p.interval);
             }
-            prop_assert_eq!(attempt, max);
-            prop_assert_eq!(waits.len() as u32, max - 1);
-            prop_assert!(waits.iter().all(|d| *d == Duration::from_millis(interval)));
         }
 
         #[test]
-        fn budget_is_the_sum_of_the_schedule(max in 1u32..500, interval in 0u64..100_000, timeout in 1u64..100_000) {
-            let p = RetryPolicy {
-                max_attempts: max,
-                interval: Duration::from_millis(interval),
-                attempt_timeout: Duration::from_millis(timeout),
-            };
-            let want = u64::from(max) * timeout + u64::from(max - 1) * interval;
-            prop_assert_eq!(p.worst_case_budget(), Duration::from_millis(want));
+        fn the_deadline_is_never_overrun(p in any_policy(), seeds in (1u64.., 1u64..)) {
+            // Random waits and attempts that end anywhere within their limit.
+            let (mut draws, mut fractions) = (xorshift(seeds.0), xorshift(seeds.1));
+            let run = simulate(&p, &mut draws, |limit| limit.mul_f64(fractions()));
+            prop_assert!(run.attempts <= p.max_attempts);
+            if let Some(deadline) = p.startup_deadline {
+                prop_assert!(run.end <= deadline, "{run:?}");
+                for (start, limit) in &run.starts {
+                    prop_assert!(*start <= deadline, "a wait ran past the deadline: {run:?}");
+                    prop_assert!(*start + *limit <= deadline.max(*start), "{run:?}");
+                }
+            }
+            prop_assert!(run.end <= p.worst_case_budget());
         }
 
         #[test]
-        fn budget_never_overflows(max in 1u32.., interval in 0u64.., timeout in 0u64..) {
+        fn the_budget_is_exact(p in any_policy()) {
+            // Every attempt runs into its limit, every wait is drawn at its
+            // longest: start-up takes exactly the budget.
+            let run = simulate(&p, || 1.0, |limit| limit);
+            prop_assert_eq!(run.end, p.worst_case_budget(), "{:?}", run);
+            if p.startup_deadline.is_some_and(|d| d < run.end) {
+                prop_assert!(false, "overran the deadline: {run:?}");
+            }
+        }
+
+        #[test]
+        fn the_budget_grows_with_every_input(p in any_policy(), more in 1u64..10_000) {
+            let b = p.worst_case_budget();
+            let bigger = [
+                RetryPolicy { max_attempts: p.max_attempts + 1, ..p },
+                RetryPolicy { interval: p.interval + MS(more), ..p },
+                RetryPolicy { attempt_timeout: p.attempt_timeout + MS(more), ..p },
+                RetryPolicy { jitter: Thousandths((p.jitter.0 + 1).min(1000)), ..p },
+                RetryPolicy { startup_deadline: p.startup_deadline.map(|d| d + MS(more)), ..p },
+                RetryPolicy { startup_deadline: None, ..p },
+                match p.backoff {
+                    Backoff::Fixed => RetryPolicy {
+                        backoff: Backoff::Exponential { multiplier: Thousandths(2000), max_interval: p.interval },
+                        ..p
+                    },
+                    Backoff::Exponential { multiplier, max_interval } => RetryPolicy {
+                        backoff: Backoff::Exponential { multiplier: Thousandths(multiplier.0 + 1), max_interval: max_interval + MS(more) },
+                        ..p
+                    },
+                },
+            ];
+            for q in bigger {
+                prop_assert!(q.worst_case_budget() >= b, "{q:?}: {:?} < {b:?}", q.worst_case_budget());
+            }
+            // Never below the fixed grid with the same attempts, interval
+            // and timeout; never above the deadline.
+            let grid = RetryPolicy::fixed(p.max_attempts, p.interval, p.attempt_timeout);
+            let grid = RetryPolicy { startup_deadline: p.startup_deadline, ..grid };
+            prop_assert!(b >= grid.worst_case_budget());
+            if let Some(deadline) = p.startup_deadline {
+                prop_assert!(b <= deadline);
+            }
+        }
+
+        #[test]
+        fn the_budget_saturates_instead_of_overflowing(
+            max in 1u32..,
+            interval in 0u64..,
+            timeout in 0u64..,
+            multiplier in 0u32..,
+            jitter in 0u32..,
+            cap in 0u64..,
+        ) {
             let p = RetryPolicy {
                 max_attempts: max,
-                interval: Duration::from_millis(interval),
-                attempt_timeout: Duration::from_millis(timeout),
+                interval: MS(interval),
+                attempt_timeout: MS(timeout),
+                backoff: Backoff::Exponential { multiplier: Thousandths(multiplier), max_interval: MS(cap) },
+                jitter: Thousandths(jitter),
+                startup_deadline: None,
             };
-            let _ = p.worst_case_budget();
+            let fixed = RetryPolicy::fixed(max, MS(interval), MS(timeout));
+            let b = p.worst_case_budget();
+            prop_assert!(b >= fixed.worst_case_budget());
+            prop_assert!(b >= MS(timeout));
+            prop_assert!(b <= MS(u64::MAX));
         }
 
         #[test]
         fn seconds_round_trip_to_millis(ms in 0u64..10_000_000_000) {
-            let printed = Seconds(Duration::from_millis(ms)).to_string();
+            let printed = Seconds(MS(ms)).to_string();
             let number = printed.strip_suffix(" s").unwrap();
             prop_assert!(!number.ends_with('0') || !number.contains('.'));
             prop_assert!(!number.ends_with('.'));
@@ -249,7 +812,7 @@ mod tests {
         fn only_the_last_line_omits_retrying(max in 1u32..200, attempt_off in 0u32..200) {
             let p = policy(max, 2000);
             let attempt = 1 + attempt_off % max;
-            let line = p.failure_line("DB", attempt, "cause");
+            let line = p.failure_line("DB", attempt, p.after_failure(failed(attempt, 0), 0.5), "cause");
             let prefix = format!("DB connection failed (attempt {attempt}/{max})");
             prop_assert!(line.starts_with(&prefix));
             prop_assert_eq!(line.contains("retrying in"), attempt < max);

@@ -28,7 +28,7 @@ use crate::error::ConnectError;
 use crate::exit;
 use crate::handles::{Cache, Connected, Database, Dependencies, MemoryCache};
 use crate::listener::BoundPort;
-use crate::retry::Seconds;
+use crate::retry::{Limit, Seconds};
 use crate::routes;
 use crate::signals::{self, StopSignal};
 use crate::status::{Dependency, Health, State};
@@ -299,11 +299,16 @@ impl Supervisor {
     }
 }
 
-/// `database unavailable after 5 attempts in 1.6 s (connection refused x5)`.
+/// `database unavailable after 5 attempts in 1.6 s (connection refused x5)`;
+/// with a start-up deadline, which of the two limits ended it.
 fn describe(f: &StartupFailure) -> String {
     let what = match f.dependency {
         Dependency::Database => "database".to_owned(),
         Dependency::Cache => format!("{} cache", f.label),
+    };
+    let prefix = match f.dependency {
+        Dependency::Database => "DB",
+        Dependency::Cache => "REDIS",
     };
     let attempts = if f.attempts == 1 {
         "1 attempt".to_owned()
@@ -316,8 +321,17 @@ fn describe(f: &StartupFailure) -> String {
         millis.saturating_add(5) / 10 * 10,
     ));
     match &f.outcome {
-        FailureOutcome::Exhausted => format!(
+        FailureOutcome::Exhausted(Limit::Attempts) if f.deadline.is_some() => format!(
+            "{what} unavailable after {attempts} in {elapsed}: {prefix}_MAX_RETRIES reached first ({})",
+            f.causes
+        ),
+        FailureOutcome::Exhausted(Limit::Attempts) => format!(
             "{what} unavailable after {attempts} in {elapsed} ({})",
+            f.causes
+        ),
+        FailureOutcome::Exhausted(Limit::Deadline) => format!(
+            "{what} unavailable after {attempts} in {elapsed}: {prefix}_STARTUP_TIMEOUT_MS ({}) reached first ({})",
+            Seconds(f.deadline.unwrap_or_default()),
             f.causes
         ),
         FailureOutcome::Permanent(cause) => {

@@ -54,10 +54,14 @@ DEFAULT_CHART = HERE / "readygate"
 
 SEVERITY = {0: "UNKNOWN", 1: "INFO", 2: "WARNING", 3: "ERROR"}
 
-# The program's settings: 22 in the ConfigMap (the empty ones left out), 2 in the Secret.
+# The program's settings: 32 in the ConfigMap (the empty ones left out), 2 in the Secret.
 CONFIG_VARS = [
-    "DB_POOL_SIZE", "DB_POOL_TIMEOUT_MS", "DB_MAX_RETRIES", "DB_RETRY_INTERVAL_MS", "DB_CONNECT_TIMEOUT_MS",
-    "CACHE_TYPE", "REDIS_MAX_RETRIES", "REDIS_RETRY_INTERVAL_MS", "REDIS_CONNECT_TIMEOUT_MS",
+    "DB_POOL_SIZE", "DB_POOL_TIMEOUT_MS",
+    "DB_MAX_RETRIES", "DB_RETRY_INTERVAL_MS", "DB_RETRY_BACKOFF", "DB_RETRY_MULTIPLIER",
+    "DB_RETRY_MAX_INTERVAL_MS", "DB_RETRY_JITTER", "DB_CONNECT_TIMEOUT_MS", "DB_STARTUP_TIMEOUT_MS",
+    "CACHE_TYPE",
+    "REDIS_MAX_RETRIES", "REDIS_RETRY_INTERVAL_MS", "REDIS_RETRY_BACKOFF", "REDIS_RETRY_MULTIPLIER",
+    "REDIS_RETRY_MAX_INTERVAL_MS", "REDIS_RETRY_JITTER", "REDIS_CONNECT_TIMEOUT_MS", "REDIS_STARTUP_TIMEOUT_MS",
     "DATABASE_URL_FILE", "REDIS_URL_FILE", "REDIS_TLS_CA_CERT", "REDIS_TLS_CLIENT_CERT",
     "REDIS_TLS_CLIENT_KEY", "REDIS_TLS_INSECURE", "HEALTH_CHECK_INTERVAL_MS", "SHUTDOWN_DELAY_MS", "SHUTDOWN_TIMEOUT_MS", "HOST", "PORT", "LOG_LEVEL", "LOG_FORMAT",
 ]
@@ -270,21 +274,85 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
     return out
 
 
-def retry_budgets_ms(config: dict[str, str]) -> tuple[int, int]:
-    """(rule used by the chart, program's exact worst case), both in ms.
+def setting_text(v: Any) -> str:
+    """A setting as the chart writes it for the program: whole numbers
+    without a fraction or exponent, fractional ones (a multiplier, a jitter)
+    as Go prints them, booleans as true/false."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return v
+    return str(int(v)) if float(v).is_integer() else repr(float(v))
 
-    Per dependency: the chart's rule R x (I + T); the exact worst case
-    R x T + (R - 1) x I. DB and Redis run concurrently: the larger counts,
-    Redis only when CACHE_TYPE is redis."""
-    deps = [("DB_MAX_RETRIES", "DB_RETRY_INTERVAL_MS", "DB_CONNECT_TIMEOUT_MS")]
-    if config["CACHE_TYPE"].lower() == "redis":
-        deps.append(("REDIS_MAX_RETRIES", "REDIS_RETRY_INTERVAL_MS", "REDIS_CONNECT_TIMEOUT_MS"))
-    rule = exact = 0
-    for r, i, t in deps:
-        r, i, t = int(config[r]), int(config[i]), int(config[t])
-        rule = max(rule, r * (i + t))
-        exact = max(exact, r * t + (r - 1) * i)
-    return rule, exact
+
+def schedule_text(config: dict[str, Any], p: str) -> str:
+    """One dependency's retry settings in words, as NOTES.txt prints them."""
+    g = {k: setting_text(config[f"{p}_{k}"]) for k in (
+        "MAX_RETRIES", "CONNECT_TIMEOUT_MS", "RETRY_INTERVAL_MS", "RETRY_BACKOFF", "RETRY_MULTIPLIER",
+        "RETRY_MAX_INTERVAL_MS", "RETRY_JITTER", "STARTUP_TIMEOUT_MS")}
+    out = f"{g['MAX_RETRIES']} attempts, {g['CONNECT_TIMEOUT_MS']} ms timeout"
+    if g["RETRY_BACKOFF"].lower() == "exponential":
+        out += (f", waits from {g['RETRY_INTERVAL_MS']} ms, x{g['RETRY_MULTIPLIER']} each time, "
+                f"up to {g['RETRY_MAX_INTERVAL_MS']} ms")
+    else:
+        out += f", {g['RETRY_INTERVAL_MS']} ms apart"
+    if thousandths(g["RETRY_JITTER"]):
+        out += f", +-{g['RETRY_JITTER']} jitter"
+    if int(g["STARTUP_TIMEOUT_MS"]):
+        out += f", within {g['STARTUP_TIMEOUT_MS']} ms"
+    return out
+
+
+def thousandths(value: Any) -> int:
+    """A decimal setting ("1.5", 0.25, 2) in thousandths: 1500, 250, 2000."""
+    whole, _, frac = str(value).partition(".")
+    return int(whole) * 1000 + int((frac + "000")[:3])
+
+
+def dependency_budget_ms(config: dict[str, Any], p: str) -> int:
+    """One dependency's worst-case start-up, in ms: the program's
+    RetryPolicy::worst_case_budget, written again here from the README's rule
+    (not from the chart's template) so that the two are checked against each
+    other. Every attempt runs into its timeout; each of the attempts - 1 waits
+    is at its longest, w + floor(w x jitter); the first w is the interval, each
+    next one ceil(w x multiplier) capped (exponential) or the same (fixed); the
+    whole is at most the start-up deadline when there is one."""
+    attempts, timeout = int(config[f"{p}_MAX_RETRIES"]), int(config[f"{p}_CONNECT_TIMEOUT_MS"])
+    w, jitter = int(config[f"{p}_RETRY_INTERVAL_MS"]), thousandths(config[f"{p}_RETRY_JITTER"])
+    multiplier, cap = 1000, w
+    if str(config[f"{p}_RETRY_BACKOFF"]).lower() == "exponential":
+        multiplier = thousandths(config[f"{p}_RETRY_MULTIPLIER"])
+        cap = max(w, int(config[f"{p}_RETRY_MAX_INTERVAL_MS"]))
+    total = attempts * timeout
+    waits = []
+    for _ in range(attempts - 1):
+        waits.append(w + w * jitter // 1000)
+        nxt = min(cap, -(-w * multiplier // 1000))
+        if nxt == w:
+            waits.extend([waits[-1]] * (attempts - 1 - len(waits)))
+            break
+        w = nxt
+    total += sum(waits)
+    deadline = int(config[f"{p}_STARTUP_TIMEOUT_MS"])
+    return min(total, deadline) if deadline > 0 else total
+
+
+def retry_budget_ms(config: dict[str, Any]) -> int:
+    """The start-up budget of the pod: the database and, when CACHE_TYPE is
+    redis, Redis are attempted concurrently, so the larger of the two."""
+    budget = dependency_budget_ms(config, "DB")
+    if str(config["CACHE_TYPE"]).lower() == "redis":
+        budget = max(budget, dependency_budget_ms(config, "REDIS"))
+    return budget
+
+
+BUDGET_TABLE = HERE / "retry-budgets.json"
+
+
+def budget_table() -> list[dict[str, Any]]:
+    """The checked-in table of settings and budgets; tests/it/consistency.rs
+    holds the program's worst_case_budget to the same table."""
+    return json.loads(BUDGET_TABLE.read_text())["cases"]
 
 
 def check_release(result: dict[str, Any], values: dict[str, Any]) -> str:
@@ -309,11 +377,8 @@ def check_release(result: dict[str, Any], values: dict[str, Any]) -> str:
     uses_redis = config["CACHE_TYPE"].lower() == "redis"
 
     cm = one("ConfigMap")
-    # Numbers (as --set gives them) must reach the ConfigMap as whole-number text.
-    def text(v: Any) -> str:
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        return v if isinstance(v, str) else str(int(v))
+    # Numbers (as --set gives them) must reach the ConfigMap as text.
+    text = setting_text
     # An empty value is an unset setting: left out (the program refuses "").
     config_data = {k: text(config[k]) for k in CONFIG_VARS if text(config[k]) != ""}
     expect(cm["data"] == config_data,
@@ -393,16 +458,15 @@ def check_release(result: dict[str, Any], values: dict[str, Any]) -> str:
     startup = ctr["startupProbe"]
     period_ms = startup["periodSeconds"] * 1000
     window_ms = startup["failureThreshold"] * period_ms
-    rule_ms, exact_ms = retry_budgets_ms(config)
+    budget_ms = retry_budget_ms(config)
     margin_ms = values["probes"]["startup"]["marginSeconds"] * 1000
     expect(startup["periodSeconds"] == values["probes"]["startup"]["periodSeconds"], "startup periodSeconds")
-    expect(window_ms > rule_ms + margin_ms,
-           f"startupProbe window {window_ms} ms <= retry budget {rule_ms} ms + margin {margin_ms} ms")
-    expect(window_ms > exact_ms, f"startupProbe window {window_ms} ms <= exact worst case {exact_ms} ms")
-    expect(window_ms - period_ms <= rule_ms + margin_ms,
+    expect(window_ms > budget_ms + margin_ms,
+           f"startupProbe window {window_ms} ms <= retry budget {budget_ms} ms + margin {margin_ms} ms")
+    expect(window_ms - period_ms <= budget_ms + margin_ms,
            f"startupProbe failureThreshold {startup['failureThreshold']} is larger than needed")
     annotation = pod["metadata"]["annotations"].get("readygate/retry-budget-ms")
-    expect(annotation == str(rule_ms), f"retry-budget annotation {annotation} != {rule_ms}")
+    expect(annotation == str(budget_ms), f"retry-budget annotation {annotation} != {budget_ms}")
 
     # The kubelet's SIGKILL must not cut readygate's own drain.
     drain_ms = int(config["SHUTDOWN_DELAY_MS"]) + int(config["SHUTDOWN_TIMEOUT_MS"])
@@ -414,9 +478,13 @@ def check_release(result: dict[str, Any], values: dict[str, Any]) -> str:
            "terminationGracePeriodSeconds does not outlast SHUTDOWN_DELAY_MS + SHUTDOWN_TIMEOUT_MS")
 
     notes = result.get("info", {}).get("notes", "")
-    expect(f"Retry budget: {rule_ms} ms" in notes, "NOTES.txt does not show the retry budget")
+    expect(f"Retry budget: {budget_ms} ms" in notes, "NOTES.txt does not show the retry budget")
+    for p, label in (("DB", "Database: "), ("REDIS", "Redis:    ")):
+        if p == "DB" or uses_redis:
+            want_line = f"{label}{schedule_text(config, p)}"
+            expect(want_line in notes, f"NOTES.txt lacks {want_line!r}:\n{notes}")
 
-    return (f"budget {rule_ms} ms (exact {exact_ms}) + margin {margin_ms // 1000} s -> "
+    return (f"budget {budget_ms} ms + margin {margin_ms // 1000} s -> "
             f"startupProbe {startup['failureThreshold']} x {startup['periodSeconds']} s = {window_ms // 1000} s")
 
 
@@ -459,6 +527,12 @@ def scenarios(rng: random.Random) -> list[tuple[str, dict[str, Any]]]:
         ("numbers instead of strings (as --set gives them), 1000000 retries", {"config": {
             "CACHE_TYPE": "redis", "DB_MAX_RETRIES": 10, "DB_RETRY_INTERVAL_MS": 86400000,
             "REDIS_MAX_RETRIES": 1000000, "PORT": 8080, "HEALTH_CHECK_INTERVAL_MS": 1500}}),
+        ("exponential back-off with jitter and deadlines, numbers as a values file gives them", {"config": {
+            "CACHE_TYPE": "redis",
+            "DB_RETRY_BACKOFF": "exponential", "DB_RETRY_MULTIPLIER": 1.5, "DB_RETRY_JITTER": 0.25,
+            "DB_MAX_RETRIES": 40, "DB_RETRY_MAX_INTERVAL_MS": 20000, "DB_STARTUP_TIMEOUT_MS": 120000,
+            "REDIS_RETRY_BACKOFF": "exponential", "REDIS_RETRY_MULTIPLIER": 3, "REDIS_RETRY_JITTER": 1,
+            "REDIS_MAX_RETRIES": "12", "REDIS_RETRY_INTERVAL_MS": "250"}}),
         ("existing claim, postgres URL", {
             "persistence": {"enabled": True, "existingClaim": "data-claim"},
             "secret": {"DATABASE_URL": "postgres://gw:secret@postgres:5432/gw"}}),
@@ -466,15 +540,19 @@ def scenarios(rng: random.Random) -> list[tuple[str, dict[str, Any]]]:
         ("mariadb URL", {"secret": {"DATABASE_URL": "mariadb://gw:secret@mariadb:3306/gw"}}),
     ]
     for n in range(20):
-        cfg = {
-            "CACHE_TYPE": rng.choice(["memory", "redis", "none", "redis"]),
-            "DB_MAX_RETRIES": str(rng.randint(1, 60)),
-            "DB_RETRY_INTERVAL_MS": str(rng.randint(1, 60000)),
-            "DB_CONNECT_TIMEOUT_MS": str(rng.randint(1, 30000)),
-            "REDIS_MAX_RETRIES": str(rng.randint(1, 60)),
-            "REDIS_RETRY_INTERVAL_MS": str(rng.randint(1, 60000)),
-            "REDIS_CONNECT_TIMEOUT_MS": str(rng.randint(1, 30000)),
-        }
+        cfg: dict[str, Any] = {"CACHE_TYPE": rng.choice(["memory", "redis", "none", "redis"])}
+        for p in ("DB", "REDIS"):
+            interval = rng.randint(1, 60000)
+            cfg |= {
+                f"{p}_MAX_RETRIES": str(rng.randint(1, 60)),
+                f"{p}_RETRY_INTERVAL_MS": str(interval),
+                f"{p}_CONNECT_TIMEOUT_MS": str(rng.randint(1, 30000)),
+                f"{p}_RETRY_BACKOFF": rng.choice(["fixed", "exponential", "exponential"]),
+                f"{p}_RETRY_MULTIPLIER": rng.choice(["1", "1.5", "2", "3.125", "10"]),
+                f"{p}_RETRY_MAX_INTERVAL_MS": str(rng.randint(interval, 600000)),
+                f"{p}_RETRY_JITTER": rng.choice(["0", "0.1", "0.25", "0.5", "1", "0.999"]),
+                f"{p}_STARTUP_TIMEOUT_MS": str(rng.choice([0, 0, rng.randint(1, 3600000)])),
+            }
         probes = {"startup": {"periodSeconds": rng.randint(1, 30), "marginSeconds": rng.randint(0, 120)}}
         out.append((f"generated #{n + 1}", {"config": cfg, "probes": probes}))
     return out
@@ -484,6 +562,13 @@ REJECTED = [
     ("DB_MAX_RETRIES \"0\"", {"config": {"DB_MAX_RETRIES": "0"}}),
     ("CACHE_TYPE \"disk\"", {"config": {"CACHE_TYPE": "disk"}}),
     ("DB_MAX_RETRIES 0 as a number", {"config": {"DB_MAX_RETRIES": 0}}),
+    ("DB_RETRY_BACKOFF \"linear\"", {"config": {"DB_RETRY_BACKOFF": "linear"}}),
+    ("REDIS_RETRY_MULTIPLIER \"0.5\" (below 1)", {"config": {"REDIS_RETRY_MULTIPLIER": "0.5"}}),
+    ("DB_RETRY_MULTIPLIER 11 as a number", {"config": {"DB_RETRY_MULTIPLIER": 11}}),
+    ("DB_RETRY_JITTER \"1.5\"", {"config": {"DB_RETRY_JITTER": "1.5"}}),
+    ("REDIS_RETRY_JITTER \"0.2505\" (4 decimals)", {"config": {"REDIS_RETRY_JITTER": "0.2505"}}),
+    ("DB_RETRY_JITTER \".5\"", {"config": {"DB_RETRY_JITTER": ".5"}}),
+    ("DB_STARTUP_TIMEOUT_MS \"-1\"", {"config": {"DB_STARTUP_TIMEOUT_MS": "-1"}}),
     ("DB_MAX_RETRIES 2.5", {"config": {"DB_MAX_RETRIES": 2.5}}),
     ("DB_RETRY_INTERVAL_MS \"02000\" (leading zero)", {"config": {"DB_RETRY_INTERVAL_MS": "02000"}}),
     ("CACHE_TYPE as a number", {"config": {"CACHE_TYPE": 1}}),
@@ -499,6 +584,8 @@ REJECTED = [
 
 # Must fail to render, with this text in the error.
 RENDER_FAILS = [
+    ("an exponential cap below the interval", "is below config.DB_RETRY_INTERVAL_MS", {"config": {
+        "DB_RETRY_BACKOFF": "exponential", "DB_RETRY_INTERVAL_MS": "5000", "DB_RETRY_MAX_INTERVAL_MS": "1000"}}),
     ("a startupProbe failureThreshold beyond int32", "exceeds the int32 range", {"config": {
         "DB_MAX_RETRIES": "1000000", "DB_RETRY_INTERVAL_MS": "86400000", "DB_CONNECT_TIMEOUT_MS": "86400000"}}),
 ]
@@ -599,6 +686,28 @@ def run(chart: str, lib: str | None, work: Path) -> int:
             except (Failure, KeyError, TypeError, ValueError) as e:
                 failures.append(f"render '{name}': {e!r}")
                 print(f"FAIL render '{name}': {e!r}")
+
+        # The table the program's tests check too: rendered, the chart's
+        # budget and this script's formula must both give the table's number.
+        for n, case in enumerate(budget_table()):
+            name, want = f"budget table: {case['name']}", case["budget_ms"]
+            # A period long enough for the startupProbe's int32 threshold.
+            period = max(5, (want + 15000) // (1000 * (2**31 - 2)) + 2)
+            override = {"config": case["config"], "probes": {"startup": {"periodSeconds": period}}}
+            ok, result = helm.install(kubeconfig, f"table{n}", chart, override)
+            try:
+                if not ok:
+                    raise Failure(result)
+                pod = next(d for d in yaml.safe_load_all(result["manifest"]) if d and d["kind"] == "Deployment")
+                rendered = int(pod["spec"]["template"]["metadata"]["annotations"]["readygate/retry-budget-ms"])
+                formula = retry_budget_ms(deep_merge(defaults, override)["config"])
+                if (rendered, formula) != (want, want):
+                    raise Failure(f"chart {rendered} ms, formula {formula} ms, table {want} ms")
+                check_release(result, deep_merge(defaults, override))
+                print(f"ok   {name}: {want} ms")
+            except (Failure, KeyError, TypeError, ValueError, StopIteration) as e:
+                failures.append(f"{name}: {e!r}")
+                print(f"FAIL {name}: {e!r}")
 
         for n, (name, text, override) in enumerate(RENDER_FAILS):
             ok, result = helm.install(kubeconfig, f"fail{n}", chart, override)

@@ -5,6 +5,8 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::retry::Thousandths;
+
 /// Longest accepted interval or timeout: one day.
 pub const MAX_MILLIS: u64 = 86_400_000;
 /// Most accepted connection attempts.
@@ -139,6 +141,47 @@ impl Checker {
     /// A duration in milliseconds, from 1 ms to one day.
     pub(super) fn millis(&mut self, variable: &'static str, raw: &str) -> Option<Duration> {
         self.millis_from(variable, raw, 1)
+    }
+
+    /// A decimal number with at most three decimals (`2`, `1.5`, `0.25`),
+    /// from `min` to `max`, counted in thousandths.
+    pub(super) fn thousandths(
+        &mut self,
+        variable: &'static str,
+        raw: &str,
+        (min, max): (Thousandths, Thousandths),
+    ) -> Option<Thousandths> {
+        let accepted = format!("a decimal number from {min} to {max}, at most 3 decimals");
+        let value = self.present(variable, raw, &accepted)?;
+        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        let (whole, frac) = value.split_once('.').unwrap_or((value, ""));
+        let well_formed =
+            digits(whole) && (frac.is_empty() || digits(frac)) && !value.ends_with('.');
+        let reason = if !well_formed {
+            if value.parse::<f64>().is_ok_and(|v| v < 0.0) {
+                "is negative".to_owned()
+            } else {
+                "is not a decimal number".to_owned()
+            }
+        } else if frac.len() > 3 {
+            "has more than 3 decimals".to_owned()
+        } else {
+            let frac: u64 = format!("{frac:0<3}").parse().unwrap_or(0);
+            let n = whole
+                .parse::<u64>()
+                .ok()
+                .and_then(|w| w.checked_mul(1000))
+                .and_then(|w| w.checked_add(frac))
+                .and_then(|n| u32::try_from(n).ok())
+                .map(Thousandths);
+            match n {
+                Some(n) if (min..=max).contains(&n) => return Some(n),
+                Some(n) if n < min => format!("is below {min}"),
+                _ => format!("is above {max}"),
+            }
+        };
+        self.fail(variable, value, reason, &accepted);
+        None
     }
 
     pub(super) fn retries(&mut self, variable: &'static str, raw: &str) -> Option<u32> {

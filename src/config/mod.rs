@@ -4,6 +4,7 @@
 //! validated here, so that one run reports every bad variable at once.
 
 mod check;
+mod retry;
 mod urls;
 
 use std::fmt;
@@ -16,6 +17,7 @@ use log::LevelFilter;
 
 use self::check::Checker;
 pub use self::check::Problem;
+use self::retry::{DB_RETRY, REDIS_RETRY, RetryFields};
 pub use self::urls::{DatabaseUrl, PostgresTls};
 use crate::redact::{redact_url, register_url_secrets};
 use crate::retry::RetryPolicy;
@@ -81,7 +83,7 @@ pub struct RawSettings {
     /// Database connection attempts at start-up before giving up (>= 1)
     #[arg(long, global = true, env = "DB_MAX_RETRIES", default_value = "3")]
     pub db_max_retries: String,
-    /// Wait between database attempts, in ms (>= 1)
+    /// Wait between database attempts, in ms; with exponential back-off, the first wait (>= 1)
     #[arg(
         long,
         global = true,
@@ -89,6 +91,23 @@ pub struct RawSettings {
         default_value = "2000"
     )]
     pub db_retry_interval_ms: String,
+    /// After each failed database attempt, the wait grows: fixed (every wait is the interval) or exponential (times the multiplier each time, up to the max interval)
+    #[arg(long, global = true, env = "DB_RETRY_BACKOFF", default_value = "fixed")]
+    pub db_retry_backoff: String,
+    /// With exponential back-off, each wait is the previous one times this (1 to 10, at most 3 decimals)
+    #[arg(long, global = true, env = "DB_RETRY_MULTIPLIER", default_value = "2")]
+    pub db_retry_multiplier: String,
+    /// With exponential back-off, the longest wait before jitter, in ms (>= the interval)
+    #[arg(
+        long,
+        global = true,
+        env = "DB_RETRY_MAX_INTERVAL_MS",
+        default_value = "30000"
+    )]
+    pub db_retry_max_interval_ms: String,
+    /// Each wait w is drawn uniformly from w x (1 - jitter) to w x (1 + jitter) (0 to 1, at most 3 decimals; 0: none)
+    #[arg(long, global = true, env = "DB_RETRY_JITTER", default_value = "0")]
+    pub db_retry_jitter: String,
     /// Limit for one database attempt (connect + SELECT 1), in ms (>= 1)
     #[arg(
         long,
@@ -97,6 +116,14 @@ pub struct RawSettings {
         default_value = "5000"
     )]
     pub db_connect_timeout_ms: String,
+    /// Start-up deadline for the database, in ms: whichever of it and the attempts runs out first ends start-up (0: no deadline)
+    #[arg(
+        long,
+        global = true,
+        env = "DB_STARTUP_TIMEOUT_MS",
+        default_value = "0"
+    )]
+    pub db_startup_timeout_ms: String,
     /// Cache: memory (in-process), redis, or none
     #[arg(long, global = true, env = "CACHE_TYPE", default_value = "memory")]
     pub cache_type: String,
@@ -132,7 +159,7 @@ pub struct RawSettings {
     /// Redis connection attempts at start-up before giving up (>= 1)
     #[arg(long, global = true, env = "REDIS_MAX_RETRIES", default_value = "3")]
     pub redis_max_retries: String,
-    /// Wait between Redis attempts, in ms (>= 1)
+    /// Wait between Redis attempts, in ms; with exponential back-off, the first wait (>= 1)
     #[arg(
         long,
         global = true,
@@ -140,6 +167,33 @@ pub struct RawSettings {
         default_value = "2000"
     )]
     pub redis_retry_interval_ms: String,
+    /// After each failed Redis attempt, the wait grows: fixed (every wait is the interval) or exponential (times the multiplier each time, up to the max interval)
+    #[arg(
+        long,
+        global = true,
+        env = "REDIS_RETRY_BACKOFF",
+        default_value = "fixed"
+    )]
+    pub redis_retry_backoff: String,
+    /// With exponential back-off, each wait is the previous one times this (1 to 10, at most 3 decimals)
+    #[arg(
+        long,
+        global = true,
+        env = "REDIS_RETRY_MULTIPLIER",
+        default_value = "2"
+    )]
+    pub redis_retry_multiplier: String,
+    /// With exponential back-off, the longest wait before jitter, in ms (>= the interval)
+    #[arg(
+        long,
+        global = true,
+        env = "REDIS_RETRY_MAX_INTERVAL_MS",
+        default_value = "30000"
+    )]
+    pub redis_retry_max_interval_ms: String,
+    /// Each wait w is drawn uniformly from w x (1 - jitter) to w x (1 + jitter) (0 to 1, at most 3 decimals; 0: none)
+    #[arg(long, global = true, env = "REDIS_RETRY_JITTER", default_value = "0")]
+    pub redis_retry_jitter: String,
     /// Limit for one Redis attempt (connect + PING), in ms (>= 1)
     #[arg(
         long,
@@ -148,6 +202,14 @@ pub struct RawSettings {
         default_value = "5000"
     )]
     pub redis_connect_timeout_ms: String,
+    /// Start-up deadline for Redis, in ms: whichever of it and the attempts runs out first ends start-up (0: no deadline)
+    #[arg(
+        long,
+        global = true,
+        env = "REDIS_STARTUP_TIMEOUT_MS",
+        default_value = "0"
+    )]
+    pub redis_startup_timeout_ms: String,
     /// Period of the dependency checks once started, in ms (>= 1)
     #[arg(
         long,
@@ -415,11 +477,16 @@ impl RawSettings {
         let pool_timeout = c.millis("DB_POOL_TIMEOUT_MS", &self.db_pool_timeout_ms);
         let retry = c.retry_policy(
             &DB_RETRY,
-            [
-                &self.db_max_retries,
-                &self.db_retry_interval_ms,
-                &self.db_connect_timeout_ms,
-            ],
+            &RetryFields {
+                max_retries: &self.db_max_retries,
+                interval: &self.db_retry_interval_ms,
+                backoff: &self.db_retry_backoff,
+                multiplier: &self.db_retry_multiplier,
+                max_interval: &self.db_retry_max_interval_ms,
+                jitter: &self.db_retry_jitter,
+                timeout: &self.db_connect_timeout_ms,
+                startup_timeout: &self.db_startup_timeout_ms,
+            },
         );
         Some(DatabaseSettings {
             url: url?,
@@ -444,11 +511,16 @@ impl RawSettings {
                 let tls = self.redis_tls(c);
                 let retry = c.retry_policy(
                     &REDIS_RETRY,
-                    [
-                        &self.redis_max_retries,
-                        &self.redis_retry_interval_ms,
-                        &self.redis_connect_timeout_ms,
-                    ],
+                    &RetryFields {
+                        max_retries: &self.redis_max_retries,
+                        interval: &self.redis_retry_interval_ms,
+                        backoff: &self.redis_retry_backoff,
+                        multiplier: &self.redis_retry_multiplier,
+                        max_interval: &self.redis_retry_max_interval_ms,
+                        jitter: &self.redis_retry_jitter,
+                        timeout: &self.redis_connect_timeout_ms,
+                        startup_timeout: &self.redis_startup_timeout_ms,
+                    },
                 );
                 let ((url, rediss), tls) = (url?, tls?);
                 let tls = match (rediss, tls) {
@@ -594,45 +666,6 @@ impl RawSettings {
         Some(LogSettings {
             level: level?,
             format: format?,
-        })
-    }
-}
-
-/// The names of one dependency's retry settings, in the order
-/// [`Checker::retry_policy`] reads them.
-struct RetryVars {
-    max_retries: &'static str,
-    interval: &'static str,
-    timeout: &'static str,
-}
-
-const DB_RETRY: RetryVars = RetryVars {
-    max_retries: "DB_MAX_RETRIES",
-    interval: "DB_RETRY_INTERVAL_MS",
-    timeout: "DB_CONNECT_TIMEOUT_MS",
-};
-
-const REDIS_RETRY: RetryVars = RetryVars {
-    max_retries: "REDIS_MAX_RETRIES",
-    interval: "REDIS_RETRY_INTERVAL_MS",
-    timeout: "REDIS_CONNECT_TIMEOUT_MS",
-};
-
-impl Checker {
-    /// One dependency's retry policy from its raw settings (attempts,
-    /// interval, attempt timeout); every bad one is reported.
-    fn retry_policy(
-        &mut self,
-        vars: &RetryVars,
-        [max, interval, timeout]: [&str; 3],
-    ) -> Option<RetryPolicy> {
-        let max_attempts = self.retries(vars.max_retries, max);
-        let interval = self.millis(vars.interval, interval);
-        let attempt_timeout = self.millis(vars.timeout, timeout);
-        Some(RetryPolicy {
-            max_attempts: max_attempts?,
-            interval: interval?,
-            attempt_timeout: attempt_timeout?,
         })
     }
 }
@@ -971,7 +1004,7 @@ mod tests {
     #[test]
     fn documented_settings_list_every_variable_with_its_default() {
         let s = documented_settings();
-        assert_eq!(s.len(), 19);
+        assert_eq!(s.len(), 29);
         assert!(s.contains(&("DB_MAX_RETRIES".into(), "3".into())));
         assert!(s.contains(&("REDIS_RETRY_INTERVAL_MS".into(), "2000".into())));
     }

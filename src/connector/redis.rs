@@ -1,10 +1,17 @@
 //! Redis through the `redis` crate's `ConnectionManager`: one attempt is
 //! "connect and `PING`". The manager's own start-up retries are off, since
 //! the dependency actor owns the retry policy.
+//!
+//! Redis turns away a client over `maxclients` by writing `-ERR max number
+//! of clients reached` as it accepts the connection, then closing it; the
+//! client, which speaks first, only sees its write fail (a reset, a broken
+//! pipe). After such a failure the connector opens one more connection and
+//! reads what the server greets it with, so that the cause is named.
 
 use std::time::Duration;
 
 use futures_util::future::{FutureExt, LocalBoxFuture};
+use redis::ConnectionAddr;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use super::Connector;
@@ -18,6 +25,10 @@ pub struct RedisConnector {
     config: ConnectionManagerConfig,
     tls: bool,
 }
+
+/// How long a fresh connection waits for a greeting: a server turning
+/// clients away writes it at once; a healthy one writes nothing.
+const GREETING_WAIT: Duration = Duration::from_millis(100);
 
 impl RedisConnector {
     /// `tls`: the certificates for a `rediss://` URL (`None`: plain).
@@ -39,6 +50,44 @@ impl RedisConnector {
             config,
             tls: tls.is_some(),
         })
+    }
+
+    /// The error reply a fresh connection to `addr` is greeted with, before
+    /// it sends anything (`ERR max number of clients reached`); `None` when
+    /// it gets none within [`GREETING_WAIT`].
+    async fn greeting(addr: ConnectionAddr) -> Option<String> {
+        let ConnectionAddr::Tcp(host, port) = addr else {
+            return None;
+        };
+        let stream = tokio::net::TcpStream::connect((host.as_str(), port))
+            .await
+            .ok()?;
+        let mut buf = [0u8; 256];
+        let read = async {
+            loop {
+                stream.readable().await?;
+                match stream.try_read(&mut buf) {
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                    other => return other,
+                }
+            }
+        };
+        let n = tokio::time::timeout(GREETING_WAIT, read).await.ok()?.ok()?;
+        let text = String::from_utf8_lossy(&buf[..n]);
+        let reply = text.strip_prefix('-')?.lines().next()?.trim();
+        (!reply.is_empty()).then(|| reply.to_owned())
+    }
+
+    /// A failed connection attempt, with the server's greeting when it
+    /// dropped the connection (see the module's documentation).
+    async fn connect_error(err: redis::RedisError, addr: ConnectionAddr) -> ConnectError {
+        if !err.is_connection_dropped() {
+            return ConnectError::RedisConnect(err);
+        }
+        match Self::greeting(addr).await {
+            Some(reply) => ConnectError::RedisTurnedAway { reply, source: err },
+            None => ConnectError::RedisConnect(err),
+        }
     }
 
     async fn ping(mut manager: ConnectionManager) -> Result<(), ConnectError> {
@@ -67,10 +116,12 @@ impl Connector for RedisConnector {
 
     fn connect(&self) -> LocalBoxFuture<'static, Result<ConnectionManager, ConnectError>> {
         let (client, config) = (self.client.clone(), self.config.clone());
+        let addr = self.client.get_connection_info().addr().clone();
         async move {
-            let manager = ConnectionManager::new_with_config(client, config)
-                .await
-                .map_err(ConnectError::RedisConnect)?;
+            let manager = match ConnectionManager::new_with_config(client, config).await {
+                Ok(manager) => manager,
+                Err(e) => return Err(Self::connect_error(e, addr).await),
+            };
             Self::ping(manager.clone()).await?;
             Ok(manager)
         }

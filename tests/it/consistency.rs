@@ -1,9 +1,12 @@
 //! Every setting the program reads appears, with the same default, in
-//! `.env.example`, the README's settings table and the Helm chart's values.
+//! `.env.example`, the README's settings table and the Helm chart's values;
+//! the program's start-up budget agrees with the chart's table of budgets.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use clap::Parser;
+use readygate::config::{CacheSettings, Cli};
 use yaml_rust2::{Yaml, YamlLoader};
 
 fn repo_file(relative: &str) -> String {
@@ -17,7 +20,7 @@ fn program() -> BTreeMap<String, String> {
     let mut settings: BTreeMap<_, _> = readygate::config::documented_settings()
         .into_iter()
         .collect();
-    assert_eq!(settings.len(), 19, "{settings:?}");
+    assert_eq!(settings.len(), 29, "{settings:?}");
     for variable in readygate::config::optional_settings() {
         settings.insert(variable, String::new());
     }
@@ -127,6 +130,54 @@ fn the_chart_schema_types_every_setting() {
         assert!(
             schema["properties"][section]["properties"][variable].is_object(),
             "values.schema.json does not type {section}.{variable}"
+        );
+    }
+}
+
+/// `deploy/helm/retry-budgets.json`: for each row of settings, the largest
+/// `worst_case_budget` of the dependencies in use is the row's budget. The
+/// chart lint (`deploy/helm/lint_chart.py`) holds the chart's
+/// `readygate.retryBudgetMs` to the same rows, so the program and the
+/// startupProbe agree to the millisecond.
+#[test]
+fn the_start_up_budget_agrees_with_the_charts_table() {
+    let table: serde_json::Value =
+        serde_json::from_str(&repo_file("deploy/helm/retry-budgets.json")).unwrap();
+    let cases = table["cases"].as_array().unwrap();
+    assert!(cases.len() >= 10, "{} cases", cases.len());
+    for case in cases {
+        let name = case["name"].as_str().unwrap();
+        // Every setting passed explicitly, the row's over the defaults, so
+        // that the environment of whoever runs the tests cannot interfere.
+        let mut settings: BTreeMap<String, String> = program();
+        for (variable, value) in case["config"].as_object().unwrap() {
+            assert!(
+                settings.contains_key(variable),
+                "{name}: unknown {variable}"
+            );
+            settings.insert(variable.clone(), value.as_str().unwrap().to_owned());
+        }
+        let mut argv = vec!["readygate".to_owned()];
+        // The optional settings (no default) stay unset.
+        for (variable, value) in settings.iter().filter(|(_, v)| !v.is_empty()) {
+            argv.push(format!(
+                "--{}={value}",
+                variable.to_lowercase().replace('_', "-")
+            ));
+        }
+        let parsed = Cli::try_parse_from(&argv)
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+            .settings
+            .validate()
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let mut budget = parsed.database.retry.worst_case_budget();
+        if let CacheSettings::Redis(redis) = &parsed.cache {
+            budget = budget.max(redis.retry.worst_case_budget());
+        }
+        assert_eq!(
+            u64::try_from(budget.as_millis()).unwrap(),
+            case["budget_ms"].as_u64().unwrap(),
+            "{name}"
         );
     }
 }

@@ -14,6 +14,7 @@ mod metrics_exposition;
 mod mysql;
 mod readiness;
 mod reliability;
+mod retry_policy;
 mod runtime;
 mod secrets;
 mod startup;

@@ -199,6 +199,8 @@ pub struct Postgres {
     child: Option<Child>,
     /// The processes [`Postgres::freeze`] stopped, until [`Postgres::thaw`].
     frozen: Vec<u32>,
+    /// Extra `-c name=value` server settings ([`Postgres::start_with`]).
+    settings: Vec<String>,
 }
 
 impl Postgres {
@@ -207,7 +209,15 @@ impl Postgres {
     /// Should another process take the port between [`free_port`] and the
     /// server's bind, this retries on other ports (up to 3 times).
     pub fn start() -> Postgres {
-        process::start_on_a_free_port(Postgres::reserve())
+        Postgres::start_with(&[])
+    }
+
+    /// A running server with extra server settings, e.g.
+    /// `[("max_connections", "2")]` (passed as `-c name=value`).
+    pub fn start_with(settings: &[(&str, &str)]) -> Postgres {
+        let mut pg = Postgres::reserve();
+        pg.settings = settings.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        process::start_on_a_free_port(pg)
     }
 
     /// A data directory and a port, with NO server running yet (for
@@ -223,6 +233,7 @@ impl Postgres {
             port: free_port(),
             child: None,
             frozen: Vec::new(),
+            settings: Vec::new(),
         }
     }
 
@@ -254,7 +265,8 @@ impl Postgres {
                 "full_page_writes=off",
                 "-c",
                 "synchronous_commit=off",
-            ]);
+            ])
+            .args(self.settings.iter().flat_map(|s| ["-c", s.as_str()]));
         self.child = Some(process::spawn_logged(&mut cmd, &self.log, "postgres"));
         // Ready: accepting connections on its own unix socket (so another
         // server that took the port cannot fool this).
@@ -457,6 +469,55 @@ impl Postgres {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+}
+
+/// A session holding one connection slot of a [`Postgres`] until dropped:
+/// an idle `psql` over the unix socket, waiting for input that never comes.
+/// (An idle backend notices at once that its client is gone; one busy in
+/// `pg_sleep` would keep the slot.)
+#[derive(Debug)]
+pub struct HeldSession(Child);
+
+impl HeldSession {
+    /// Whether `psql` still runs (it exits when it cannot connect, e.g.
+    /// when the server has no slot left).
+    pub fn is_alive(&mut self) -> bool {
+        matches!(self.0.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for HeldSession {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Postgres {
+    /// Opens a session that holds a connection slot (see [`HeldSession`]).
+    /// The session may still be connecting when this returns: wait for the
+    /// effect you need (e.g. that the server refuses a new session).
+    pub fn hold_session(&self) -> HeldSession {
+        let child = install()
+            .client_command("psql")
+            .arg("-h")
+            .arg(&self.data)
+            .args([
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+            ])
+            .args(["-X", "-w", "-q"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run psql: {e}"));
+        HeldSession(child)
     }
 }
 

@@ -62,16 +62,24 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{/*
 readygate.retryBudgetMs: the worst-case start-up time, in ms, that readygate may
 spend on its dependencies before it opens its port (its /health is closed
-until then).
+until then). It is the program's own RetryPolicy::worst_case_budget, to the
+millisecond (deploy/helm/retry-budgets.json holds a table of settings and
+budgets that the program's tests and the chart lint both check).
 
-For one dependency the rule used here is
+For one dependency (prefix P: DB or REDIS):
 
-    MAX_RETRIES x (RETRY_INTERVAL_MS + CONNECT_TIMEOUT_MS)
+    P_MAX_RETRIES x P_CONNECT_TIMEOUT_MS         every attempt runs into its timeout
+  + the sum of the P_MAX_RETRIES - 1 waits, each at its longest, w + floor(w x jitter)
 
-which is one RETRY_INTERVAL_MS more than the program's exact worst case,
-MAX_RETRIES x CONNECT_TIMEOUT_MS + (MAX_RETRIES - 1) x RETRY_INTERVAL_MS
-(every attempt runs into its timeout, and there is no wait after the last
-one): rounding up costs a few seconds and never down.
+where the first wait w is P_RETRY_INTERVAL_MS and, with P_RETRY_BACKOFF=exponential,
+each next one is ceil(w x P_RETRY_MULTIPLIER), at most P_RETRY_MAX_INTERVAL_MS (a
+geometric sum with a cap; fixed: every wait is the interval; a cap below the
+interval fails the rendering, as the program refuses it); the whole is at most
+P_STARTUP_TIMEOUT_MS when that is not 0 (the program never runs past its
+deadline).
+
+The multiplier and the jitter are read as thousandths (readygate.thousandths), so
+that all of it is int64 arithmetic, as in the program: no floating point.
 
 The database and Redis are attempted concurrently, so the budget is the larger
 of the two. Redis counts only when CACHE_TYPE is redis (with memory or none
@@ -83,12 +91,104 @@ sure they are whole numbers in the program's range, without leading zeros).
 */}}
 {{- define "readygate.retryBudgetMs" -}}
 {{- $c := .Values.config -}}
-{{- $budget := mul (int64 $c.DB_MAX_RETRIES) (add (int64 $c.DB_RETRY_INTERVAL_MS) (int64 $c.DB_CONNECT_TIMEOUT_MS)) -}}
+{{- $budget := include "readygate.dependencyBudgetMs" (dict "config" $c "prefix" "DB") | int64 -}}
 {{- if include "readygate.usesRedis" . -}}
-{{- $redis := mul (int64 $c.REDIS_MAX_RETRIES) (add (int64 $c.REDIS_RETRY_INTERVAL_MS) (int64 $c.REDIS_CONNECT_TIMEOUT_MS)) -}}
+{{- $redis := include "readygate.dependencyBudgetMs" (dict "config" $c "prefix" "REDIS") | int64 -}}
 {{- $budget = max $budget $redis -}}
 {{- end -}}
 {{- $budget -}}
+{{- end -}}
+
+{{/*
+readygate.dependencyBudgetMs: one dependency's budget (see readygate.retryBudgetMs),
+from (dict "config" .Values.config "prefix" "DB" or "REDIS").
+
+Exponential waits stop changing once they reach the cap (or at once with a
+multiplier of 1): from then on every remaining wait is the same, and the loop
+stops. With the accepted settings that happens within 11949 steps (interval
+1 ms, multiplier 1.001, cap one day is the slowest; a program test checks
+it), so the loop never needs more than its 20000 turns.
+*/}}
+{{- define "readygate.dependencyBudgetMs" -}}
+{{- $c := .config -}}
+{{- $p := .prefix -}}
+{{- $attempts := int64 (index $c (printf "%s_MAX_RETRIES" $p)) -}}
+{{- $timeout := int64 (index $c (printf "%s_CONNECT_TIMEOUT_MS" $p)) -}}
+{{- $w := int64 (index $c (printf "%s_RETRY_INTERVAL_MS" $p)) -}}
+{{- $jitter := include "readygate.thousandths" (index $c (printf "%s_RETRY_JITTER" $p)) | int64 -}}
+{{- $multiplier := 1000 -}}
+{{- $cap := $w -}}
+{{- if eq (lower (include "readygate.str" (index $c (printf "%s_RETRY_BACKOFF" $p)))) "exponential" -}}
+{{- $multiplier = include "readygate.thousandths" (index $c (printf "%s_RETRY_MULTIPLIER" $p)) | int64 -}}
+{{- $cap = int64 (index $c (printf "%s_RETRY_MAX_INTERVAL_MS" $p)) -}}
+{{- if lt $cap $w -}}
+{{- fail (printf "config.%s_RETRY_MAX_INTERVAL_MS (%d) is below config.%s_RETRY_INTERVAL_MS (%d): with exponential back-off the program refuses it (exit 78)" $p $cap $p $w) -}}
+{{- end -}}
+{{- end -}}
+{{- $total := mul $attempts $timeout -}}
+{{- $waits := sub $attempts 1 -}}
+{{- $counted := 0 -}}
+{{- range until (int (min $waits 20000)) -}}
+{{- $longest := add $w (div (mul $w $jitter) 1000) -}}
+{{- $next := min $cap (div (add (mul $w $multiplier) 999) 1000) -}}
+{{- if eq $next $w -}}
+{{- break -}}
+{{- end -}}
+{{- $total = add $total $longest -}}
+{{- $w = $next -}}
+{{- $counted = add $counted 1 -}}
+{{- end -}}
+{{- /* Every remaining wait is the current one. */ -}}
+{{- $total = add $total (mul (sub $waits $counted) (add $w (div (mul $w $jitter) 1000))) -}}
+{{- $deadline := int64 (index $c (printf "%s_STARTUP_TIMEOUT_MS" $p)) -}}
+{{- if gt $deadline 0 -}}
+{{- $total = min $total $deadline -}}
+{{- end -}}
+{{- $total -}}
+{{- end -}}
+
+{{/*
+readygate.schedule: one dependency's retry settings in words, for NOTES.txt:
+"10 attempts, 5000 ms timeout, 2000 ms apart" or "30 attempts, 5000 ms
+timeout, waits from 2000 ms, x2 each time, up to 30000 ms, +-0.25 jitter,
+within 300000 ms".
+*/}}
+{{- define "readygate.schedule" -}}
+{{- $c := .config -}}
+{{- $p := .prefix -}}
+{{- $get := dict -}}
+{{- range $k := list "MAX_RETRIES" "CONNECT_TIMEOUT_MS" "RETRY_INTERVAL_MS" "RETRY_BACKOFF" "RETRY_MULTIPLIER" "RETRY_MAX_INTERVAL_MS" "RETRY_JITTER" "STARTUP_TIMEOUT_MS" -}}
+{{- $_ := set $get $k (include "readygate.str" (index $c (printf "%s_%s" $p $k))) -}}
+{{- end -}}
+{{- printf "%s attempts, %s ms timeout" $get.MAX_RETRIES $get.CONNECT_TIMEOUT_MS -}}
+{{- if eq (lower $get.RETRY_BACKOFF) "exponential" -}}
+{{- printf ", waits from %s ms, x%s each time, up to %s ms" $get.RETRY_INTERVAL_MS $get.RETRY_MULTIPLIER $get.RETRY_MAX_INTERVAL_MS -}}
+{{- else -}}
+{{- printf ", %s ms apart" $get.RETRY_INTERVAL_MS -}}
+{{- end -}}
+{{- if ne (include "readygate.thousandths" $get.RETRY_JITTER) "0" -}}
+{{- printf ", +-%s jitter" $get.RETRY_JITTER -}}
+{{- end -}}
+{{- if ne (int64 $get.STARTUP_TIMEOUT_MS) 0 -}}
+{{- printf ", within %s ms" $get.STARTUP_TIMEOUT_MS -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+readygate.thousandths: a decimal setting (the back-off multiplier, the jitter:
+"2", "1.5", "0.25", at most 3 decimals as values.schema.json demands) as a
+whole number of thousandths: 2000, 1500, 250. Digit by digit, since int64 of a
+string with a leading zero ("025") would read it as octal.
+*/}}
+{{- define "readygate.thousandths" -}}
+{{- $parts := splitList "." (include "readygate.str" .) -}}
+{{- $frac := "" -}}
+{{- if gt (len $parts) 1 -}}
+{{- $frac = index $parts 1 -}}
+{{- end -}}
+{{- $frac = trunc 3 (printf "%s000" $frac) -}}
+{{- $digits := add (mul (int64 (substr 0 1 $frac)) 100) (mul (int64 (substr 1 2 $frac)) 10) (int64 (substr 2 3 $frac)) -}}
+{{- add (mul (int64 (first $parts)) 1000) $digits -}}
 {{- end -}}
 
 {{/*
@@ -141,13 +241,14 @@ With the chart's defaults: ceil((5000 + 10000) / 1000) + 5 = 20 s.
 
 {{/*
 readygate.str: a setting as the text the program reads. Strings pass as they
-are; numbers (from --set, or parsed from a values file or JSON as float64)
-are printed as whole numbers, never as 1e+06.
+are; whole numbers (from --set, or parsed from a values file or JSON as
+float64) are printed as whole numbers, never as 1e+06; fractional ones (a
+multiplier, a jitter) as Go prints them (1.5, 0.25).
 */}}
 {{- define "readygate.str" -}}
 {{- if kindIs "string" . -}}
 {{- . -}}
-{{- else if or (kindIs "float64" .) (kindIs "float32" .) -}}
+{{- else if and (or (kindIs "float64" .) (kindIs "float32" .)) (eq (float64 (int64 .)) (float64 .)) -}}
 {{- int64 . -}}
 {{- else -}}
 {{- toString . -}}
