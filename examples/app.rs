@@ -7,6 +7,9 @@
 use std::process::ExitCode;
 
 use actix_web::{HttpResponse, get, web};
+// The client crates in the versions readygate hands over.
+use readygate::export::mysql_async::prelude::Queryable;
+use readygate::export::redis;
 use readygate::{Cache, Database, Dependencies, Gateway, Settings};
 use serde_json::json;
 
@@ -23,7 +26,9 @@ async fn hello() -> &'static str {
     "Hello from the application\n"
 }
 
-/// The database's clock: proves the route got a working pool.
+/// The database's clock: proves the route got a working pool. Any failure
+/// (no free connection within `DB_POOL_TIMEOUT_MS`, a server found down, a
+/// query error) is a 503 the client may retry.
 #[get("/app/db-time")]
 async fn db_time(deps: web::Data<Dependencies>) -> HttpResponse {
     match database_time(&deps.database).await {
@@ -42,6 +47,14 @@ async fn database_time(db: &Database) -> Result<String, String> {
                 .map_err(|e| e.to_string())?;
             row.try_get(0).map_err(|e| e.to_string())
         }
+        Database::Mysql(pool) => {
+            let mut conn = pool.get().await.map_err(|e| e.to_string())?;
+            let now: Option<String> = conn
+                .run(async |c| c.query_first("SELECT CAST(NOW(6) AS CHAR)").await)
+                .await
+                .map_err(|e| e.to_string())?;
+            now.ok_or_else(|| "no row".to_owned())
+        }
         Database::Sqlite(pool) => {
             let conn = pool.get().await.map_err(|e| e.to_string())?;
             conn.interact(|c| {
@@ -51,6 +64,7 @@ async fn database_time(db: &Database) -> Result<String, String> {
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())
         }
+        _ => Err("this example does not know the configured database".to_owned()),
     }
 }
 

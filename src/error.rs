@@ -25,6 +25,12 @@ pub enum ConnectError {
     Postgres(#[source] tokio_postgres::Error),
     #[error("cannot build the PostgreSQL pool")]
     PostgresBuild(#[source] deadpool_postgres::BuildError),
+    #[error("cannot get a MySQL connection")]
+    MysqlPool(#[source] crate::handles::MysqlError),
+    #[error("cannot connect to MySQL")]
+    MysqlConnect(#[source] mysql_async::Error),
+    #[error("MySQL query failed")]
+    Mysql(#[source] mysql_async::Error),
     #[error("cannot open the SQLite database")]
     SqlitePool(#[source] deadpool_sqlite::PoolError),
     #[error("cannot build the SQLite pool")]
@@ -81,12 +87,33 @@ impl ConnectError {
         {
             return "timed out".into();
         }
+        if let ConnectError::MysqlPool(e) = self
+            && e.is_timeout()
+        {
+            return "timed out".into();
+        }
         if let Some(db) = self.db_error() {
             return scrub(&format!("{} (SQLSTATE {})", db.message(), db.code().code()))
                 .into_owned();
         }
         if let Some(refusal) = self.tls_refusal() {
             return refusal;
+        }
+        if let Some(server) = self.mysql_server_error() {
+            let name = match mysql_code(server.code) {
+                Some((name, _)) => name.to_owned(),
+                None => one_line(&server.message),
+            };
+            return scrub(&format!("{name} ({})", server.code)).into_owned();
+        }
+        if let Some(driver) = self.mysql_driver_error() {
+            match driver {
+                _ if is_mysql_auth_plugin_error(driver) => {
+                    return MYSQL_AUTH_PLUGIN.into();
+                }
+                mysql_async::DriverError::ConnectionClosed => return "connection closed".into(),
+                _ => {}
+            }
         }
         if let Some(r) = self.redis_error()
             && let Some(code) = r.code()
@@ -145,6 +172,15 @@ impl ConnectError {
         {
             return ErrorClass::Permanent;
         }
+        if let Some(server) = self.mysql_server_error() {
+            return mysql_code(server.code).map_or(ErrorClass::Transient, |(_, class)| class);
+        }
+        if self
+            .mysql_driver_error()
+            .is_some_and(is_mysql_auth_plugin_error)
+        {
+            return ErrorClass::Permanent;
+        }
         if let Some(r) = self.redis_error() {
             let auth = r.kind() == redis::ErrorKind::AuthenticationFailed;
             if auth || matches!(r.code(), Some("WRONGPASS" | "NOAUTH")) {
@@ -182,6 +218,13 @@ impl ConnectError {
             };
             return permanent.then(|| one_line(&tls.to_string()));
         }
+        if let Some(mysql_async::DriverError::NoClientSslFlagFromServer) = self.mysql_driver_error()
+        {
+            return Some("the server does not support TLS".to_owned());
+        }
+        if let Some(tls) = sources(self).find_map(|e| e.downcast_ref::<mysql_async::TlsError>()) {
+            return Some(one_line(&tls.to_string()));
+        }
         // tokio-postgres words it only as text (sslmode=require and more).
         sources(self)
             .map(|e| e.to_string())
@@ -196,6 +239,67 @@ impl ConnectError {
     fn redis_error(&self) -> Option<&redis::RedisError> {
         sources(self).find_map(|e| e.downcast_ref::<redis::RedisError>())
     }
+
+    fn mysql_server_error(&self) -> Option<&mysql_async::ServerError> {
+        sources(self).find_map(|e| e.downcast_ref::<mysql_async::ServerError>())
+    }
+
+    fn mysql_driver_error(&self) -> Option<&mysql_async::DriverError> {
+        sources(self).find_map(|e| e.downcast_ref::<mysql_async::DriverError>())
+    }
+}
+
+/// How a MySQL/MariaDB server error is named in the give-up tally and
+/// whether retrying can help; codes not listed are transient and named by
+/// the server's message. The README's error table lists the same.
+fn mysql_code(code: u16) -> Option<(&'static str, ErrorClass)> {
+    use ErrorClass::{Permanent, Transient};
+    Some(match code {
+        // ER_DBACCESS_DENIED_ERROR: the user may not use that database.
+        1044 => ("access denied to the database", Permanent),
+        // ER_ACCESS_DENIED_ERROR, ER_ACCESS_DENIED_NO_PASSWORD_ERROR.
+        1045 | 1698 => ("access denied", Permanent),
+        // ER_BAD_DB_ERROR.
+        1049 => ("unknown database", Permanent),
+        // ER_NOT_SUPPORTED_AUTH_MODE, ER_PLUGIN_IS_NOT_LOADED.
+        1251 | 1524 => (MYSQL_AUTH_PLUGIN, Permanent),
+        // ER_CON_COUNT_ERROR, ER_TOO_MANY_USER_CONNECTIONS.
+        1040 => ("too many connections", Transient),
+        1203 => ("too many connections for the user", Transient),
+        // ER_SERVER_SHUTDOWN; MySQL's ER_SERVER_OFFLINE_MODE and
+        // ER_SERVER_ISNT_AVAILABLE (not accepting clients yet).
+        1053 => ("server shutting down", Transient),
+        3032 | 3168 => ("server not accepting connections yet", Transient),
+        // ER_LOCK_WAIT_TIMEOUT, ER_LOCK_DEADLOCK, MariaDB's
+        // ER_STATEMENT_TIMEOUT, MySQL's ER_QUERY_TIMEOUT.
+        1205 => ("lock wait timeout", Transient),
+        1213 => ("deadlock", Transient),
+        1969 | 3024 => ("statement timed out", Transient),
+        // ER_CONNECTION_KILLED, ER_QUERY_INTERRUPTED.
+        1927 => ("connection killed", Transient),
+        1317 => ("query interrupted", Transient),
+        _ => return None,
+    })
+}
+
+/// How authentication-plugin problems are counted.
+const MYSQL_AUTH_PLUGIN: &str = "authentication plugin not supported";
+
+/// mysql_async's own refusals of the authentication the server asks for.
+fn is_mysql_auth_plugin_error(e: &mysql_async::DriverError) -> bool {
+    matches!(
+        e,
+        mysql_async::DriverError::UnknownAuthPlugin { .. }
+            | mysql_async::DriverError::MysqlOldPasswordDisabled
+            | mysql_async::DriverError::CleartextPluginDisabled
+    )
+}
+
+/// mysql_async's wrappers (`Server error: `ERROR 1045 ...'`,
+/// `Input/output error: ...`) repeat their source's text in words of their
+/// own: the chain shows the source alone.
+fn is_mysql_wrapper(e: &(dyn StdError + 'static)) -> bool {
+    e.source().is_some() && (e.is::<mysql_async::Error>() || e.is::<mysql_async::IoError>())
 }
 
 /// The error and its sources, outermost first.
@@ -265,6 +369,9 @@ fn one_line(text: &str) -> String {
 pub fn cause_chain(err: &(dyn StdError + 'static)) -> String {
     let mut parts: Vec<String> = Vec::new();
     for e in sources(err) {
+        if is_mysql_wrapper(e) {
+            continue;
+        }
         let redis_reply = e
             .downcast_ref::<redis::RedisError>()
             .and_then(|r| Some((r.code()?, r.detail().unwrap_or_default())));
@@ -378,5 +485,93 @@ mod tests {
         )));
         assert_eq!(io.class(), ErrorClass::Transient);
         assert_eq!(io.summary(), "connection refused");
+    }
+
+    fn mysql_server(code: u16, message: &str) -> ConnectError {
+        ConnectError::MysqlPool(crate::handles::MysqlError::Connect(
+            mysql_async::Error::Server(mysql_async::ServerError {
+                code,
+                message: message.into(),
+                state: "HY000".into(),
+            }),
+        ))
+    }
+
+    #[test]
+    fn mysql_server_errors_are_classified_and_named_as_the_readme_says() {
+        use ErrorClass::{Permanent, Transient};
+        for (code, summary, class) in [
+            (1044, "access denied to the database (1044)", Permanent),
+            (1045, "access denied (1045)", Permanent),
+            (1698, "access denied (1698)", Permanent),
+            (1049, "unknown database (1049)", Permanent),
+            (
+                1251,
+                "authentication plugin not supported (1251)",
+                Permanent,
+            ),
+            (
+                1524,
+                "authentication plugin not supported (1524)",
+                Permanent,
+            ),
+            (1040, "too many connections (1040)", Transient),
+            (1203, "too many connections for the user (1203)", Transient),
+            (1053, "server shutting down (1053)", Transient),
+            (
+                3032,
+                "server not accepting connections yet (3032)",
+                Transient,
+            ),
+            (1205, "lock wait timeout (1205)", Transient),
+            (1213, "deadlock (1213)", Transient),
+            (1969, "statement timed out (1969)", Transient),
+            (1927, "connection killed (1927)", Transient),
+            // Unknown codes: transient, named by the server's words.
+            (1234, "something   odd\nhappened (1234)", Transient),
+        ] {
+            let err = mysql_server(code, "something   odd\nhappened");
+            let want = summary.replace("   odd\n", " odd ");
+            assert_eq!((err.summary(), err.class()), (want, class), "{code}");
+        }
+    }
+
+    #[test]
+    fn mysql_client_side_errors_are_classified() {
+        let plugin = ConnectError::MysqlConnect(mysql_async::Error::Driver(
+            mysql_async::DriverError::UnknownAuthPlugin {
+                name: "auth_gssapi_client".into(),
+            },
+        ));
+        assert_eq!(plugin.class(), ErrorClass::Permanent);
+        assert_eq!(plugin.summary(), "authentication plugin not supported");
+        let lost = ConnectError::Mysql(mysql_async::Error::Driver(
+            mysql_async::DriverError::ConnectionClosed,
+        ));
+        assert_eq!(
+            (lost.summary(), lost.class()),
+            ("connection closed".into(), ErrorClass::Transient)
+        );
+        let refused = ConnectError::MysqlConnect(mysql_async::Error::from(io::Error::from(
+            io::ErrorKind::ConnectionRefused,
+        )));
+        assert_eq!(refused.summary(), "connection refused");
+        assert_eq!(refused.class(), ErrorClass::Transient);
+        // mysql_async's wrappers repeat their source: the chain shows it once.
+        assert_eq!(
+            mysql_server(1045, "Access denied").chain(),
+            "cannot get a MySQL connection: cannot make a connection: \
+             ERROR 1045 (HY000): Access denied"
+        );
+        for wait in [
+            crate::handles::MysqlError::Timeout(Duration::from_millis(300)),
+            crate::handles::MysqlError::ConnectTimeout(Duration::from_millis(300)),
+        ] {
+            let err = ConnectError::MysqlPool(wait);
+            assert_eq!(
+                (err.summary(), err.class()),
+                ("timed out".into(), ErrorClass::Transient)
+            );
+        }
     }
 }

@@ -4,10 +4,26 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-/// The database pool.
+mod mysql;
+
+pub use self::mysql::{MysqlConn, MysqlError, MysqlPool};
+
+/// The database pool, one variant per backend `DATABASE_URL` can name.
+///
+/// `non_exhaustive`: an application matches the backends it uses (or takes
+/// one with [`Database::postgres`], [`Database::mysql`], [`Database::sqlite`])
+/// and answers the rest with one `_` arm, so a backend added to readygate
+/// later breaks no application. The client crates of these types are
+/// re-exported in [`crate::export`], in the versions readygate uses.
 #[derive(Clone)]
+#[non_exhaustive]
 pub enum Database {
+    /// `postgres://`, `postgresql://`.
     Postgres(deadpool_postgres::Pool),
+    /// `mysql://`, `mariadb://`: a readygate pool over mysql_async, whose
+    /// waits are bounded (see [`MysqlPool`]).
+    Mysql(MysqlPool),
+    /// `sqlite://`.
     Sqlite(deadpool_sqlite::Pool),
 }
 
@@ -36,10 +52,35 @@ impl From<deadpool_postgres::Status> for PoolStatus {
 }
 
 impl Database {
+    /// The PostgreSQL pool, when `DATABASE_URL` names PostgreSQL.
+    pub fn postgres(&self) -> Option<&deadpool_postgres::Pool> {
+        match self {
+            Database::Postgres(pool) => Some(pool),
+            _ => None,
+        }
+    }
+
+    /// The MySQL/MariaDB pool, when `DATABASE_URL` names MySQL or MariaDB.
+    pub fn mysql(&self) -> Option<&MysqlPool> {
+        match self {
+            Database::Mysql(pool) => Some(pool),
+            _ => None,
+        }
+    }
+
+    /// The SQLite pool, when `DATABASE_URL` names SQLite.
+    pub fn sqlite(&self) -> Option<&deadpool_sqlite::Pool> {
+        match self {
+            Database::Sqlite(pool) => Some(pool),
+            _ => None,
+        }
+    }
+
     /// The pool's figures (shown on `/metrics`).
     pub fn status(&self) -> PoolStatus {
         match self {
             Database::Postgres(pool) => pool.status().into(),
+            Database::Mysql(pool) => pool.status(),
             Database::Sqlite(pool) => pool.status().into(),
         }
     }
@@ -49,6 +90,7 @@ impl Database {
     pub fn close(&self) {
         match self {
             Database::Postgres(pool) => pool.close(),
+            Database::Mysql(pool) => pool.close(),
             Database::Sqlite(pool) => pool.close(),
         }
     }

@@ -17,7 +17,9 @@
 //! async fn hello(deps: web::Data<Dependencies>) -> HttpResponse {
 //!     match &deps.database {
 //!         Database::Postgres(_) => HttpResponse::Ok().body("postgres"),
-//!         Database::Sqlite(_) => HttpResponse::Ok().body("sqlite"),
+//!         Database::Mysql(_) => HttpResponse::Ok().body("mysql"),
+//!         // Backends this application does not use (and any added later).
+//!         _ => HttpResponse::NotImplemented().finish(),
 //!     }
 //! }
 //!
@@ -46,7 +48,19 @@ pub mod telemetry;
 pub mod tls;
 
 pub use config::Settings;
-pub use handles::{Cache, Database, Dependencies, MemoryCache};
+pub use handles::{Cache, Database, Dependencies, MemoryCache, MysqlConn, MysqlError, MysqlPool};
+
+/// The client crates whose types readygate hands to the application, in the
+/// versions it was built with: depend on readygate alone and name them as
+/// `readygate::export::deadpool_postgres::...`, so that the pool's type and
+/// the application's never come from two versions of one crate.
+pub mod export {
+    pub use deadpool_postgres;
+    pub use deadpool_sqlite;
+    pub use mysql_async;
+    pub use redis;
+    pub use tokio_postgres;
+}
 pub use startup::{Gateway, run_cli};
 
 /// Exit codes (sysexits.h).

@@ -20,7 +20,9 @@ use actix_web::dev::ServerHandle;
 use actix_web::{App, HttpServer, web};
 
 use crate::config::{CacheSettings, DatabaseUrl, Settings, ShutdownSettings};
-use crate::connector::{Connector, PoolLimits, PostgresConnector, RedisConnector, SqliteConnector};
+use crate::connector::{
+    Connector, MysqlConnector, PoolLimits, PostgresConnector, RedisConnector, SqliteConnector,
+};
 use crate::dependency::{Abort, DependencyActor, DependencyReport, FailureOutcome, StartupFailure};
 use crate::error::ConnectError;
 use crate::exit;
@@ -362,6 +364,10 @@ impl Actor for Supervisor {
             DatabaseUrl::Postgres { config, tls, .. } => {
                 let c = PostgresConnector::new(&config, &tls, limits, policy.attempt_timeout);
                 self.start_dependency(c, policy, ctx);
+            }
+            DatabaseUrl::Mysql { opts, backend, .. } => {
+                let c = MysqlConnector::new(&opts, backend, limits, policy.attempt_timeout);
+                self.start_dependency(Ok(c), policy, ctx);
             }
             DatabaseUrl::Sqlite { path } => {
                 let c = SqliteConnector::new(&path, limits, policy.attempt_timeout);

@@ -62,6 +62,15 @@ fn postgres_version() -> Option<String> {
         .max()
 }
 
+/// The MariaDB server the tests' support code would start (`mariadbd` is
+/// in /usr/sbin, which a non-root PATH may lack).
+fn mariadb_version() -> Option<String> {
+    ["mariadbd", "/usr/sbin/mariadbd"]
+        .iter()
+        .find_map(|program| version(program, &["--version"]))
+        .map(|v| v.split_whitespace().collect::<Vec<_>>().join(" "))
+}
+
 /// The machine and the software the run used.
 fn machine() -> String {
     let unknown = || "not found".to_owned();
@@ -73,9 +82,10 @@ fn machine() -> String {
     let _ = writeln!(s, "| Machine | {} |", stats::machine());
     let _ = writeln!(
         s,
-        "| Software | {}; {}; {}; {} |",
+        "| Software | {}; {}; {}; {}; {} |",
         version("rustc", &["--version"]).unwrap_or_else(unknown),
         postgres_version().unwrap_or_else(unknown),
+        mariadb_version().unwrap_or_else(unknown),
         version("redis-server", &["--version"]).unwrap_or_else(unknown),
         wrk
     );

@@ -536,6 +536,8 @@ def scenarios(rng: random.Random) -> list[tuple[str, dict[str, Any]]]:
         ("existing claim, postgres URL", {
             "persistence": {"enabled": True, "existingClaim": "data-claim"},
             "secret": {"DATABASE_URL": "postgres://gw:secret@postgres:5432/gw"}}),
+        ("mysql URL", {"secret": {"DATABASE_URL": "mysql://gw:secret@mysql:3306/gw"}}),
+        ("mariadb URL", {"secret": {"DATABASE_URL": "mariadb://gw:secret@mariadb:3306/gw"}}),
     ]
     for n in range(20):
         cfg: dict[str, Any] = {"CACHE_TYPE": rng.choice(["memory", "redis", "none", "redis"])}
@@ -575,7 +577,7 @@ REJECTED = [
     ("misspelt key DB_MAX_RETRY", {"config": {"DB_MAX_RETRY": "3"}}),
     ("LOG_LEVEL \"verbose\"", {"config": {"LOG_LEVEL": "verbose"}}),
     ("PORT \"0\"", {"config": {"PORT": "0"}}),
-    ("DATABASE_URL mysql://", {"secret": {"DATABASE_URL": "mysql://h/db"}}),
+    ("DATABASE_URL mssql://", {"secret": {"DATABASE_URL": "mssql://h/db"}}),
     ("probes.startup.periodSeconds 0", {"probes": {"startup": {"periodSeconds": 0}}}),
 ]
 

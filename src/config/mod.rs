@@ -57,7 +57,7 @@ pub enum Command {
 /// may come after the subcommand too (`readygate check --db-max-retries 1`).
 #[derive(clap::Args, Debug, Clone)]
 pub struct RawSettings {
-    /// Database: postgres://user:password@host:port/db (or postgresql://), or sqlite://PATH
+    /// Database: postgres://user:password@host:port/db (or postgresql://), mysql://user:password@host:port/db (or mariadb://), or sqlite://PATH
     #[arg(
         long,
         global = true,
@@ -856,8 +856,8 @@ mod tests {
 
     #[test]
     fn urls_are_shown_without_password() {
-        let p = problems(&["--database-url", "mysql://app:hunter22@db/app"]);
-        assert_eq!(p[0].shown, "mysql://app:***@db/app");
+        let p = problems(&["--database-url", "mysql://app:hunter22@db/app?tls=1"]);
+        assert_eq!(p[0].shown, "mysql://app:***@db/app?tls=1");
         let message = ConfigError::Invalid(p).to_string();
         assert!(!message.contains("hunter22"), "{message}");
     }
@@ -881,6 +881,71 @@ mod tests {
         ] {
             let p = problems(&["--database-url", bad]);
             assert_eq!(p[0].variable, "DATABASE_URL", "{bad}");
+        }
+    }
+
+    #[test]
+    fn mysql_urls() {
+        for (ok, backend) in [
+            ("mysql://app:pw@db:3307/app", "mysql"),
+            ("MariaDB://db", "mariadb"),
+            ("mariadb://app@db/app?stmt_cache_size=0", "mariadb"),
+        ] {
+            let s = raw(&["--database-url", ok]).validate().unwrap();
+            assert_eq!(s.database.url.backend(), backend, "{ok}");
+            let DatabaseUrl::Mysql { opts, .. } = &s.database.url else {
+                panic!("{ok} is not MySQL")
+            };
+            // readygate connects where the URL says, not to a local socket
+            // the server names.
+            assert!(!opts.prefer_socket(), "{ok}");
+        }
+        let s = raw(&["--database-url", "mysql://app:p%40ss@db:3307/app"])
+            .validate()
+            .unwrap();
+        let DatabaseUrl::Mysql { opts, display, .. } = &s.database.url else {
+            panic!("not MySQL")
+        };
+        assert_eq!(
+            (opts.user(), opts.pass(), opts.db_name(), opts.tcp_port()),
+            (Some("app"), Some("p@ss"), Some("app"), 3307)
+        );
+        assert_eq!(display, "mysql://app:***@db:3307/app");
+        let prefer = raw(&["--database-url", "mysql://db/app?prefer_socket=true"])
+            .validate()
+            .unwrap();
+        let DatabaseUrl::Mysql { opts, .. } = &prefer.database.url else {
+            panic!("not MySQL")
+        };
+        assert!(opts.prefer_socket(), "the URL may ask for it");
+
+        for (bad, reason) in [
+            (
+                "mysql://db/app?ssl-mode=PREFERRED",
+                "cannot fall back to plain",
+            ),
+            (
+                "mysql://db/app?require_ssl=true",
+                "TLS is set with ssl-mode, ssl-ca, ssl-cert and ssl-key",
+            ),
+            (
+                "mariadb://db/app?sslca=/ca.pem",
+                "TLS is set with ssl-mode, ssl-ca, ssl-cert and ssl-key",
+            ),
+            (
+                "mysql://db/app?pool_max=50",
+                "the pool's size is DB_POOL_SIZE",
+            ),
+            (
+                "mysql://db/app?colour=blue",
+                "Unknown connection URL parameter",
+            ),
+            ("mysql:///app", "names no host"),
+            ("mysql://db:99999/app", "is not a valid URL"),
+        ] {
+            let p = problems(&["--database-url", bad]);
+            assert_eq!(p.len(), 1, "{bad}: {p:?}");
+            assert!(p[0].reason.contains(reason), "{bad}: {}", p[0].reason);
         }
     }
 

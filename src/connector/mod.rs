@@ -10,11 +10,13 @@ use crate::error::ConnectError;
 use crate::handles::Connected;
 use crate::status::Dependency;
 
+pub mod mysql;
 pub mod postgres;
 pub mod redis;
 pub mod severance;
 pub mod sqlite;
 
+pub use self::mysql::MysqlConnector;
 pub use self::postgres::{PoolLimits, PostgresConnector};
 pub use self::redis::RedisConnector;
 pub use self::sqlite::SqliteConnector;
@@ -29,7 +31,7 @@ pub trait Connector: Unpin + 'static {
     /// The word that starts its log lines: `DB`, `Redis`.
     fn label(&self) -> &'static str;
 
-    /// `postgres`, `sqlite`, `redis`: shown on `/ready`.
+    /// `postgres`, `mysql`, `mariadb`, `sqlite`, `redis`: shown on `/ready`.
     fn backend(&self) -> &'static str;
 
     /// One connection attempt. The actor bounds it with the attempt timeout.

@@ -9,6 +9,10 @@
 //! created before that moment ends, so the work waiting on those connections
 //! fails at once ("connection closed") instead of hanging. Connections made
 //! afterwards are not affected.
+//!
+//! MySQL connections have no task of their own (the application's future
+//! reads the socket), so there the switch cuts the work the application runs
+//! through [`crate::MysqlConn::run`] instead ([`Severed::until`]).
 
 use std::future::Future;
 
@@ -54,15 +58,24 @@ impl Severed {
     /// Severings before this call do not count.
     pub async fn run<F: Future>(mut self, connection: F) -> Option<F::Output> {
         self.receiver.borrow_and_update();
+        self.until(connection).await
+    }
+
+    /// Runs `work` until it ends or the pool is severed; `Some(output)` when
+    /// it ended by itself. A severing since this watcher was made (or since
+    /// the last one it saw) counts: a MySQL connection checked out before a
+    /// check failed is cut, even if its work starts afterwards.
+    pub async fn until<F: Future>(&mut self, work: F) -> Option<F::Output> {
+        let receiver = &mut self.receiver;
         let severed = async move {
             // The sender is gone only when the connector is: the process is
             // stopping, and the pool is being closed anyway.
-            if self.receiver.changed().await.is_err() {
+            if receiver.changed().await.is_err() {
                 std::future::pending::<()>().await;
             }
         };
         tokio::select! {
-            output = connection => Some(output),
+            output = work => Some(output),
             () = severed => None,
         }
     }
@@ -90,5 +103,16 @@ mod tests {
         assert!(!after.is_finished());
         switch.sever();
         assert_eq!(after.await.ok(), Some(None));
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn until_counts_a_severing_since_the_watcher_was_made() {
+        let switch = Severance::default();
+        let mut checked_out = switch.watch();
+        switch.sever();
+        // Work started after the severing is cut all the same...
+        assert_eq!(checked_out.until(std::future::pending::<()>()).await, None);
+        // ... and a watcher made afterwards lets work finish.
+        assert_eq!(switch.watch().until(async { 7 }).await, Some(7));
     }
 }

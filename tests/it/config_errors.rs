@@ -25,7 +25,12 @@ const CASES: &[(&str, &str, &str)] = &[
     ("DB_CONNECT_TIMEOUT_MS", "-5000", "is negative"),
     ("DB_POOL_SIZE", "0", "is below 1"),
     ("DB_POOL_SIZE", "ten", "is not a number"),
-    ("DATABASE_URL", "mysql://u@db/app", "unsupported scheme"),
+    ("DATABASE_URL", "mssql://u@db/app", "unsupported scheme"),
+    (
+        "DATABASE_URL",
+        "mysql://u@db/app?ssl-mode=PREFERRED",
+        "cannot fall back to plain",
+    ),
     ("DATABASE_URL", "localhost:5432", "is not a URL"),
     (
         "DATABASE_URL",

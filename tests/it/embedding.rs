@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::startup::{PortWatch, lines_with, refused_postgres_url};
-use crate::support::{Gateway, InProcess, Postgres, Redis, inprocess};
+use crate::support::{Gateway, InProcess, Mariadb, Postgres, Redis, inprocess};
 
 #[allow(dead_code)]
 #[path = "../../examples/app.rs"]
@@ -59,6 +59,27 @@ fn the_example_queries_postgres_and_counts_in_redis() {
         200,
         "the gateway's own routes stay"
     );
+}
+
+#[test]
+fn the_example_queries_mariadb() {
+    // Arrange
+    let db = Mariadb::start();
+    let base = spawn_example(&[
+        "--database-url".into(),
+        db.url(),
+        "--cache-type".into(),
+        "memory".into(),
+    ]);
+
+    // Act
+    let (status, time) = get(&base, "/app/db-time");
+
+    // Assert: MariaDB's clock, `NOW(6)` as text.
+    assert_eq!(status, 200, "{time}");
+    let now = time["now"].as_str().unwrap_or_default();
+    assert!(now.starts_with("20") && now.len() == 26, "{time}");
+    assert_eq!(db.sql("SELECT 1"), "1");
 }
 
 #[test]

@@ -11,6 +11,7 @@ mod consistency;
 mod embedding;
 mod lifecycle;
 mod metrics_exposition;
+mod mysql;
 mod readiness;
 mod reliability;
 mod retry_policy;

@@ -9,51 +9,72 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use actix_web::{HttpResponse, web};
+use readygate::export::mysql_async::prelude::Queryable;
 
 use crate::startup::lines_with;
-use crate::support::{Gateway, InProcess, Postgres, Relay, StderrCapture, inprocess, wait_until};
+use crate::support::{
+    Gateway, InProcess, Mariadb, Postgres, Relay, StderrCapture, inprocess, wait_until,
+};
 
 /// Runtime checks this far apart...
-const CHECK_MS: u64 = 200;
+pub(crate) const CHECK_MS: u64 = 200;
 /// ... each bounded by this (also the bound of making a connection).
-const TIMEOUT_MS: u64 = 500;
+pub(crate) const TIMEOUT_MS: u64 = 500;
 /// Longest wait for a pooled connection.
-const POOL_WAIT_MS: u64 = 300;
+pub(crate) const POOL_WAIT_MS: u64 = 300;
 /// Scheduling slack on a loaded 2-core machine.
-const SLACK: Duration = Duration::from_millis(1000);
+pub(crate) const SLACK: Duration = Duration::from_millis(1000);
 
-/// The application's routes: `/hold/{ms}` keeps a pooled connection busy in
-/// `pg_sleep`; `/query` runs `SELECT 1`. Both answer 503 with the error when
-/// the pool or the query fails.
-fn routes(cfg: &mut web::ServiceConfig) {
-    async fn sql(deps: web::Data<readygate::Dependencies>, sql: String) -> HttpResponse {
-        let readygate::Database::Postgres(pool) = &deps.database else {
-            return HttpResponse::NotImplemented().finish();
+/// The application's routes: `/hold/{ms}` keeps a pooled connection busy
+/// sleeping in the server (`pg_sleep`, `SLEEP`); `/query` runs `SELECT 1`.
+/// Both answer 503 with the error when the pool or the query fails.
+pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
+    async fn sql(deps: web::Data<readygate::Dependencies>, hold_ms: Option<u64>) -> HttpResponse {
+        let result = match &deps.database {
+            readygate::Database::Postgres(pool) => {
+                let sql = match hold_ms {
+                    Some(ms) => format!("SELECT pg_sleep({ms} / 1000.0)"),
+                    None => "SELECT 1".into(),
+                };
+                match pool.get().await {
+                    Ok(client) => client
+                        .simple_query(&sql)
+                        .await
+                        .map(drop)
+                        .map_err(|e| format!("query: {e}")),
+                    Err(e) => Err(format!("pool: {e}")),
+                }
+            }
+            readygate::Database::Mysql(pool) => {
+                let sql = match hold_ms {
+                    Some(ms) => format!("SELECT SLEEP({ms} / 1000.0)"),
+                    None => "SELECT 1".into(),
+                };
+                match pool.get().await {
+                    Ok(mut conn) => conn
+                        .run(async |c| c.query_drop(sql).await)
+                        .await
+                        .map_err(|e| format!("query: {e}")),
+                    Err(e) => Err(format!("pool: {e}")),
+                }
+            }
+            _ => return HttpResponse::NotImplemented().finish(),
         };
-        let client = match pool.get().await {
-            Ok(client) => client,
-            Err(e) => return HttpResponse::ServiceUnavailable().body(format!("pool: {e}")),
-        };
-        match client.simple_query(&sql).await {
-            Ok(_) => HttpResponse::Ok().body("done"),
-            Err(e) => HttpResponse::ServiceUnavailable().body(format!("query: {e}")),
+        match result {
+            Ok(()) => HttpResponse::Ok().body("done"),
+            Err(e) => HttpResponse::ServiceUnavailable().body(e),
         }
     }
     cfg.route(
         "/hold/{ms}",
-        web::get().to(|deps, ms: web::Path<u64>| {
-            sql(
-                deps,
-                format!("SELECT pg_sleep({} / 1000.0)", ms.into_inner()),
-            )
-        }),
+        web::get().to(|deps, ms: web::Path<u64>| sql(deps, Some(ms.into_inner()))),
     )
-    .route("/query", web::get().to(|deps| sql(deps, "SELECT 1".into())));
+    .route("/query", web::get().to(|deps| sql(deps, None)));
 }
 
 /// An in-process gateway on `url` with a pool of `pool_size`, the short
 /// check, retry and wait settings above, and [`routes`].
-fn spawn(url: &str, pool_size: usize) -> InProcess {
+pub(crate) fn spawn(url: &str, pool_size: usize) -> InProcess {
     InProcess::spawn(
         &[
             format!("--database-url={url}"),
@@ -69,14 +90,14 @@ fn spawn(url: &str, pool_size: usize) -> InProcess {
 }
 
 /// `GET path`: (status, body, how long it took).
-fn timed_get(gw: &InProcess, path: &str) -> (u16, String, Duration) {
+pub(crate) fn timed_get(gw: &InProcess, path: &str) -> (u16, String, Duration) {
     let started = Instant::now();
     let (status, body) = inprocess::get(&inprocess::agent(), &gw.url(path));
     (status, body, started.elapsed())
 }
 
 /// `GET path` on a thread of its own.
-fn background_get(gw: &InProcess, path: &str) -> JoinHandle<(u16, String, Duration)> {
+pub(crate) fn background_get(gw: &InProcess, path: &str) -> JoinHandle<(u16, String, Duration)> {
     let url = gw.url(path);
     std::thread::spawn(move || {
         let started = Instant::now();
@@ -87,7 +108,11 @@ fn background_get(gw: &InProcess, path: &str) -> JoinHandle<(u16, String, Durati
 
 /// `n` requests that each hold a pooled connection for `ms`; returns once
 /// all `n` connections are checked out.
-fn hold_connections(gw: &InProcess, n: i64, ms: u64) -> Vec<JoinHandle<(u16, String, Duration)>> {
+pub(crate) fn hold_connections(
+    gw: &InProcess,
+    n: i64,
+    ms: u64,
+) -> Vec<JoinHandle<(u16, String, Duration)>> {
     let holders = (0..n)
         .map(|_| background_get(gw, &format!("/hold/{ms}")))
         .collect();
@@ -102,12 +127,16 @@ fn hold_connections(gw: &InProcess, n: i64, ms: u64) -> Vec<JoinHandle<(u16, Str
     holders
 }
 
-fn ready_status(gw: &InProcess) -> u16 {
+pub(crate) fn ready_status(gw: &InProcess) -> u16 {
     inprocess::get(&inprocess::agent(), &gw.url("/ready")).0
 }
 
 /// Polls `/ready` until it answers `status`; how long that took.
-fn time_until_ready_is(gw: &InProcess, status: u16, limit: Duration) -> Option<Duration> {
+pub(crate) fn time_until_ready_is(
+    gw: &InProcess,
+    status: u16,
+    limit: Duration,
+) -> Option<Duration> {
     let started = Instant::now();
     wait_until(limit, Duration::from_millis(20), || {
         ready_status(gw) == status
@@ -116,7 +145,7 @@ fn time_until_ready_is(gw: &InProcess, status: u16, limit: Duration) -> Option<D
 }
 
 /// `/ready` answers for `span`, polled every 50 ms.
-fn ready_answers_during(gw: &InProcess, span: Duration) -> Vec<u16> {
+pub(crate) fn ready_answers_during(gw: &InProcess, span: Duration) -> Vec<u16> {
     let until = Instant::now() + span;
     let mut seen = Vec::new();
     while Instant::now() < until {
@@ -127,7 +156,7 @@ fn ready_answers_during(gw: &InProcess, span: Duration) -> Vec<u16> {
 }
 
 /// A pool gauge from `/metrics`.
-fn pool_gauge(gw: &InProcess, series: &str) -> i64 {
+pub(crate) fn pool_gauge(gw: &InProcess, series: &str) -> i64 {
     let (_, text) = inprocess::get(&inprocess::agent(), &gw.url("/metrics"));
     text.lines()
         .find_map(|l| {
@@ -140,7 +169,7 @@ fn pool_gauge(gw: &InProcess, series: &str) -> i64 {
         .unwrap_or_else(|| panic!("{series} missing:\n{text}"))
 }
 
-fn in_use(gw: &InProcess) -> i64 {
+pub(crate) fn in_use(gw: &InProcess) -> i64 {
     pool_gauge(gw, r#"readygate_db_pool_connections{state="in_use"}"#)
 }
 
@@ -148,7 +177,10 @@ fn in_use(gw: &InProcess) -> i64 {
 /// `/ready` 503 within one check interval plus one check timeout and stays
 /// 503; the held connections and new requests fail within the bounds
 /// instead of hanging.
-fn assert_a_hung_server_is_down(gw: &InProcess, holders: Vec<JoinHandle<(u16, String, Duration)>>) {
+pub(crate) fn assert_a_hung_server_is_down(
+    gw: &InProcess,
+    holders: Vec<JoinHandle<(u16, String, Duration)>>,
+) {
     let hung = Instant::now();
 
     // /ready turns 503 within the check's bound.
@@ -232,11 +264,95 @@ fn a_black_holed_database_is_down_even_while_the_application_holds_every_connect
     assert_eq!(status, 200, "{body}");
 }
 
+/// How long a MySQL connection holds the server in the two "hung server"
+/// tests below. A statement cut by a severance still runs on the server
+/// after the thaw, and its connection is back in the pool only once it
+/// ends (mysql_async first reads the rest of its reply): kept short, so the
+/// pool is whole again soon after the thaw.
+const MYSQL_HOLD_MS: u64 = 4000;
+
+/// After the server is back: `/ready` 200 within a check interval, and the
+/// pool usable again once the held statements have ended on the server.
+fn assert_a_mysql_server_is_back(gw: &InProcess, held_since: Instant) {
+    let back = time_until_ready_is(gw, 200, Duration::from_secs(5))
+        .unwrap_or_else(|| panic!("/ready never came back"));
+    assert!(back <= Duration::from_millis(CHECK_MS) + SLACK, "{back:?}");
+    let usable = Duration::from_millis(MYSQL_HOLD_MS) + 2 * SLACK;
+    assert!(
+        wait_until(
+            usable.saturating_sub(held_since.elapsed()),
+            Duration::from_millis(50),
+            || timed_get(gw, "/query").0 == 200
+        ),
+        "the pool was not usable again within {usable:?} of the hold"
+    );
+}
+
+#[test]
+fn a_frozen_mariadb_is_down_even_while_the_application_holds_every_connection() {
+    // Arrange: both pooled connections busy sleeping on the server.
+    let mut db = Mariadb::start();
+    let gw = spawn(&db.url(), 2);
+    let held_since = Instant::now();
+    let holders = hold_connections(&gw, 2, MYSQL_HOLD_MS);
+    assert_eq!(ready_status(&gw), 200, "a busy pool is not an outage");
+
+    // Act: the server freezes.
+    db.freeze();
+
+    // Assert: the same bounds as for PostgreSQL.
+    assert_a_hung_server_is_down(&gw, holders);
+
+    // Act + Assert: it thaws.
+    db.thaw();
+    assert_a_mysql_server_is_back(&gw, held_since);
+}
+
+#[test]
+fn a_black_holed_mariadb_is_down_even_while_the_application_holds_every_connection() {
+    // Arrange: the gateway reaches MariaDB through a relay.
+    let db = Mariadb::start();
+    let relay = Relay::start(db.port());
+    let url = db
+        .url()
+        .replace(&format!(":{}/", db.port()), &format!(":{}/", relay.port()));
+    let gw = spawn(&url, 2);
+    let held_since = Instant::now();
+    let holders = hold_connections(&gw, 2, MYSQL_HOLD_MS);
+
+    // Act: the network swallows everything, old connections and new.
+    relay.blackhole();
+
+    // Assert
+    assert_a_hung_server_is_down(&gw, holders);
+
+    // Act + Assert: the network heals (and the relay closes the connections
+    // that lost data: their slots free at once).
+    relay.restore();
+    assert_a_mysql_server_is_back(&gw, held_since);
+}
+
 #[test]
 fn a_saturated_pool_makes_requests_wait_at_most_the_pool_timeout_and_stays_ready() {
-    // Arrange: the only pooled connection busy for 2 s.
     let pg = Postgres::start();
-    let gw = spawn(&pg.url(), 1);
+    saturated_pool(&pg.url(), "Timeout occurred while waiting for a slot");
+}
+
+#[test]
+fn a_saturated_mysql_pool_makes_requests_wait_at_most_the_pool_timeout_and_stays_ready() {
+    let db = Mariadb::start();
+    saturated_pool(
+        &db.url(),
+        "pool: timed out after 0.3 s waiting for a free connection",
+    );
+}
+
+/// With the only pooled connection of a gateway on `url` busy for 2 s, a
+/// request gets the pool's timeout error (`error`) after the pool wait, and
+/// `/ready` stays 200.
+fn saturated_pool(url: &str, error: &str) {
+    // Arrange
+    let gw = spawn(url, 1);
     let holder = hold_connections(&gw, 1, 2000);
 
     // Act
@@ -246,10 +362,7 @@ fn a_saturated_pool_makes_requests_wait_at_most_the_pool_timeout_and_stays_ready
     // Assert: the request waited for the pool's bound, then got an error it
     // can turn into 503; /ready stayed 200 (the server answers its checks).
     assert_eq!(status, 503, "{body}");
-    assert!(
-        body.contains("Timeout occurred while waiting for a slot"),
-        "{body}"
-    );
+    assert!(body.contains(error), "{body}");
     assert!(waited >= Duration::from_millis(POOL_WAIT_MS), "{waited:?}");
     assert!(
         waited <= Duration::from_millis(POOL_WAIT_MS) + SLACK,
@@ -266,9 +379,21 @@ fn a_saturated_pool_makes_requests_wait_at_most_the_pool_timeout_and_stays_ready
 
 #[test]
 fn pool_figures_follow_connections_taken_and_released() {
-    // Arrange
     let pg = Postgres::start();
-    let gw = spawn(&pg.url(), 2);
+    pool_figures(&pg.url());
+}
+
+#[test]
+fn mysql_pool_figures_follow_connections_taken_and_released() {
+    let db = Mariadb::start();
+    pool_figures(&db.url());
+}
+
+/// The pool gauges of a gateway on `url` with a pool of 2, through a
+/// saturation and back.
+fn pool_figures(url: &str) {
+    // Arrange
+    let gw = spawn(url, 2);
     assert_eq!(pool_gauge(&gw, "readygate_db_pool_max_connections"), 2);
     assert_eq!(in_use(&gw), 0);
 
@@ -294,11 +419,14 @@ fn pool_figures_follow_connections_taken_and_released() {
     }
     let _ = waiter.join().unwrap();
 
-    // Assert: both connections are back in the pool, nobody waits.
+    // Assert: both connections are kept in the pool (mysql_async takes
+    // them back on a task of its own: a moment later), nobody waits.
     assert_eq!(in_use(&gw), 0);
-    assert_eq!(
-        pool_gauge(&gw, r#"readygate_db_pool_connections{state="idle"}"#),
-        2
+    assert!(
+        wait_until(Duration::from_secs(1), Duration::from_millis(10), || {
+            pool_gauge(&gw, r#"readygate_db_pool_connections{state="idle"}"#) == 2
+        }),
+        "the pool did not keep its connections"
     );
     assert_eq!(pool_gauge(&gw, "readygate_db_pool_waiting"), 0);
 }

@@ -119,7 +119,7 @@ fn postgres_starting_up_57p03_is_retried() {
 
 /// Asserts one attempt, a line saying it is not retried with `needle` in
 /// its cause, exit 69 within 5 s, and one ERROR line naming the cause too.
-pub fn assert_permanent(gw: &Gateway, label: &str, needle: &str) {
+pub(crate) fn assert_permanent(gw: &Gateway, label: &str, needle: &str) {
     let code = gw.wait_exit(Duration::from_secs(10));
     assert_eq!(code, Some(69), "{}", gw.output());
     assert!(
@@ -380,7 +380,23 @@ fn passwords_never_appear_in_any_failure_output() {
         ),
         (
             "bad scheme",
-            vec![("DATABASE_URL", format!("mysql://app:{SECRET}@db/app"))],
+            vec![("DATABASE_URL", format!("mssql://app:{SECRET}@db/app"))],
+            78,
+        ),
+        (
+            "mysql refused",
+            vec![(
+                "DATABASE_URL",
+                format!("mysql://app:{SECRET_ENCODED}@127.0.0.1:{refused}/app"),
+            )],
+            69,
+        ),
+        (
+            "mariadb with TLS",
+            vec![(
+                "DATABASE_URL",
+                format!("mariadb://app:{SECRET}@db/app?require_ssl=true"),
+            )],
             78,
         ),
         (

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use crate::startup::lines_with;
 use crate::support::{
-    Gateway, InProcess, Postgres, Redis, Relay, StartingUpPostgres, StderrCapture, free_port,
-    inprocess, wait_until,
+    Gateway, InProcess, Mariadb, Postgres, Redis, Relay, StartingUpPostgres, StderrCapture,
+    free_port, inprocess, wait_until,
 };
 
 const SECRET: &str = "s3cr3t-Echo-42";
@@ -45,7 +45,17 @@ fn a_short_password_is_hidden_wherever_a_url_is_shown() {
             69,
         ),
         (
-            vec![("DATABASE_URL", format!("mysql://app:{SHORT}@db/app"))],
+            vec![(
+                "DATABASE_URL",
+                format!("mysql://app:{SHORT}@127.0.0.1:{refused}/app"),
+            )],
+            69,
+        ),
+        (
+            vec![(
+                "DATABASE_URL",
+                format!("mariadb://app:{SHORT}@db/app?ssl-mode=PREFERRED"),
+            )],
             78,
         ),
     ] {
@@ -125,6 +135,52 @@ fn a_password_echoed_by_the_server_is_scrubbed_from_the_log_and_ready() {
         gw.output()
     );
     assert_hidden(&gw.output(), SECRET, "the log");
+}
+
+#[test]
+fn a_mysql_password_is_hidden_from_the_log_and_ready_when_refused_and_when_accepted() {
+    // Arrange: a MariaDB account whose password is SECRET, first given a
+    // wrong one (refused), then the right one.
+    let db = Mariadb::start();
+    db.sql(&format!(
+        "CREATE USER 'secretive'@'%' IDENTIFIED BY '{SECRET}'; \
+         GRANT ALL ON app.* TO 'secretive'@'%'"
+    ));
+    let refused = Gateway::builder()
+        .env(
+            "DATABASE_URL",
+            db.url_for("mysql", "secretive", &format!("{SECRET}x"), "app"),
+        )
+        .spawn();
+    let accepted = Gateway::builder()
+        .env(
+            "DATABASE_URL",
+            db.url_for("mariadb", "secretive", SECRET, "app"),
+        )
+        .env("LOG_LEVEL", "trace")
+        .spawn();
+
+    // Act
+    let code = refused.wait_exit(Duration::from_secs(10));
+    let ready = accepted.wait_for_status("/ready", 200, Duration::from_secs(10));
+
+    // Assert
+    assert_eq!(code, Some(69), "{}", refused.output());
+    assert!(
+        refused.output().contains("secretive:***@"),
+        "{}",
+        refused.output()
+    );
+    assert_hidden(&refused.output(), SECRET, "the log of a refused login");
+    assert!(ready, "{}", accepted.output());
+    let (_, body) = accepted.get("/ready").unwrap();
+    assert_hidden(&body, SECRET, "/ready");
+    assert!(
+        accepted.output().contains("secretive:***@"),
+        "{}",
+        accepted.output()
+    );
+    assert_hidden(&accepted.output(), SECRET, "the trace log");
 }
 
 /// A Redis with a password, and an in-process gateway using it whose

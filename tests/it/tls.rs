@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::reliability::assert_permanent;
 use crate::startup::lines_with;
-use crate::support::{Gateway, Pki, Postgres, Redis, RedisTlsFiles, free_port};
+use crate::support::{Gateway, Mariadb, Pki, Postgres, Redis, RedisTlsFiles, free_port};
 
 /// `postgres://postgres@127.0.0.1:PORT/postgres?PARAMS`
 fn pg_url(pg: &Postgres, params: &str) -> String {
@@ -166,6 +166,84 @@ fn postgres_client_certificate_authentication() {
     // Without: refused, and not retried.
     let gw = db_gateway(pg_url(&pg, &verify));
     assert_permanent(&gw, "DB", "SQLSTATE 28000");
+}
+
+// ---------------------------------------------------------- MySQL/MariaDB
+
+/// `mysql://app:...@127.0.0.1:PORT/app?PARAMS`
+fn mysql_url(db: &Mariadb, params: &str) -> String {
+    format!("{}?{params}", db.url())
+}
+
+#[test]
+fn mysql_verify_identity_with_the_right_ca_is_ready_and_encrypted() {
+    let pki = Pki::generate();
+    let db = Mariadb::start_tls(&pki.server, &pki.ca, false);
+    let gw = db_gateway(mysql_url(
+        &db,
+        &format!("ssl-mode=VERIFY_IDENTITY&ssl-ca={}", path(&pki.ca)),
+    ));
+    let body = assert_ready(&gw);
+    assert_eq!(body["dependencies"]["database"]["tls"], true, "{body}");
+    assert_eq!(
+        lines_with(&gw, "database (mysql, TLS) up after").len(),
+        1,
+        "{}",
+        gw.output()
+    );
+}
+
+#[test]
+fn mysql_tls_problems_are_permanent_and_named() {
+    let pki = Pki::generate();
+    let tls = Mariadb::start_tls(&pki.server, &pki.ca, true);
+
+    // A CA that did not sign the server's certificate.
+    let gw = db_gateway(mysql_url(
+        &tls,
+        &format!("ssl-mode=VERIFY_CA&ssl-ca={}", path(&pki.other_ca)),
+    ));
+    assert_permanent(&gw, "DB", "UnknownIssuer");
+
+    // A plain client, and a server that requires TLS: MariaDB 10.11 says
+    // only "access denied" (1045), permanent all the same.
+    let gw = db_gateway(tls.url());
+    assert_permanent(&gw, "DB", "1045");
+
+    // A client that requires TLS, and a server without it.
+    let plain = Mariadb::start();
+    let gw = db_gateway(mysql_url(&plain, "ssl-mode=REQUIRED"));
+    assert_permanent(&gw, "DB", "server does not have this capability");
+
+    // REQUIRED without a CA encrypts without verifying.
+    let gw = db_gateway(mysql_url(&tls, "ssl-mode=REQUIRED"));
+    let body = assert_ready(&gw);
+    assert_eq!(body["dependencies"]["database"]["tls"], true, "{body}");
+}
+
+#[test]
+fn mysql_tls_settings_that_cannot_be_had_are_78() {
+    for (params, words) in [
+        ("ssl-mode=PREFERRED", "cannot fall back to plain"),
+        ("ssl-mode=VERIFY", "has ssl-mode=\"VERIFY\""),
+        ("ssl-mode=REQUIRED&ssl-ca=/no/such/ca.pem", "cannot be read"),
+        ("require_ssl=true", "TLS is set with ssl-mode"),
+        ("ssl-ca=/etc/ca.pem", "no ssl-mode to use them"),
+    ] {
+        let gw = Gateway::builder()
+            .env(
+                "DATABASE_URL",
+                format!("mysql://app@127.0.0.1:1/app?{params}"),
+            )
+            .spawn();
+        assert_eq!(
+            gw.wait_exit(Duration::from_secs(5)),
+            Some(78),
+            "{}",
+            gw.output()
+        );
+        assert!(gw.output().contains(words), "{params}: {}", gw.output());
+    }
 }
 
 // ------------------------------------------------------------------ Redis
@@ -380,7 +458,7 @@ fn a_url_file_that_fails_is_78_naming_the_variable_and_path_never_the_content() 
     // and the content shows without its password.
     let bad = Gateway::builder()
         .env("DATABASE_URL_FILE", "db-url")
-        .file("db-url", format!("mysql://app:{FILE_SECRET}@db/app"))
+        .file("db-url", format!("mssql://app:{FILE_SECRET}@db/app"))
         .spawn();
     assert_eq!(
         bad.wait_exit(Duration::from_secs(5)),

@@ -2,7 +2,7 @@
 //! Test-support code shared by every integration test.
 //!
 //! - [`ports`]: free loopback ports.
-//! - [`postgres`] / [`redis`]: real servers in temporary directories, on free
+//! - [`postgres`] / [`mariadb`] / [`redis`]: real servers in temporary directories, on free
 //!   ports (never the machine's standard 5432/6379 services), that can be
 //!   stopped and restarted on the same port.
 //! - [`faults`]: loopback listeners speaking the real wire protocols to
@@ -16,10 +16,12 @@ pub mod certs;
 pub mod faults;
 pub mod gateway;
 pub mod inprocess;
+pub mod mariadb;
 pub mod ports;
 pub mod postgres;
 pub mod process;
 pub mod redis;
+pub mod template;
 
 // Re-exports for the tests' convenience; not every test uses each one.
 #[allow(unused_imports)]
@@ -30,6 +32,8 @@ pub use faults::{BlackHole, LoadingRedis, Relay, Resetter, StartingUpPostgres};
 pub use gateway::{Gateway, GatewayBuilder, HttpReply};
 #[allow(unused_imports)]
 pub use inprocess::{InProcess, StderrCapture};
+#[allow(unused_imports)]
+pub use mariadb::Mariadb;
 #[allow(unused_imports)]
 pub use ports::{free_port, port_is_open, wait_port_closed};
 #[allow(unused_imports)]

@@ -7,8 +7,8 @@
 //! `postgres` user through `CommandExt::uid/gid`, so the child we spawn *is*
 //! the postmaster and can be signalled and waited for directly.
 
-use std::fs::{self, OpenOptions};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -19,8 +19,7 @@ use nix::sys::signal::Signal;
 use tempfile::TempDir;
 
 use super::ports::free_port;
-use super::process;
-use super::tail_file;
+use super::{process, tail_file, template};
 
 /// How long to wait for the server to accept connections.
 const START_TIMEOUT: Duration = Duration::from_secs(15);
@@ -71,10 +70,7 @@ impl PgInstall {
     }
 
     fn chown(&self, path: &Path) {
-        if let Some((uid, gid)) = self.run_as {
-            std::os::unix::fs::chown(path, Some(uid), Some(gid))
-                .unwrap_or_else(|e| panic!("chown {} to postgres: {e}", path.display()));
-        }
+        template::chown(path, self.run_as);
     }
 }
 
@@ -139,19 +135,7 @@ fn install() -> &'static PgInstall {
             .chars()
             .filter(|c| c.is_ascii_alphanumeric() || *c == '.')
             .collect();
-        let run_as = if nix::unistd::geteuid().is_root() {
-            let user = nix::unistd::User::from_name("postgres")
-                .unwrap_or_else(|e| panic!("looking up the `postgres` user: {e}"))
-                .unwrap_or_else(|| {
-                    panic!(
-                        "tests run as root but there is no `postgres` user to run initdb and \
-                         postgres as; `apt-get install postgresql` creates it"
-                    )
-                });
-            Some((user.uid.as_raw(), user.gid.as_raw()))
-        } else {
-            None
-        };
+        let run_as = template::server_user("postgres", "postgresql");
         PgInstall {
             bin,
             version,
@@ -160,85 +144,45 @@ fn install() -> &'static PgInstall {
     })
 }
 
-fn unique_suffix() -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!("{}-{nanos}", std::process::id())
-}
-
 fn is_initialised(dir: &Path) -> bool {
     dir.join("PG_VERSION").is_file() && dir.join("global").join("pg_control").is_file()
 }
 
-/// The template cluster for this machine and PostgreSQL version, created on
-/// first use (safe against concurrent test processes: initdb into a unique
-/// directory, then an atomic `rename` into place; the loser removes its own).
+/// The template cluster for this machine and PostgreSQL version, made by
+/// `initdb` on first use (see [`template::template`]).
 fn template_dir() -> &'static Path {
     static TEMPLATE: OnceLock<PathBuf> = OnceLock::new();
     TEMPLATE.get_or_init(|| {
         let pg = install();
-        let tmp = std::env::temp_dir();
-        let mut name = format!("readygate-test-pg-template-{}", pg.version);
-        if pg.run_as.is_none() {
-            // Not root: a template made by another user would be unreadable.
-            name.push_str(&format!("-uid{}", nix::unistd::geteuid().as_raw()));
-        }
-        let template = tmp.join(name);
-        if is_initialised(&template) {
-            return template;
-        }
-        if template.exists() {
-            // A broken leftover (not produced by the rename below): move it
-            // aside atomically so only one process deletes it.
-            let trash = tmp.join(format!("readygate-test-pg-trash-{}", unique_suffix()));
-            if fs::rename(&template, &trash).is_ok() {
-                let _ = fs::remove_dir_all(&trash);
+        let name = format!("readygate-test-pg-template-{}", pg.version);
+        template::template(&name, pg.run_as, is_initialised, |staging| {
+            let out = pg
+                .server_command("initdb", staging.parent().unwrap_or(staging))
+                .args([
+                    "-A",
+                    "trust",
+                    "-U",
+                    "postgres",
+                    "-E",
+                    "UTF8",
+                    "--locale=C",
+                    "--no-sync",
+                    "-D",
+                ])
+                .arg(staging)
+                .output()
+                .map_err(|e| format!("cannot run initdb: {e}"))?;
+            if out.status.success() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "initdb failed ({}):\n{}\n{}",
+                    out.status,
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                ))
             }
-        }
-        let staging = tmp.join(format!(
-            "readygate-test-pg-template-{}.tmp-{}",
-            pg.version,
-            unique_suffix()
-        ));
-        fs::create_dir(&staging).unwrap_or_else(|e| panic!("create {}: {e}", staging.display()));
-        fs::set_permissions(&staging, fs::Permissions::from_mode(0o700))
-            .unwrap_or_else(|e| panic!("chmod {}: {e}", staging.display()));
-        pg.chown(&staging);
-        let out = pg
-            .server_command("initdb", &tmp)
-            .args([
-                "-A",
-                "trust",
-                "-U",
-                "postgres",
-                "-E",
-                "UTF8",
-                "--locale=C",
-                "--no-sync",
-                "-D",
-            ])
-            .arg(&staging)
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run initdb: {e}"));
-        if !out.status.success() {
-            let _ = fs::remove_dir_all(&staging);
-            panic!(
-                "initdb failed ({}):\n{}\n{}",
-                out.status,
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        if fs::rename(&staging, &template).is_err() {
-            // Another process won the race; use theirs.
-            let _ = fs::remove_dir_all(&staging);
-            if !is_initialised(&template) {
-                panic!("template cluster {} is not initialised", template.display());
-            }
-        }
-        template
+        })
     })
 }
 
@@ -273,66 +217,14 @@ impl Postgres {
     pub fn start_with(settings: &[(&str, &str)]) -> Postgres {
         let mut pg = Postgres::reserve();
         pg.settings = settings.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        for _ in 0..3 {
-            match pg.try_start_server() {
-                Ok(()) => return pg,
-                Err(e) if e.contains("Address already in use") => pg.port = free_port(),
-                Err(e) => panic!("{e}"),
-            }
-        }
-        pg.start_server();
-        pg
+        process::start_on_a_free_port(pg)
     }
 
     /// A data directory and a port, with NO server running yet (for
     /// "the database comes up late" tests): call [`Postgres::start_server`].
     pub fn reserve() -> Postgres {
         let pg = install();
-        let template = template_dir();
-        let dir = tempfile::Builder::new()
-            .prefix("readygate-pg-")
-            .tempdir()
-            .unwrap_or_else(|e| panic!("create a temp dir: {e}"));
-        // The postgres user must be able to traverse it.
-        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755))
-            .unwrap_or_else(|e| panic!("chmod {}: {e}", dir.path().display()));
-        let data = dir.path().join("data");
-        let out = Command::new("cp")
-            .arg("-a")
-            .arg(template)
-            .arg(&data)
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run cp: {e}"));
-        if !out.status.success() {
-            panic!(
-                "cp -a {} {} failed: {}",
-                template.display(),
-                data.display(),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        // `cp -a` as root keeps the template's owner; fix it only if the
-        // template belongs to someone else.
-        let template_uid = fs::metadata(template).map(|m| m.uid()).ok();
-        if let Some((uid, gid)) = pg.run_as
-            && template_uid != Some(uid)
-        {
-            let out = Command::new("chown")
-                .arg("-R")
-                .arg(format!("{uid}:{gid}"))
-                .arg(&data)
-                .output()
-                .unwrap_or_else(|e| panic!("cannot run chown: {e}"));
-            if !out.status.success() {
-                panic!(
-                    "chown -R {}: {}",
-                    data.display(),
-                    String::from_utf8_lossy(&out.stderr)
-                );
-            }
-        }
-        fs::set_permissions(&data, fs::Permissions::from_mode(0o700))
-            .unwrap_or_else(|e| panic!("chmod {}: {e}", data.display()));
+        let (dir, data) = template::copy(template_dir(), "readygate-pg-", pg.run_as);
         let log = dir.path().join("postgres.log");
         Postgres {
             dir,
@@ -358,19 +250,9 @@ impl Postgres {
         if self.child.is_some() {
             self.stop();
         }
-        let pg = install();
-        let log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .unwrap_or_else(|e| panic!("open {}: {e}", self.log.display()));
-        let log_err = log
-            .try_clone()
-            .unwrap_or_else(|e| panic!("dup log fd: {e}"));
         let port = self.port.to_string();
-        let child = pg
-            .server_command("postgres", self.dir.path())
-            .arg("-D")
+        let mut cmd = install().server_command("postgres", self.dir.path());
+        cmd.arg("-D")
             .arg(&self.data)
             .args(["-p", &port, "-k"])
             .arg(&self.data)
@@ -384,43 +266,18 @@ impl Postgres {
                 "-c",
                 "synchronous_commit=off",
             ])
-            .args(self.settings.iter().flat_map(|s| ["-c", s.as_str()]))
-            .stdout(Stdio::from(log))
-            .stderr(Stdio::from(log_err))
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot spawn postgres: {e}"));
-        self.child = Some(child);
-        self.wait_ready()
-    }
-
-    /// Waits until the server accepts connections on its own unix socket
-    /// (so another server that took the port cannot fool it).
-    fn wait_ready(&mut self) -> Result<(), String> {
-        let deadline = Instant::now() + START_TIMEOUT;
-        loop {
-            if let Some(child) = self.child.as_mut()
-                && let Ok(Some(status)) = child.try_wait()
-            {
-                self.child = None;
-                return Err(format!(
-                    "postgres on port {} exited during start-up ({status}); log tail:\n{}",
-                    self.port,
-                    tail_file(&self.log, 40)
-                ));
-            }
-            if pg_isready_at(self.data.as_os_str(), self.port) == 0 {
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                return Err(format!(
-                    "postgres on port {} did not accept connections within {START_TIMEOUT:?}; \
-                     log tail:\n{}",
-                    self.port,
-                    tail_file(&self.log, 40)
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+            .args(self.settings.iter().flat_map(|s| ["-c", s.as_str()]));
+        self.child = Some(process::spawn_logged(&mut cmd, &self.log, "postgres"));
+        // Ready: accepting connections on its own unix socket (so another
+        // server that took the port cannot fool this).
+        let (data, port) = (&self.data, self.port);
+        process::wait_ready(
+            &mut self.child,
+            ("postgres", port, &self.log),
+            START_TIMEOUT,
+            "accept connections",
+            || pg_isready_at(data.as_os_str(), port) == 0,
+        )
     }
 
     fn shutdown_with(&mut self, signal: Signal) {
@@ -444,29 +301,19 @@ impl Postgres {
         process::is_running(&mut self.child)
     }
 
-    /// Freezes the server as a hung machine would: SIGSTOP to the postmaster
-    /// (first, so that it forks nothing more) and to every process it
-    /// started (backends, background workers). The kernel still accepts TCP
-    /// connections and acknowledges data; nothing answers. Panics when the
-    /// server is not running.
+    /// Freezes the server as a hung machine would: the postmaster and every
+    /// process it started (backends, background workers); see
+    /// [`process::freeze`]. Panics when the server is not running.
     pub fn freeze(&mut self) {
         let pid = self
             .pid()
             .unwrap_or_else(|| panic!("freeze: postgres on port {} is not running", self.port));
-        process::signal_pid(pid, Signal::SIGSTOP);
-        let children = process::children_of(pid);
-        for child in &children {
-            process::signal_pid(*child, Signal::SIGSTOP);
-        }
-        self.frozen = std::iter::once(pid).chain(children).collect();
+        self.frozen = process::freeze(pid);
     }
 
-    /// Undoes [`Postgres::freeze`] (SIGCONT, children first). No-op when
-    /// not frozen.
+    /// Undoes [`Postgres::freeze`]. No-op when not frozen.
     pub fn thaw(&mut self) {
-        for pid in std::mem::take(&mut self.frozen).iter().rev() {
-            process::signal_pid(*pid, Signal::SIGCONT);
-        }
+        process::thaw(&mut self.frozen);
     }
 
     /// The postmaster's PID while running.
@@ -747,6 +594,16 @@ impl Postgres {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+}
+
+impl process::Server for Postgres {
+    fn try_start_server(&mut self) -> Result<(), String> {
+        Postgres::try_start_server(self)
+    }
+
+    fn port_mut(&mut self) -> &mut u16 {
+        &mut self.port
     }
 }
 

@@ -1,19 +1,18 @@
 //! A real Redis server in a temporary directory, on a free port.
 
-use std::fs::{self, OpenOptions};
+use std::fs;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use tempfile::TempDir;
 
 use super::ports::free_port;
 use super::process;
-use super::tail_file;
 
 const START_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -93,6 +92,16 @@ fn reply_complete(buf: &[u8]) -> bool {
     true
 }
 
+/// [`Redis::command`] on 127.0.0.1:`port`.
+fn command_at(port: u16, password: Option<&str>, args: &[&str]) -> std::io::Result<String> {
+    let mut requests = Vec::new();
+    if let Some(pw) = password {
+        requests.push(resp_request(&["AUTH", pw]));
+    }
+    requests.push(resp_request(args));
+    raw_exchange(port, &requests)
+}
+
 /// A Redis server of its own, in a temporary directory, on a free port; no
 /// persistence. Killed when dropped.
 #[derive(Debug)]
@@ -128,16 +137,8 @@ impl Redis {
         Redis::reserve_with_password(password).started_retrying()
     }
 
-    fn started_retrying(mut self) -> Redis {
-        for _ in 0..3 {
-            match self.try_start_server() {
-                Ok(()) => return self,
-                Err(e) if e.contains("already in use") => self.port = free_port(),
-                Err(e) => panic!("{e}"),
-            }
-        }
-        self.start_server();
-        self
+    fn started_retrying(self) -> Redis {
+        process::start_on_a_free_port(self)
     }
 
     /// A directory and a port, with NO server running yet: call
@@ -186,14 +187,6 @@ impl Redis {
         if self.child.is_some() {
             self.stop();
         }
-        let log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .unwrap_or_else(|e| panic!("open {}: {e}", self.log.display()));
-        let log_err = log
-            .try_clone()
-            .unwrap_or_else(|e| panic!("dup log fd: {e}"));
         let mut cmd = Command::new(redis_server_bin());
         match &self.tls {
             None => cmd.args(["--port", &self.port.to_string()]),
@@ -215,51 +208,29 @@ impl Redis {
             .args(["--logfile", "", "--dir"])
             .arg(self.dir.path())
             .current_dir(self.dir.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(log))
-            .stderr(Stdio::from(log_err));
+            .stdin(Stdio::null());
         if let Some(pw) = &self.password {
             cmd.args(["--requirepass", pw]);
         }
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot spawn redis-server: {e}"));
+        let child = process::spawn_logged(&mut cmd, &self.log, "redis-server");
         self.child = Some(child);
-        self.wait_ready()
-    }
-
-    fn wait_ready(&mut self) -> Result<(), String> {
-        let deadline = Instant::now() + START_TIMEOUT;
-        loop {
-            if let Some(child) = self.child.as_mut()
-                && let Ok(Some(status)) = child.try_wait()
-            {
-                self.child = None;
-                return Err(format!(
-                    "redis-server on port {} exited during start-up ({status}); log tail:\n{}",
-                    self.port,
-                    tail_file(&self.log, 40)
-                ));
-            }
-            // A TLS-only server cannot be asked in plain text: its port
-            // accepting connections is the sign.
-            let ready = match self.tls {
-                None => self.ping().is_ok_and(|r| r.starts_with("+PONG")),
-                Some(_) => super::ports::port_is_open(self.port),
-            };
-            if ready {
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                return Err(format!(
-                    "redis-server on port {} did not answer PING within {START_TIMEOUT:?}; \
-                     log tail:\n{}",
-                    self.port,
-                    tail_file(&self.log, 40)
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        let (port, password, tls) = (self.port, self.password.clone(), self.tls.is_some());
+        process::wait_ready(
+            &mut self.child,
+            ("redis-server", port, &self.log),
+            START_TIMEOUT,
+            "answer PING",
+            || {
+                // A TLS-only server cannot be asked in plain text: its port
+                // accepting connections is the sign.
+                if tls {
+                    super::ports::port_is_open(port)
+                } else {
+                    command_at(port, password.as_deref(), &["PING"])
+                        .is_ok_and(|r| r.starts_with("+PONG"))
+                }
+            },
+        )
     }
 
     /// PING over a fresh connection (after AUTH when a password is set);
@@ -271,12 +242,7 @@ impl Redis {
     /// Sends one command over a fresh connection (after AUTH when a password
     /// is set) and returns the raw RESP reply, e.g. `$3\r\nbar\r\n`.
     pub fn command(&self, args: &[&str]) -> std::io::Result<String> {
-        let mut requests = Vec::new();
-        if let Some(pw) = &self.password {
-            requests.push(resp_request(&["AUTH", pw]));
-        }
-        requests.push(resp_request(args));
-        raw_exchange(self.port, &requests)
+        command_at(self.port, self.password.as_deref(), args)
     }
 
     fn shutdown_with(&mut self, signal: Signal) {
@@ -335,6 +301,16 @@ impl Redis {
         fs::read(&self.log)
             .map(|b| String::from_utf8_lossy(&b).into_owned())
             .unwrap_or_default()
+    }
+}
+
+impl process::Server for Redis {
+    fn try_start_server(&mut self) -> Result<(), String> {
+        Redis::try_start_server(self)
+    }
+
+    fn port_mut(&mut self) -> &mut u16 {
+        &mut self.port
     }
 }
 
