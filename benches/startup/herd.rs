@@ -426,6 +426,29 @@ fn ms_of(d: Duration) -> f64 {
 
 // ---- the section ---------------------------------------------------------------------
 
+/// One policy's row of the table (also its progress line).
+fn row(policy: &Policy, r: &HerdRun) -> String {
+    let bound = policy.max_wait_ms + ATTEMPT_MS;
+    format!(
+        "| {} | {} | {} / {:.1} = **{:.2}x** ({:.2}x) | {:.0} ms ({bound:.0} ms) | **{}** | \
+         **{:.1}** | {} / {:.1} = **{:.2}x** ({:.2}x) | **{:.0} ms** ({bound:.0} ms) |",
+        policy.name,
+        r.late.attempts,
+        r.retries.peak,
+        r.retries.mean,
+        r.retries.ratio(),
+        r.retries.random,
+        r.all_ready,
+        r.outage.attempts,
+        r.outage_end.per_second,
+        r.outage_end.peak,
+        r.outage_end.mean,
+        r.outage_end.ratio(),
+        r.outage_end.random,
+        r.all_restored,
+    )
+}
+
 pub fn herd(plan: &Plan, report: &mut Report) {
     println!(
         "\n[6] herd: {} gateways (pool of 1), one PostgreSQL behind a counting relay: up {} s \
@@ -439,34 +462,7 @@ pub fn herd(plan: &Plan, report: &mut Report) {
     let mut runs = Vec::new();
     for policy in &policies {
         let r = run(plan, policy);
-        println!(
-            "  {}: {}/{} ready, {}/{} restored; start-up: {} attempts in {:.1} s, its retries \
-             (from {INTERVAL_MS} ms) peak {} per 100 ms against a mean of {:.1} ({:.2}x; random \
-             arrivals {:.2}x), all ready {:.0} ms after PostgreSQL was up (spawn spread {:.0} \
-             ms); outage: {} attempts, {:.1}/s over its last 10 s, peak {} per 100 ms against \
-             a mean of {:.1} there ({:.2}x; random {:.2}x), all restored {:.0} ms after \
-             PostgreSQL was back",
-            policy.name,
-            r.ready,
-            plan.herd_size,
-            r.restored,
-            plan.herd_size,
-            r.late.attempts,
-            plan.herd_late.as_secs_f64(),
-            r.retries.peak,
-            r.retries.mean,
-            r.retries.ratio(),
-            r.retries.random,
-            r.all_ready,
-            r.spawn_spread,
-            r.outage.attempts,
-            r.outage_end.per_second,
-            r.outage_end.peak,
-            r.outage_end.mean,
-            r.outage_end.ratio(),
-            r.outage_end.random,
-            r.all_restored,
-        );
+        println!("  {}", row(policy, &r));
         println!(
             "    per 100 ms from the first spawn: {}",
             r.start_series
@@ -486,25 +482,8 @@ pub fn herd(plan: &Plan, report: &mut Report) {
          again after PostgreSQL back (bound) |\n|---|---|---|---|---|---|---|---|\n",
     );
     for (policy, r) in policies.iter().zip(&runs) {
-        let bound = policy.max_wait_ms + ATTEMPT_MS;
-        table.push_str(&format!(
-            "| {} | {} | {} / {:.1} = **{:.2}x** ({:.2}x) | {:.0} ms ({bound:.0} ms) | **{}** | \
-             **{:.1}** | {} / {:.1} = **{:.2}x** ({:.2}x) | **{:.0} ms** ({bound:.0} ms) |\n",
-            policy.name,
-            r.late.attempts,
-            r.retries.peak,
-            r.retries.mean,
-            r.retries.ratio(),
-            r.retries.random,
-            r.all_ready,
-            r.outage.attempts,
-            r.outage_end.per_second,
-            r.outage_end.peak,
-            r.outage_end.mean,
-            r.outage_end.ratio(),
-            r.outage_end.random,
-            r.all_restored,
-        ));
+        table.push_str(&row(policy, r));
+        table.push('\n');
     }
     table.push_str(&format!(
         "\n{} gateways; spawn spread (first to last spawn) {} ms; ready / restored: {}.\n",

@@ -96,6 +96,25 @@ fn assert_gaps_follow_the_waits(lines: &[Line]) {
     }
 }
 
+/// A gateway with `env` against a database port where nothing listens:
+/// waits for its exit 69 and returns it with its `attempts` failure lines.
+fn refused_start_up(env: &[(&str, &str)], attempts: usize) -> (Gateway, Vec<Line>) {
+    let mut builder = Gateway::builder().env("DATABASE_URL", refused_postgres_url());
+    for (key, value) in env {
+        builder = builder.env(*key, *value);
+    }
+    let gw = builder.spawn();
+    assert_eq!(
+        gw.wait_exit(Duration::from_secs(20)),
+        Some(69),
+        "{}",
+        gw.output()
+    );
+    let lines = timed(&gw, 0, "DB connection failed");
+    assert_eq!(lines.len(), attempts, "{}", gw.output());
+    (gw, lines)
+}
+
 #[test]
 fn the_seeds_settings_log_the_seeds_line() {
     // Arrange: the seed's scenario, which the defaults must reproduce.
@@ -121,22 +140,18 @@ fn the_seeds_settings_log_the_seeds_line() {
 
 #[test]
 fn exponential_back_off_doubles_each_wait_up_to_the_cap() {
-    // Arrange: 100 ms doubling, capped at 400 ms.
-    let gw = Gateway::builder()
-        .env("DATABASE_URL", refused_postgres_url())
-        .env("DB_MAX_RETRIES", "6")
-        .env("DB_RETRY_INTERVAL_MS", "100")
-        .env("DB_RETRY_BACKOFF", "exponential")
-        .env("DB_RETRY_MAX_INTERVAL_MS", "400")
-        .spawn();
-
-    // Act
-    let code = gw.wait_exit(Duration::from_secs(20));
+    // Arrange + Act: 100 ms doubling, capped at 400 ms.
+    let (gw, attempts) = refused_start_up(
+        &[
+            ("DB_MAX_RETRIES", "6"),
+            ("DB_RETRY_INTERVAL_MS", "100"),
+            ("DB_RETRY_BACKOFF", "exponential"),
+            ("DB_RETRY_MAX_INTERVAL_MS", "400"),
+        ],
+        6,
+    );
 
     // Assert
-    assert_eq!(code, Some(69), "{}", gw.output());
-    let attempts = timed(&gw, 0, "DB connection failed");
-    assert_eq!(attempts.len(), 6, "{}", gw.output());
     let waits: Vec<_> = attempts[..5]
         .iter()
         .map(|l| printed_wait(&l.text))
@@ -158,25 +173,21 @@ fn exponential_back_off_doubles_each_wait_up_to_the_cap() {
 
 #[test]
 fn jitter_draws_each_wait_around_its_base_and_logs_the_wait_used() {
-    // Arrange: 100 ms doubling to 800 ms, each wait +-50 %; JSON logs, so
-    // that delay_ms can be compared with the text.
-    let gw = Gateway::builder()
-        .env("DATABASE_URL", refused_postgres_url())
-        .env("DB_MAX_RETRIES", "7")
-        .env("DB_RETRY_INTERVAL_MS", "100")
-        .env("DB_RETRY_BACKOFF", "exponential")
-        .env("DB_RETRY_MAX_INTERVAL_MS", "800")
-        .env("DB_RETRY_JITTER", "0.5")
-        .env("LOG_FORMAT", "json")
-        .spawn();
-
-    // Act
-    let code = gw.wait_exit(Duration::from_secs(20));
+    // Arrange + Act: 100 ms doubling to 800 ms, each wait +-50 %; JSON
+    // logs, so that delay_ms can be compared with the text.
+    let (_, attempts) = refused_start_up(
+        &[
+            ("DB_MAX_RETRIES", "7"),
+            ("DB_RETRY_INTERVAL_MS", "100"),
+            ("DB_RETRY_BACKOFF", "exponential"),
+            ("DB_RETRY_MAX_INTERVAL_MS", "800"),
+            ("DB_RETRY_JITTER", "0.5"),
+            ("LOG_FORMAT", "json"),
+        ],
+        7,
+    );
 
     // Assert
-    assert_eq!(code, Some(69), "{}", gw.output());
-    let attempts = timed(&gw, 0, "DB connection failed");
-    assert_eq!(attempts.len(), 7, "{}", gw.output());
     let bases = [100u64, 200, 400, 800, 800, 800];
     for (line, base) in attempts.iter().zip(bases) {
         let json: serde_json::Value = serde_json::from_str(&line.text).unwrap();
@@ -193,21 +204,17 @@ fn jitter_draws_each_wait_around_its_base_and_logs_the_wait_used() {
 
 #[test]
 fn jitter_takes_a_fixed_grid_out_of_step() {
-    // Arrange: 200 ms +-50 %.
-    let gw = Gateway::builder()
-        .env("DATABASE_URL", refused_postgres_url())
-        .env("DB_MAX_RETRIES", "10")
-        .env("DB_RETRY_INTERVAL_MS", "200")
-        .env("DB_RETRY_JITTER", "0.5")
-        .spawn();
-
-    // Act
-    let code = gw.wait_exit(Duration::from_secs(20));
+    // Arrange + Act: 200 ms +-50 %.
+    let (_, attempts) = refused_start_up(
+        &[
+            ("DB_MAX_RETRIES", "10"),
+            ("DB_RETRY_INTERVAL_MS", "200"),
+            ("DB_RETRY_JITTER", "0.5"),
+        ],
+        10,
+    );
 
     // Assert: the waits differ (9 draws from 201 values) and stay in range.
-    assert_eq!(code, Some(69), "{}", gw.output());
-    let attempts = timed(&gw, 0, "DB connection failed");
-    assert_eq!(attempts.len(), 10, "{}", gw.output());
     let mut waits: Vec<_> = attempts[..9]
         .iter()
         .map(|l| printed_wait(&l.text))
@@ -228,21 +235,17 @@ fn the_deadline_ends_start_up_shortening_the_last_wait() {
     // the attempts at 0 and 0.4 s, the one at 0.8 s fails with 0.2 s left:
     // a full wait would pass the deadline, so the last attempt starts its
     // timeout (100 ms) before it, at 0.9 s.
-    let gw = Gateway::builder()
-        .env("DATABASE_URL", refused_postgres_url())
-        .env("DB_MAX_RETRIES", "1000")
-        .env("DB_RETRY_INTERVAL_MS", "400")
-        .env("DB_CONNECT_TIMEOUT_MS", "100")
-        .env("DB_STARTUP_TIMEOUT_MS", "1000")
-        .spawn();
-
-    // Act
-    let code = gw.wait_exit(Duration::from_secs(10));
+    let (gw, attempts) = refused_start_up(
+        &[
+            ("DB_MAX_RETRIES", "1000"),
+            ("DB_RETRY_INTERVAL_MS", "400"),
+            ("DB_CONNECT_TIMEOUT_MS", "100"),
+            ("DB_STARTUP_TIMEOUT_MS", "1000"),
+        ],
+        4,
+    );
 
     // Assert
-    assert_eq!(code, Some(69), "{}", gw.output());
-    let attempts = timed(&gw, 0, "DB connection failed");
-    assert_eq!(attempts.len(), 4, "{}", gw.output());
     assert!(
         attempts[0]
             .text
@@ -340,13 +343,14 @@ fn a_redis_attempt_running_at_the_deadline_is_cut() {
 
 #[test]
 fn attempts_running_out_before_the_deadline_are_named() {
-    let gw = Gateway::builder()
-        .env("DATABASE_URL", refused_postgres_url())
-        .env("DB_MAX_RETRIES", "2")
-        .env("DB_RETRY_INTERVAL_MS", "100")
-        .env("DB_STARTUP_TIMEOUT_MS", "60000")
-        .spawn();
-    assert_eq!(gw.wait_exit(Duration::from_secs(10)), Some(69));
+    let (gw, _) = refused_start_up(
+        &[
+            ("DB_MAX_RETRIES", "2"),
+            ("DB_RETRY_INTERVAL_MS", "100"),
+            ("DB_STARTUP_TIMEOUT_MS", "60000"),
+        ],
+        2,
+    );
     let errors = lines_with(&gw, "ERROR");
     assert!(
         errors[0].contains(
@@ -424,6 +428,62 @@ fn reconnection_backs_off_from_the_interval_again_for_each_outage() {
     }
 }
 
+/// A server with no connection slot left (`settings` lead a gateway to it,
+/// `prefix` names its retry settings): a gateway with 3 attempts retries
+/// with the policy and gives up naming `tally` (its log lines holding
+/// `cause`); one that waits gets in once `free` has released a slot.
+fn no_slot_left(
+    settings: &[(&str, String)],
+    prefix: &str,
+    (cause, tally): (&str, &str),
+    free: impl FnOnce(),
+) {
+    let gateway = |max_retries: &str| {
+        let mut builder = Gateway::builder()
+            .env(format!("{prefix}_MAX_RETRIES"), max_retries)
+            .env(format!("{prefix}_RETRY_INTERVAL_MS"), "100");
+        for (key, value) in settings {
+            builder = builder.env(*key, value.clone());
+        }
+        builder.spawn()
+    };
+
+    // Act + Assert: retried, then given up with the cause named.
+    let gw = gateway("3");
+    assert_eq!(
+        gw.wait_exit(Duration::from_secs(10)),
+        Some(69),
+        "{}",
+        gw.output()
+    );
+    let retried = lines_with(&gw, "retrying in 0.1 s: ");
+    assert_eq!(retried.len(), 2, "{}", gw.output());
+    assert!(retried[0].contains(cause), "{}", retried[0]);
+    let errors = lines_with(&gw, "ERROR");
+    assert!(
+        errors[0].contains(&format!("({tally} x3)")),
+        "{}",
+        errors[0]
+    );
+
+    // Act + Assert: a gateway that waits gets in once a slot is free.
+    let gw = gateway("100");
+    assert!(
+        gw.wait_for_line("(attempt 2/100), retrying", Duration::from_secs(10))
+            .is_some(),
+        "{}",
+        gw.output()
+    );
+    let freed = Instant::now();
+    free();
+    assert!(
+        gw.wait_for_status("/ready", 200, Duration::from_secs(10)),
+        "{} (freed {:?} ago)",
+        gw.output(),
+        freed.elapsed()
+    );
+}
+
 #[test]
 fn postgres_out_of_connection_slots_is_retried_and_named() {
     // Arrange: a real server with two connection slots, both held.
@@ -447,43 +507,15 @@ fn postgres_out_of_connection_slots_is_retried_and_named() {
         "the slots did not fill"
     );
 
-    // Act + Assert: retried, then given up with the cause named.
-    let gw = Gateway::builder()
-        .env("DATABASE_URL", pg.url())
-        .env("DB_MAX_RETRIES", "3")
-        .env("DB_RETRY_INTERVAL_MS", "100")
-        .spawn();
-    assert_eq!(
-        gw.wait_exit(Duration::from_secs(10)),
-        Some(69),
-        "{}",
-        gw.output()
-    );
-    let retried = lines_with(&gw, "retrying in 0.1 s: ");
-    assert_eq!(retried.len(), 2, "{}", gw.output());
-    assert!(retried[0].contains("SQLSTATE 53300"), "{}", retried[0]);
-    let errors = lines_with(&gw, "ERROR");
-    assert!(
-        errors[0].contains("(sorry, too many clients already (SQLSTATE 53300) x3)"),
-        "{}",
-        errors[0]
-    );
-
-    // Act + Assert: a gateway that waits gets in once a slot is free.
-    let gw = Gateway::builder()
-        .env("DATABASE_URL", pg.url())
-        .env("DB_MAX_RETRIES", "100")
-        .env("DB_RETRY_INTERVAL_MS", "100")
-        .spawn();
-    assert!(
-        gw.wait_for_line("(attempt 2/100), retrying", Duration::from_secs(10))
-            .is_some()
-    );
-    drop(held);
-    assert!(
-        gw.wait_for_status("/ready", 200, Duration::from_secs(10)),
-        "{}",
-        gw.output()
+    // Act + Assert
+    no_slot_left(
+        &[("DATABASE_URL", pg.url())],
+        "DB",
+        (
+            "SQLSTATE 53300",
+            "sorry, too many clients already (SQLSTATE 53300)",
+        ),
+        || drop(held),
     );
 }
 
@@ -511,50 +543,17 @@ fn redis_out_of_client_slots_is_retried_and_named() {
         held.is_some()
     }));
 
-    // Act + Assert: retried, then given up with the cause named.
-    let gw = Gateway::builder()
-        .env("CACHE_TYPE", "redis")
-        .env("REDIS_URL", redis.url())
-        .env("REDIS_MAX_RETRIES", "3")
-        .env("REDIS_RETRY_INTERVAL_MS", "100")
-        .spawn();
-    assert_eq!(
-        gw.wait_exit(Duration::from_secs(10)),
-        Some(69),
-        "{}",
-        gw.output()
-    );
-    let retried = lines_with(&gw, "retrying in 0.1 s: ");
-    assert_eq!(retried.len(), 2, "{}", gw.output());
-    assert!(
-        retried[0].contains("max number of clients reached"),
-        "{}",
-        retried[0]
-    );
-    let errors = lines_with(&gw, "ERROR");
-    assert!(
-        errors[0].contains("(max number of clients reached x3)"),
-        "{}",
-        errors[0]
-    );
-
-    // Act + Assert: a gateway that waits gets in once the slot is free.
-    let gw = Gateway::builder()
-        .env("CACHE_TYPE", "redis")
-        .env("REDIS_URL", redis.url())
-        .env("REDIS_MAX_RETRIES", "100")
-        .env("REDIS_RETRY_INTERVAL_MS", "100")
-        .spawn();
-    assert!(
-        gw.wait_for_line("(attempt 2/100), retrying", Duration::from_secs(10))
-            .is_some()
-    );
-    let freed = Instant::now();
-    drop(held);
-    assert!(
-        gw.wait_for_status("/ready", 200, Duration::from_secs(10)),
-        "{} (freed {:?} ago)",
-        gw.output(),
-        freed.elapsed()
+    // Act + Assert
+    no_slot_left(
+        &[
+            ("CACHE_TYPE", "redis".to_owned()),
+            ("REDIS_URL", redis.url()),
+        ],
+        "REDIS",
+        (
+            "max number of clients reached",
+            "max number of clients reached",
+        ),
+        || drop(held),
     );
 }

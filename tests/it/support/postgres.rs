@@ -355,10 +355,11 @@ impl Postgres {
             .unwrap_or_default()
     }
 
-    fn psql_output(&self, sql: &str) -> Output {
-        install()
-            .client_command("psql")
-            .arg("-h")
+    /// `psql` as superuser `postgres` over the unix socket, without
+    /// `.psqlrc` and never prompting for a password.
+    fn socket_psql(&self) -> Command {
+        let mut cmd = install().client_command("psql");
+        cmd.arg("-h")
             .arg(&self.data)
             .args([
                 "-p",
@@ -368,7 +369,13 @@ impl Postgres {
                 "-d",
                 "postgres",
             ])
-            .args(["-X", "-w", "-v", "ON_ERROR_STOP=1", "-Atc", sql])
+            .args(["-X", "-w"]);
+        cmd
+    }
+
+    fn psql_output(&self, sql: &str) -> Output {
+        self.socket_psql()
+            .args(["-v", "ON_ERROR_STOP=1", "-Atc", sql])
             .output()
             .unwrap_or_else(|e| panic!("cannot run psql: {e}"))
     }
@@ -499,19 +506,9 @@ impl Postgres {
     /// The session may still be connecting when this returns: wait for the
     /// effect you need (e.g. that the server refuses a new session).
     pub fn hold_session(&self) -> HeldSession {
-        let child = install()
-            .client_command("psql")
-            .arg("-h")
-            .arg(&self.data)
-            .args([
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                "postgres",
-                "-d",
-                "postgres",
-            ])
-            .args(["-X", "-w", "-q"])
+        let child = self
+            .socket_psql()
+            .arg("-q")
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
