@@ -1,8 +1,13 @@
 //! The one retrying dependency actor. It makes one attempt per timed
 //! self-message (`notify_later`, never a blocking sleep), asks the
 //! [`RetryPolicy`] what follows a failure, logs, publishes its state and
-//! reports to the supervisor. The database and the cache are this actor with
-//! different connectors (`DbActor`, `CacheActor`).
+//! reports to the supervisor. The database, the cache, `WAIT_FOR`'s entries
+//! and the application's own dependencies are this actor with different
+//! connectors (`DbActor`, `CacheActor`); an [`Identity`] says who it is.
+//!
+//! A dependency that is not required never stops start-up: when its
+//! start-up attempts run out it says so once and goes on trying in the
+//! background, with the same policy as a reconnection.
 
 use std::time::{Duration, Instant};
 
@@ -19,6 +24,23 @@ pub type DbActor<C = PostgresConnector> = DependencyActor<C>;
 /// The cache actor: Redis.
 pub type CacheActor = DependencyActor<RedisConnector>;
 
+/// Who a dependency actor works for.
+#[derive(Clone, Debug)]
+pub struct Identity {
+    /// Its name on `/ready`, in metrics and in JSON log fields.
+    pub dependency: Dependency,
+    /// The word that starts its log lines: `DB`, `Redis`, or its name.
+    pub label: String,
+    /// How the give-up line names it: `database`, `Redis cache`,
+    /// `auth (http)`.
+    pub what: String,
+    /// Whether start-up and `/ready` wait for it.
+    pub required: bool,
+    /// The prefix of its settings (`DB`, `REDIS`, `WAIT_FOR`), which the
+    /// give-up line names; `None` for the application's own.
+    pub settings: Option<String>,
+}
+
 /// What a dependency actor tells the supervisor.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -34,7 +56,10 @@ pub enum DependencyReport {
 #[derive(Clone, Debug)]
 pub struct StartupFailure {
     pub dependency: Dependency,
-    pub label: &'static str,
+    /// As [`Identity::what`].
+    pub what: String,
+    /// As [`Identity::settings`].
+    pub settings: Option<String>,
     pub attempts: u32,
     pub elapsed: Duration,
     pub causes: CauseTally,
@@ -83,9 +108,15 @@ enum Phase<H> {
         attempts: u32,
     },
     GaveUp(StartupFailure),
+    /// Not required, its start-up attempts spent: trying on, with the
+    /// reconnection policy, until it connects.
+    Background {
+        attempts: u32,
+    },
 }
 
 pub struct DependencyActor<C: Connector> {
+    id: Identity,
     connector: C,
     policy: RetryPolicy,
     check_interval: Duration,
@@ -97,14 +128,16 @@ pub struct DependencyActor<C: Connector> {
 
 impl<C: Connector> DependencyActor<C> {
     pub fn new(
+        id: Identity,
         connector: C,
         policy: RetryPolicy,
         check_interval: Duration,
         health: Health,
         supervisor: Recipient<DependencyReport>,
     ) -> Self {
-        health.register(connector.dependency(), connector.backend());
+        health.register(&id.dependency, connector.backend(), id.required);
         DependencyActor {
+            id,
             connector,
             policy,
             check_interval,
@@ -120,7 +153,7 @@ impl<C: Connector> DependencyActor<C> {
     }
 
     fn dependency(&self) -> Dependency {
-        self.connector.dependency()
+        self.id.dependency.clone()
     }
 
     /// Run `fut` bounded by `limit`, then hand its result to `then`. A limit
@@ -149,6 +182,10 @@ impl<C: Connector> DependencyActor<C> {
     }
 
     fn on_attempt(&mut self, result: Result<C::Handle, ConnectError>, ctx: &mut Context<Self>) {
+        if matches!(self.phase, Phase::Background { .. }) {
+            self.on_background_attempt(result, ctx);
+            return;
+        }
         let Phase::Starting {
             attempt,
             causes,
@@ -162,31 +199,25 @@ impl<C: Connector> DependencyActor<C> {
             elapsed: self.started.elapsed(),
             last: *last,
         };
-        let (attempt, dependency, label) = (
-            *attempt,
-            self.connector.dependency(),
-            self.connector.label(),
-        );
+        let attempt = *attempt;
+        let (dependency, label) = (self.id.dependency.clone(), self.id.label.clone());
         let err = match result {
             Ok(handle) => {
-                self.health.count_attempt(dependency, "success");
-                self.health
-                    .set_encrypted(dependency, self.connector.encrypted());
-                self.health.set_state(dependency, State::Up);
-                log::debug!(dependency = dependency.name(), attempt = attempt; "{label} connection ready (attempt {attempt}/{})", self.policy.max_attempts);
-                self.supervisor.do_send(DependencyReport::Ready {
-                    dependency,
-                    handle: C::share(&handle),
-                });
-                self.phase = Phase::Up { handle };
-                ctx.notify_later(Check, self.check_interval);
+                let max = self.policy.max_attempts;
+                if self.id.required {
+                    log::debug!(dependency = dependency.name(), attempt = attempt; "{label} connection ready (attempt {attempt}/{max})");
+                } else {
+                    // The Ready line may have called it "not up yet".
+                    log::info!(dependency = dependency.name(), attempt = attempt; "{label} connection ready after {} (attempt {attempt}/{max})", Seconds(self.started.elapsed()));
+                }
+                self.connected(handle, ctx);
                 return;
             }
             Err(err) => err,
         };
         let cause = err.chain();
         causes.add(err.summary());
-        self.health.failed(dependency, &cause, true);
+        self.health.failed(&dependency, &cause, true);
         let max = self.policy.max_attempts;
         let outcome = if err.class() == ErrorClass::Permanent {
             log::error!(
@@ -196,7 +227,7 @@ impl<C: Connector> DependencyActor<C> {
             FailureOutcome::Permanent(cause)
         } else {
             let next = self.policy.after_failure(failed, fastrand::f64());
-            let line = self.policy.failure_line(label, attempt, next, &cause);
+            let line = self.policy.failure_line(&label, attempt, next, &cause);
             match next {
                 Next::RetryIn {
                     delay,
@@ -224,9 +255,73 @@ impl<C: Connector> DependencyActor<C> {
             }
         };
         let failure = self.failure(outcome);
-        self.supervisor
-            .do_send(DependencyReport::GaveUp(failure.clone()));
-        self.phase = Phase::GaveUp(failure);
+        if self.id.required {
+            self.supervisor
+                .do_send(DependencyReport::GaveUp(failure.clone()));
+            self.phase = Phase::GaveUp(failure);
+            return;
+        }
+        // Not required: start-up goes on without it.
+        self.health.set_state(&dependency, State::Down);
+        if let FailureOutcome::Permanent(_) = failure.outcome {
+            log::warn!(dependency = dependency.name(); "{label} is optional: serving without it, not trying again (the error is permanent)");
+            self.phase = Phase::GaveUp(failure);
+            return;
+        }
+        let delay = self.policy.wait(1, fastrand::f64());
+        log::warn!(
+            dependency = dependency.name(), delay_ms = millis(delay);
+            "{label} not ready after {} in {}; it is optional: serving without it, trying again in the background in {}",
+            attempts_text(failure.attempts), Seconds(failure.elapsed), Seconds(delay)
+        );
+        self.phase = Phase::Background { attempts: 0 };
+        ctx.notify_later(Attempt, delay);
+    }
+
+    /// A connection was made (at start-up or in the background): publish,
+    /// report the handle, and check from now on.
+    fn connected(&mut self, handle: C::Handle, ctx: &mut Context<Self>) {
+        let dependency = &self.id.dependency;
+        self.health.count_attempt(dependency, "success");
+        self.health
+            .set_encrypted(dependency, self.connector.encrypted());
+        self.health.set_state(dependency, State::Up);
+        self.supervisor.do_send(DependencyReport::Ready {
+            dependency: dependency.clone(),
+            handle: C::share(&handle),
+        });
+        self.phase = Phase::Up { handle };
+        ctx.notify_later(Check, self.check_interval);
+    }
+
+    /// An attempt of an optional dependency whose start-up attempts ran out.
+    fn on_background_attempt(
+        &mut self,
+        result: Result<C::Handle, ConnectError>,
+        ctx: &mut Context<Self>,
+    ) {
+        let Phase::Background { attempts } = &mut self.phase else {
+            return;
+        };
+        let (dependency, label) = (self.id.dependency.clone(), self.id.label.clone());
+        match result {
+            Ok(handle) => {
+                log::info!(dependency = dependency.name(); "{label} connection ready after {}, in the background", Seconds(self.started.elapsed()));
+                self.connected(handle, ctx);
+            }
+            Err(err) => {
+                *attempts = attempts.saturating_add(1);
+                let n = *attempts;
+                let cause = err.chain();
+                let delay = self.policy.wait(n.saturating_add(1), fastrand::f64());
+                log::warn!(
+                    dependency = dependency.name(), attempt = n, delay_ms = millis(delay);
+                    "{label} background attempt {n} failed, retrying in {}: {cause}", Seconds(delay)
+                );
+                self.health.failed(&dependency, &cause, true);
+                ctx.notify_later(Attempt, delay);
+            }
+        }
     }
 
     /// The start-up record so far.
@@ -237,7 +332,8 @@ impl<C: Connector> DependencyActor<C> {
         };
         StartupFailure {
             dependency: self.dependency(),
-            label: self.connector.label(),
+            what: self.id.what.clone(),
+            settings: self.id.settings.clone(),
             attempts: causes.total(),
             elapsed: self.started.elapsed(),
             causes,
@@ -247,7 +343,7 @@ impl<C: Connector> DependencyActor<C> {
     }
 
     fn on_check(&mut self, result: Result<(), ConnectError>, ctx: &mut Context<Self>) {
-        let (dependency, label) = (self.connector.dependency(), self.connector.label());
+        let (dependency, label) = (&self.id.dependency, self.id.label.as_str());
         match &result {
             Ok(()) => self
                 .health
@@ -311,7 +407,10 @@ impl<C: Connector> Handler<Attempt> for DependencyActor<C> {
     type Result = ();
 
     fn handle(&mut self, _: Attempt, ctx: &mut Context<Self>) {
-        if matches!(self.phase, Phase::Starting { .. }) {
+        if matches!(self.phase, Phase::Background { .. }) {
+            let fut = self.connector.connect();
+            self.bounded(ctx, self.policy.attempt_timeout, fut, Self::on_attempt);
+        } else if matches!(self.phase, Phase::Starting { .. }) {
             let limit = self.policy.attempt_limit(self.started.elapsed());
             let fut = self.connector.connect();
             self.bounded(ctx, limit, fut, Self::on_attempt);
@@ -335,13 +434,25 @@ impl<C: Connector> Handler<Abort> for DependencyActor<C> {
     type Result = MessageResult<Abort>;
 
     fn handle(&mut self, _: Abort, ctx: &mut Context<Self>) -> Self::Result {
+        // The give-up line names what held start-up: an optional dependency
+        // never did (its own WARN lines said how it went).
         let report = match &self.phase {
+            _ if !self.id.required => None,
             Phase::Starting { .. } => Some(self.failure(FailureOutcome::Aborted)),
             Phase::GaveUp(failure) => Some(failure.clone()),
-            Phase::Up { .. } | Phase::Down { .. } => None,
+            Phase::Up { .. } | Phase::Down { .. } | Phase::Background { .. } => None,
         };
         ctx.stop();
         MessageResult(report)
+    }
+}
+
+/// `1 attempt`, `5 attempts`.
+pub fn attempts_text(n: u32) -> String {
+    if n == 1 {
+        "1 attempt".to_owned()
+    } else {
+        format!("{n} attempts")
     }
 }
 

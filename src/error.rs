@@ -51,6 +51,14 @@ pub enum ConnectError {
     },
     #[error("Redis command failed")]
     Redis(#[source] redis::RedisError),
+    #[error("cannot open a TCP connection")]
+    Tcp(#[source] std::io::Error),
+    #[error("HTTP request failed: {0}")]
+    Http(String),
+    #[error("HTTP status {0}")]
+    HttpStatus(u16),
+    #[error("{0}")]
+    Probe(#[source] crate::connector::custom::ProbeError),
 }
 
 /// Whether retrying can help.
@@ -73,6 +81,9 @@ impl ConnectError {
     pub fn summary(&self) -> String {
         if let ConnectError::TimedOut(_) = self {
             return "timed out".into();
+        }
+        if let ConnectError::HttpStatus(status) = self {
+            return format!("HTTP {status}");
         }
         if let ConnectError::Deadline(_) = self {
             return "stopped at the deadline".into();
@@ -151,6 +162,13 @@ impl ConnectError {
     /// Transient errors are retried; permanent ones (wrong credentials,
     /// unknown database) cannot be fixed by waiting.
     pub fn class(&self) -> ErrorClass {
+        if let ConnectError::Probe(probe) = self {
+            return if probe.is_permanent() {
+                ErrorClass::Permanent
+            } else {
+                ErrorClass::Transient
+            };
+        }
         if self.tls_refusal().is_some() {
             return ErrorClass::Permanent;
         }

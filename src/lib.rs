@@ -32,6 +32,7 @@
 
 pub mod config;
 pub mod connector;
+pub mod dependencies;
 pub mod dependency;
 pub mod error;
 pub mod handles;
@@ -48,6 +49,8 @@ pub mod telemetry;
 pub mod tls;
 
 pub use config::Settings;
+pub use connector::custom::{Probe, ProbeError};
+pub use dependencies::DependencyOptions;
 pub use handles::{Cache, Database, Dependencies, MemoryCache, MysqlConn, MysqlError, MysqlPool};
 
 /// The client crates whose types readygate hands to the application, in the
@@ -61,6 +64,7 @@ pub mod export {
     pub use redis;
     pub use tokio_postgres;
 }
+pub use retry::RetryPolicy;
 pub use startup::{Gateway, run_cli};
 
 /// Exit codes (sysexits.h).

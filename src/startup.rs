@@ -8,16 +8,20 @@ use actix::{Actor, System};
 use actix_web::web;
 
 use crate::config::{Cli, Command, ConfigError, Settings, load_dotenv};
+use crate::connector::custom::Probe;
+use crate::dependencies::{self, DependencyOptions, DependencySpec};
 use crate::exit;
 use crate::status::Health;
 use crate::supervisor::{Mode, Supervisor};
 use crate::{listener, signals, telemetry};
 
-/// A gateway: settings, application routes, and what to do once ready.
+/// A gateway: settings, application routes, the application's own
+/// dependencies, and what to do once ready.
 pub struct Gateway {
     settings: Settings,
     mode: Mode,
     health: Health,
+    own: Vec<DependencySpec>,
 }
 
 impl Gateway {
@@ -26,7 +30,25 @@ impl Gateway {
             settings,
             mode: Mode::Serve(None),
             health: Health::default(),
+            own: Vec::new(),
         }
+    }
+
+    /// Add a dependency of the application's own under `name` (1-63 of
+    /// a-z, 0-9, `-`, `_`, starting with a letter; not `database`, `cache` or
+    /// a `WAIT_FOR` name, else [`Gateway::run`] exits 78). readygate retries
+    /// it with `options.policy`, shows it on `/ready` and `/metrics`, checks
+    /// it at runtime, and hands its handle to the routes:
+    /// `deps.get::<P::Handle>(name)`. A dependency that is not
+    /// `options.required` never holds start-up or `/ready`.
+    pub fn dependency<P: Probe>(
+        mut self,
+        name: &str,
+        probe: P,
+        options: DependencyOptions,
+    ) -> Self {
+        self.own.push(dependencies::custom(name, probe, options));
+        self
     }
 
     /// Add application routes. They receive the connected dependencies as
@@ -65,7 +87,27 @@ impl Gateway {
             settings,
             mode,
             health,
+            own,
         } = self;
+        let mut specs = dependencies::from_settings(&settings);
+        for spec in own {
+            let name = spec.id.dependency.name();
+            let taken = specs.iter().any(|s| s.id.dependency == spec.id.dependency);
+            if !crate::config::valid_name(name) || taken {
+                log::error!(
+                    "invalid configuration, nothing was started: the application's dependency \
+                     {name:?} {}; exiting with code {}",
+                    if taken {
+                        "has a name another dependency has"
+                    } else {
+                        "has a name that is not 1-63 of a-z, 0-9, - and _, starting with a letter"
+                    },
+                    exit::CONFIG
+                );
+                return exit::CONFIG;
+            }
+            specs.push(spec);
+        }
         let port = match &mode {
             Mode::Check => None,
             Mode::Serve(_) => match listener::bind(&settings.http.host, settings.http.port) {
@@ -78,8 +120,14 @@ impl Gateway {
         };
         let system = System::new();
         system.block_on(async move {
-            Supervisor::new(settings, mode, health, port).start();
+            Supervisor::new(settings, mode, health, specs, port).start();
         });
+        // The actors still alive when the System stops are dropped with its
+        // runtime, outside any task: a SQLite connection closes through
+        // the runtime's blocking pool (`spawn_blocking`), which panics
+        // unless a runtime is entered. Entered here, their drop finds it.
+        let runtime = system.runtime().tokio_runtime().handle().clone();
+        let _entered = runtime.enter();
         match system.run_with_code() {
             Ok(code) => code,
             Err(e) => {

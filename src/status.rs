@@ -11,21 +11,34 @@ use serde::Serialize;
 use crate::metrics::{AttemptLabels, DependencyLabels, Metrics};
 use crate::redact::scrub;
 
-/// A supervised dependency.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Dependency {
-    Database,
-    Cache,
-}
+/// A supervised dependency, by name: `database`, `cache`, or a name of
+/// `WAIT_FOR` or of the application's own ([`crate::Gateway::dependency`]).
+/// Cheap to clone; ordered by name, as `/ready` lists them.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Dependency(Arc<str>);
 
 impl Dependency {
+    pub fn database() -> Self {
+        Dependency::named("database")
+    }
+
+    pub fn cache() -> Self {
+        Dependency::named("cache")
+    }
+
+    pub fn named(name: &str) -> Self {
+        Dependency(Arc::from(name))
+    }
+
     /// The name used in `/ready`, metrics labels and JSON log fields.
-    pub fn name(self) -> &'static str {
-        match self {
-            Dependency::Database => "database",
-            Dependency::Cache => "cache",
-        }
+    pub fn name(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for Dependency {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
     }
 }
 
@@ -43,6 +56,10 @@ pub enum State {
 #[derive(Clone, Debug, Serialize)]
 pub struct DependencyStatus {
     pub backend: &'static str,
+    /// Whether start-up and `/ready` wait for it; shown only when `false`
+    /// (an optional dependency: down, it leaves `/ready` at 200).
+    #[serde(skip_serializing_if = "is_true")]
+    pub required: bool,
     pub state: State,
     /// When the dependency entered its state (RFC 3339, UTC).
     #[serde(serialize_with = "rfc3339")]
@@ -58,6 +75,10 @@ pub struct DependencyStatus {
     pub last_error: Option<String>,
 }
 
+fn is_true(b: &bool) -> bool {
+    *b
+}
+
 fn rfc3339<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
     s.collect_str(&humantime::format_rfc3339_millis(*t))
 }
@@ -67,7 +88,7 @@ fn rfc3339<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error
 pub struct ReadyReport {
     /// `ready`, `not_ready`, or `draining` once a stop signal came.
     pub status: &'static str,
-    pub dependencies: BTreeMap<&'static str, DependencyStatus>,
+    pub dependencies: BTreeMap<String, DependencyStatus>,
 }
 
 impl ReadyReport {
@@ -93,9 +114,11 @@ impl Published {
         let dependencies: BTreeMap<_, _> = self
             .states
             .iter()
-            .map(|(d, s)| (d.name(), s.clone()))
+            .map(|(d, s)| (d.name().to_owned(), s.clone()))
             .collect();
-        let up = dependencies.values().all(|s| s.state == State::Up);
+        let up = dependencies
+            .values()
+            .all(|s| s.state == State::Up || !s.required);
         ReadyReport {
             status: match (self.draining, up) {
                 (true, _) => "draining",
@@ -127,28 +150,30 @@ impl Health {
         &self.metrics
     }
 
-    fn update(&self, dependency: Dependency, f: impl FnOnce(&mut DependencyStatus)) {
+    fn update(&self, dependency: &Dependency, f: impl FnOnce(&mut DependencyStatus)) {
         if let Ok(mut published) = self.published.write()
-            && let Some(status) = published.states.get_mut(&dependency)
+            && let Some(status) = published.states.get_mut(dependency)
         {
             f(status);
             published.render();
         }
     }
 
-    fn labels(dependency: Dependency) -> DependencyLabels {
+    fn labels(dependency: &Dependency) -> DependencyLabels {
         DependencyLabels {
             dependency: dependency.name().to_owned(),
         }
     }
 
-    /// A new dependency, `connecting`.
-    pub fn register(&self, dependency: Dependency, backend: &'static str) {
+    /// A new dependency, `connecting`; `required`: whether `/ready` waits
+    /// for it.
+    pub fn register(&self, dependency: &Dependency, backend: &'static str, required: bool) {
         if let Ok(mut published) = self.published.write() {
             published.states.insert(
-                dependency,
+                dependency.clone(),
                 DependencyStatus {
                     backend,
+                    required,
                     state: State::Connecting,
                     since: SystemTime::now(),
                     consecutive_failures: 0,
@@ -165,7 +190,7 @@ impl Health {
     }
 
     /// Move to `state`; counts a change only when the state really changes.
-    pub fn set_state(&self, dependency: Dependency, state: State) {
+    pub fn set_state(&self, dependency: &Dependency, state: State) {
         let mut changed = false;
         self.update(dependency, |s| {
             if s.state != state {
@@ -190,7 +215,7 @@ impl Health {
 
     /// A failure: an attempt when `attempt` (counted in the metrics), or a
     /// runtime check of a dependency that was up.
-    pub fn failed(&self, dependency: Dependency, cause: &str, attempt: bool) {
+    pub fn failed(&self, dependency: &Dependency, cause: &str, attempt: bool) {
         let cause = scrub(cause).into_owned();
         self.update(dependency, |s| {
             s.consecutive_failures = s.consecutive_failures.saturating_add(1);
@@ -203,12 +228,12 @@ impl Health {
 
     /// Whether `dependency`'s connection is encrypted, as its connector
     /// last saw it; the answer is rendered again only when it changes.
-    pub fn set_encrypted(&self, dependency: Dependency, tls: Option<bool>) {
+    pub fn set_encrypted(&self, dependency: &Dependency, tls: Option<bool>) {
         if tls.is_none() {
             return;
         }
         if let Ok(mut published) = self.published.write()
-            && let Some(status) = published.states.get_mut(&dependency)
+            && let Some(status) = published.states.get_mut(dependency)
             && status.tls != tls
         {
             status.tls = tls;
@@ -225,7 +250,7 @@ impl Health {
         }
     }
 
-    pub fn count_attempt(&self, dependency: Dependency, outcome: &str) {
+    pub fn count_attempt(&self, dependency: &Dependency, outcome: &str) {
         self.metrics
             .connect_attempts
             .get_or_create(&AttemptLabels {
@@ -233,6 +258,15 @@ impl Health {
                 outcome: outcome.to_owned(),
             })
             .inc();
+    }
+
+    /// Whether the dependency named `name` is up now.
+    pub fn is_up(&self, name: &str) -> bool {
+        self.published.read().is_ok_and(|p| {
+            p.states
+                .get(&Dependency::named(name))
+                .is_some_and(|s| s.state == State::Up)
+        })
     }
 
     pub fn report(&self) -> ReadyReport {
@@ -262,15 +296,15 @@ mod tests {
     #[test]
     fn ready_only_when_every_dependency_is_up() {
         let h = Health::default();
-        h.register(Dependency::Database, "postgres");
-        h.register(Dependency::Cache, "redis");
+        h.register(&Dependency::database(), "postgres", true);
+        h.register(&Dependency::cache(), "redis", true);
         assert!(!h.report().is_ready());
-        h.set_state(Dependency::Database, State::Up);
+        h.set_state(&Dependency::database(), State::Up);
         assert!(!h.report().is_ready());
-        h.set_state(Dependency::Cache, State::Up);
+        h.set_state(&Dependency::cache(), State::Up);
         assert!(h.report().is_ready());
-        h.failed(Dependency::Cache, "connection refused", false);
-        h.set_state(Dependency::Cache, State::Down);
+        h.failed(&Dependency::cache(), "connection refused", false);
+        h.set_state(&Dependency::cache(), State::Down);
         let r = h.report();
         assert!(!r.is_ready());
         assert_eq!(r.dependencies["cache"].consecutive_failures, 1);
@@ -280,7 +314,7 @@ mod tests {
         );
         let (ready, body) = h.ready_answer();
         assert!(!ready);
-        h.set_state(Dependency::Cache, State::Up);
+        h.set_state(&Dependency::cache(), State::Up);
         assert!(h.ready_answer().0);
         h.set_draining();
         let (ready, body_draining) = h.ready_answer();
@@ -293,12 +327,33 @@ mod tests {
     }
 
     #[test]
+    fn an_optional_dependency_down_leaves_ready_at_200_and_says_so() {
+        let h = Health::default();
+        h.register(&Dependency::database(), "sqlite", true);
+        h.register(&Dependency::cache(), "redis", false);
+        h.set_state(&Dependency::database(), State::Up);
+        h.set_state(&Dependency::cache(), State::Down);
+        let (ready, body) = h.ready_answer();
+        assert!(ready, "an optional dependency does not hold /ready");
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["dependencies"]["cache"]["required"], false);
+        assert!(
+            body["dependencies"]["database"].get("required").is_none(),
+            "required is shown only when false: {body}"
+        );
+        assert!(h.is_up("database"));
+        assert!(!h.is_up("cache"));
+        h.set_state(&Dependency::database(), State::Down);
+        assert!(!h.ready_answer().0);
+    }
+
+    #[test]
     fn metrics_follow_the_state() {
         let h = Health::default();
-        h.register(Dependency::Database, "postgres");
-        h.failed(Dependency::Database, "refused", true);
-        h.set_state(Dependency::Database, State::Up);
-        h.set_state(Dependency::Database, State::Up);
+        h.register(&Dependency::database(), "postgres", true);
+        h.failed(&Dependency::database(), "refused", true);
+        h.set_state(&Dependency::database(), State::Up);
+        h.set_state(&Dependency::database(), State::Up);
         let text = h.metrics().encode();
         assert!(
             text.contains(r#"readygate_dependency_up{dependency="database"} 1"#),

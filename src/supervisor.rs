@@ -19,14 +19,11 @@ use actix::prelude::*;
 use actix_web::dev::ServerHandle;
 use actix_web::{App, HttpServer, web};
 
-use crate::config::{CacheSettings, DatabaseUrl, Settings, ShutdownSettings};
-use crate::connector::{
-    Connector, MysqlConnector, PoolLimits, PostgresConnector, RedisConnector, SqliteConnector,
-};
-use crate::dependency::{Abort, DependencyActor, DependencyReport, FailureOutcome, StartupFailure};
-use crate::error::ConnectError;
+use crate::config::{CacheSettings, Settings, ShutdownSettings};
+use crate::dependencies::{DependencySpec, StartArgs};
+use crate::dependency::{Abort, DependencyReport, FailureOutcome, StartupFailure, attempts_text};
 use crate::exit;
-use crate::handles::{Cache, Connected, Database, Dependencies, MemoryCache};
+use crate::handles::{Cache, Connected, Database, Dependencies, MemoryCache, OtherHandles};
 use crate::listener::BoundPort;
 use crate::retry::{Limit, Seconds};
 use crate::routes;
@@ -50,10 +47,18 @@ pub struct Supervisor {
     mode: Mode,
     health: Health,
     started: Instant,
+    /// The dependencies to start, in order (consumed when starting).
+    specs: Vec<DependencySpec>,
+    /// Every dependency's place in that order: the give-up line follows it.
+    order: BTreeMap<Dependency, usize>,
+    /// The required dependencies not ready yet.
     pending: BTreeSet<Dependency>,
     actors: BTreeMap<Dependency, Recipient<Abort>>,
     database: Option<Database>,
     cache: Option<Cache>,
+    /// The handles of the application's own dependencies, shared with the
+    /// routes' [`Dependencies`] (an optional one may come while serving).
+    others: OtherHandles,
     /// The HTTP port, bound but not listening until every dependency is
     /// ready (`None` for `readygate check`).
     port: Option<BoundPort>,
@@ -67,18 +72,33 @@ pub struct Supervisor {
 struct ShutdownSignal(StopSignal);
 
 impl Supervisor {
+    /// `specs`: the dependencies, in order ([`crate::dependencies`]);
     /// `port`: the reserved HTTP port ([`crate::listener::bind`]), needed
     /// to serve.
-    pub fn new(settings: Settings, mode: Mode, health: Health, port: Option<BoundPort>) -> Self {
+    pub fn new(
+        settings: Settings,
+        mode: Mode,
+        health: Health,
+        specs: Vec<DependencySpec>,
+        port: Option<BoundPort>,
+    ) -> Self {
+        let order = specs
+            .iter()
+            .enumerate()
+            .map(|(i, spec)| (spec.id.dependency.clone(), i))
+            .collect();
         Supervisor {
             settings,
             mode,
             health,
             started: signals::process_start(),
+            specs,
+            order,
             pending: BTreeSet::new(),
             actors: BTreeMap::new(),
             database: None,
             cache: None,
+            others: OtherHandles::default(),
             port,
             server: None,
             stopping: false,
@@ -86,35 +106,55 @@ impl Supervisor {
         }
     }
 
-    fn start_dependency<C: Connector>(
-        &mut self,
-        connector: Result<C, ConnectError>,
-        policy: crate::retry::RetryPolicy,
-        ctx: &mut Context<Self>,
-    ) {
-        let connector = match connector {
-            Ok(c) => c,
-            Err(e) => {
-                log::error!(
-                    "Cannot set up a dependency: {}; exiting with code {}",
-                    e.chain(),
-                    exit::UNAVAILABLE
-                );
-                self.exit(exit::UNAVAILABLE);
-                return;
+    /// Start every dependency's actor, in order; a connector that cannot
+    /// even be built stops start-up (69).
+    fn start_dependencies(&mut self, ctx: &mut Context<Self>) -> Result<(), ()> {
+        for spec in std::mem::take(&mut self.specs) {
+            let (dependency, required) = (spec.id.dependency.clone(), spec.id.required);
+            let args = StartArgs {
+                health: self.health.clone(),
+                check_interval: self.settings.health_check_interval,
+                supervisor: ctx.address().recipient(),
+            };
+            let started = match spec.start(args) {
+                Ok(started) => started,
+                Err(e) => {
+                    log::error!(
+                        "Cannot set up {dependency}: {}; exiting with code {}",
+                        e.chain(),
+                        exit::UNAVAILABLE
+                    );
+                    self.exit(exit::UNAVAILABLE);
+                    return Err(());
+                }
+            };
+            if let Some(handle) = started.early {
+                self.keep(&dependency, handle);
             }
-        };
-        let dependency = connector.dependency();
-        let actor = DependencyActor::new(
-            connector,
-            policy,
-            self.settings.health_check_interval,
-            self.health.clone(),
-            ctx.address().recipient(),
-        )
-        .start();
-        self.pending.insert(dependency);
-        self.actors.insert(dependency, actor.recipient());
+            if required {
+                self.pending.insert(dependency.clone());
+            }
+            self.actors.insert(dependency, started.actor);
+        }
+        Ok(())
+    }
+
+    /// Keep a handle a dependency reported, for the application's routes.
+    fn keep(&mut self, dependency: &Dependency, handle: Connected) {
+        match handle {
+            Connected::Database(db) => {
+                let pool = db.clone();
+                self.health.metrics().watch_pool(move || pool.status());
+                self.database = Some(db);
+            }
+            Connected::Cache(cache) => self.cache = Some(cache),
+            Connected::Other(handle) => {
+                if let Ok(mut others) = self.others.write() {
+                    others.insert(dependency.name().to_owned(), handle);
+                }
+            }
+            Connected::Nothing => {}
+        }
     }
 
     /// Every way out goes through here. The database pool is closed while
@@ -181,17 +221,24 @@ impl Supervisor {
             .iter()
             .map(|(name, s)| {
                 let tls = if s.tls == Some(true) { ", TLS" } else { "" };
-                format!("{name} ({}{tls})", s.backend)
+                let optional = match (s.required, s.state) {
+                    (false, State::Up) => ", optional",
+                    (false, _) => ", optional, not up yet",
+                    (true, _) => "",
+                };
+                format!("{name} ({}{tls}{optional})", s.backend)
             })
             .collect::<Vec<_>>()
             .join(", ");
-        let deps = Dependencies {
-            database: match &self.database {
-                Some(db) => db.clone(),
-                None => return,
-            },
-            cache: self.cache.clone().unwrap_or(Cache::None),
+        let Some(database) = self.database.clone() else {
+            return;
         };
+        let deps = Dependencies::new(
+            database,
+            self.cache.clone().unwrap_or(Cache::None),
+            self.others.clone(),
+            self.health.clone(),
+        );
         let configure = match &self.mode {
             Mode::Check => {
                 log::info!("Check passed: {names} ready after {}", Seconds(elapsed));
@@ -288,7 +335,7 @@ impl Supervisor {
         ctx.wait(wait.into_actor(self).map(move |answers, act, _| {
             let mut failures = vec![first];
             failures.extend(answers.into_iter().filter_map(|a| a.ok().flatten()));
-            failures.sort_by_key(|f| f.dependency);
+            failures.sort_by_key(|f| act.order.get(&f.dependency).copied());
             let text = failures.iter().map(describe).collect::<Vec<_>>().join("; ");
             log::error!(
                 "Start-up failed: {text}; exiting with code {}",
@@ -302,19 +349,18 @@ impl Supervisor {
 /// `database unavailable after 5 attempts in 1.6 s (connection refused x5)`;
 /// with a start-up deadline, which of the two limits ended it.
 fn describe(f: &StartupFailure) -> String {
-    let what = match f.dependency {
-        Dependency::Database => "database".to_owned(),
-        Dependency::Cache => format!("{} cache", f.label),
+    let what = &f.what;
+    let (max_retries, deadline) = match &f.settings {
+        Some(prefix) => (
+            format!("{prefix}_MAX_RETRIES"),
+            format!("{prefix}_STARTUP_TIMEOUT_MS"),
+        ),
+        None => (
+            "the attempts".to_owned(),
+            "the start-up deadline".to_owned(),
+        ),
     };
-    let prefix = match f.dependency {
-        Dependency::Database => "DB",
-        Dependency::Cache => "REDIS",
-    };
-    let attempts = if f.attempts == 1 {
-        "1 attempt".to_owned()
-    } else {
-        format!("{} attempts", f.attempts)
-    };
+    let attempts = attempts_text(f.attempts);
     // To the nearest 10 ms: enough for people, no timer noise.
     let millis = u64::try_from(f.elapsed.as_millis()).unwrap_or(u64::MAX);
     let elapsed = Seconds(std::time::Duration::from_millis(
@@ -322,7 +368,7 @@ fn describe(f: &StartupFailure) -> String {
     ));
     match &f.outcome {
         FailureOutcome::Exhausted(Limit::Attempts) if f.deadline.is_some() => format!(
-            "{what} unavailable after {attempts} in {elapsed}: {prefix}_MAX_RETRIES reached first ({})",
+            "{what} unavailable after {attempts} in {elapsed}: {max_retries} reached first ({})",
             f.causes
         ),
         FailureOutcome::Exhausted(Limit::Attempts) => format!(
@@ -330,7 +376,7 @@ fn describe(f: &StartupFailure) -> String {
             f.causes
         ),
         FailureOutcome::Exhausted(Limit::Deadline) => format!(
-            "{what} unavailable after {attempts} in {elapsed}: {prefix}_STARTUP_TIMEOUT_MS ({}) reached first ({})",
+            "{what} unavailable after {attempts} in {elapsed}: {deadline} ({}) reached first ({})",
             Seconds(f.deadline.unwrap_or_default()),
             f.causes
         ),
@@ -354,31 +400,11 @@ impl Actor for Supervisor {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         self.watch_signals(ctx);
-        let db = &self.settings.database;
-        let policy = db.retry;
-        let limits = PoolLimits {
-            size: db.pool_size,
-            wait: db.pool_timeout,
-        };
-        match db.url.clone() {
-            DatabaseUrl::Postgres { config, tls, .. } => {
-                let c = PostgresConnector::new(&config, &tls, limits, policy.attempt_timeout);
-                self.start_dependency(c, policy, ctx);
-            }
-            DatabaseUrl::Mysql { opts, backend, .. } => {
-                let c = MysqlConnector::new(&opts, backend, limits, policy.attempt_timeout);
-                self.start_dependency(Ok(c), policy, ctx);
-            }
-            DatabaseUrl::Sqlite { path } => {
-                let c = SqliteConnector::new(&path, limits, policy.attempt_timeout);
-                self.start_dependency(c, policy, ctx);
-            }
-        }
-        match self.settings.cache.clone() {
+        match &self.settings.cache {
             CacheSettings::None => self.cache = Some(Cache::None),
             CacheSettings::Memory => {
-                self.health.register(Dependency::Cache, "memory");
-                self.health.set_state(Dependency::Cache, State::Up);
+                self.health.register(&Dependency::cache(), "memory", true);
+                self.health.set_state(&Dependency::cache(), State::Up);
                 self.cache = Some(Cache::Memory(MemoryCache::default()));
             }
             CacheSettings::Redis(redis) => {
@@ -389,29 +415,45 @@ impl Actor for Supervisor {
                          set REDIS_TLS_CA_CERT instead"
                     );
                 }
-                let c = RedisConnector::new(
-                    &redis.url,
-                    redis.tls.as_ref(),
-                    redis.retry.attempt_timeout,
-                );
-                self.start_dependency(c, redis.retry, ctx);
             }
         }
-        let waiting = self
-            .pending
+        let line = self.starting_line();
+        if self.start_dependencies(ctx).is_err() {
+            return;
+        }
+        log::info!("{line}");
+    }
+}
+
+impl Supervisor {
+    /// `Starting: waiting for database and cache (database postgres://...,
+    /// cache redis://...)`: the required dependencies, then where each one
+    /// is.
+    fn starting_line(&self) -> String {
+        let names: Vec<&str> = self
+            .specs
             .iter()
-            .map(|d| d.name())
-            .collect::<Vec<_>>()
-            .join(" and ");
-        log::info!(
-            "Starting: waiting for {waiting} (database {}{})",
-            self.settings.database.url.display(),
-            match &self.settings.cache {
-                CacheSettings::Redis(r) => format!(", cache {}", crate::redact::redact_url(&r.url)),
-                CacheSettings::Memory => ", cache in memory".into(),
-                CacheSettings::None => ", no cache".into(),
+            .filter(|s| s.id.required)
+            .map(|s| s.id.dependency.name())
+            .collect();
+        let waiting = match names.split_last() {
+            Some((last, [])) => (*last).to_owned(),
+            Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+            None => "nothing".to_owned(),
+        };
+        let mut places = Vec::new();
+        for spec in &self.specs {
+            let optional = if spec.id.required { "" } else { " (optional)" };
+            places.push(format!("{} {}{optional}", spec.id.dependency, spec.shown));
+            if spec.id.dependency == Dependency::database() {
+                match &self.settings.cache {
+                    CacheSettings::Memory => places.push("cache in memory".into()),
+                    CacheSettings::None => places.push("no cache".into()),
+                    CacheSettings::Redis(_) => {}
+                }
             }
-        );
+        }
+        format!("Starting: waiting for {waiting} ({})", places.join(", "))
     }
 }
 
@@ -421,16 +463,14 @@ impl Handler<DependencyReport> for Supervisor {
     fn handle(&mut self, report: DependencyReport, ctx: &mut Context<Self>) {
         match report {
             DependencyReport::Ready { dependency, handle } => {
-                match handle {
-                    Connected::Database(db) => {
-                        let pool = db.clone();
-                        self.health.metrics().watch_pool(move || pool.status());
-                        self.database = Some(db);
-                    }
-                    Connected::Cache(cache) => self.cache = Some(cache),
-                }
-                self.pending.remove(&dependency);
-                if self.pending.is_empty() && !self.stopping {
+                // A handle of a required dependency is kept once: routes
+                // got it already. An optional one may come while serving.
+                self.keep(&dependency, handle);
+                if self.pending.remove(&dependency)
+                    && self.pending.is_empty()
+                    && self.server.is_none()
+                    && !self.stopping
+                {
                     self.all_ready(ctx);
                 }
             }

@@ -385,10 +385,10 @@ fn in_process(report: &mut Report) {
     use readygate::status::{Dependency, Health, State};
     use std::hint::black_box;
     let health = Health::default();
-    health.register(Dependency::Database, "postgres");
-    health.register(Dependency::Cache, "redis");
-    health.set_state(Dependency::Database, State::Up);
-    health.set_state(Dependency::Cache, State::Up);
+    health.register(&Dependency::database(), "postgres", true);
+    health.register(&Dependency::cache(), "redis", true);
+    health.set_state(&Dependency::database(), State::Up);
+    health.set_state(&Dependency::cache(), State::Up);
     // What the /ready handler does per request: take the answer rendered at
     // the last state change.
     let answer = ns_per_call(200_000, || {

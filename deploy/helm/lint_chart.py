@@ -59,9 +59,9 @@ CONFIG_VARS = [
     "DB_POOL_SIZE", "DB_POOL_TIMEOUT_MS",
     "DB_MAX_RETRIES", "DB_RETRY_INTERVAL_MS", "DB_RETRY_BACKOFF", "DB_RETRY_MULTIPLIER",
     "DB_RETRY_MAX_INTERVAL_MS", "DB_RETRY_JITTER", "DB_CONNECT_TIMEOUT_MS", "DB_STARTUP_TIMEOUT_MS",
-    "CACHE_TYPE",
+    "CACHE_TYPE", "CACHE_REQUIRED",
     "REDIS_MAX_RETRIES", "REDIS_RETRY_INTERVAL_MS", "REDIS_RETRY_BACKOFF", "REDIS_RETRY_MULTIPLIER",
-    "REDIS_RETRY_MAX_INTERVAL_MS", "REDIS_RETRY_JITTER", "REDIS_CONNECT_TIMEOUT_MS", "REDIS_STARTUP_TIMEOUT_MS",
+    "REDIS_RETRY_MAX_INTERVAL_MS", "REDIS_RETRY_JITTER", "REDIS_CONNECT_TIMEOUT_MS", "REDIS_STARTUP_TIMEOUT_MS", "WAIT_FOR", "WAIT_FOR_OPTIONAL", "WAIT_FOR_MAX_RETRIES", "WAIT_FOR_RETRY_INTERVAL_MS", "WAIT_FOR_CONNECT_TIMEOUT_MS",
     "DATABASE_URL_FILE", "REDIS_URL_FILE", "REDIS_TLS_CA_CERT", "REDIS_TLS_CLIENT_CERT",
     "REDIS_TLS_CLIENT_KEY", "REDIS_TLS_INSECURE", "HEALTH_CHECK_INTERVAL_MS", "SHUTDOWN_DELAY_MS", "SHUTDOWN_TIMEOUT_MS", "HOST", "PORT", "LOG_LEVEL", "LOG_FORMAT",
 ]
@@ -338,11 +338,16 @@ def dependency_budget_ms(config: dict[str, Any], p: str) -> int:
 
 
 def retry_budget_ms(config: dict[str, Any]) -> int:
-    """The start-up budget of the pod: the database and, when CACHE_TYPE is
-    redis, Redis are attempted concurrently, so the larger of the two."""
+    """The start-up budget of the pod: the dependencies are attempted
+    concurrently, so the largest of the required ones': the database; Redis
+    when CACHE_TYPE is redis and CACHE_REQUIRED is not false; WAIT_FOR's
+    entries (one fixed policy) whenever WAIT_FOR is set."""
     budget = dependency_budget_ms(config, "DB")
-    if str(config["CACHE_TYPE"]).lower() == "redis":
+    if str(config["CACHE_TYPE"]).lower() == "redis" and str(config["CACHE_REQUIRED"]).lower() != "false":
         budget = max(budget, dependency_budget_ms(config, "REDIS"))
+    if str(config["WAIT_FOR"]) != "":
+        attempts, interval = int(config["WAIT_FOR_MAX_RETRIES"]), int(config["WAIT_FOR_RETRY_INTERVAL_MS"])
+        budget = max(budget, attempts * (int(config["WAIT_FOR_CONNECT_TIMEOUT_MS"]) + interval) - interval)
     return budget
 
 

@@ -6,6 +6,7 @@
 mod check;
 mod retry;
 mod urls;
+mod wait_for;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -19,6 +20,7 @@ use self::check::Checker;
 pub use self::check::Problem;
 use self::retry::{DB_RETRY, REDIS_RETRY, RetryFields};
 pub use self::urls::{DatabaseUrl, PostgresTls};
+pub use self::wait_for::{WaitFor, WaitTarget, valid_name};
 use crate::redact::{redact_url, register_url_secrets};
 use crate::retry::RetryPolicy;
 use crate::tls::{PemError, PemFile, RedisTls, load_certs, load_key};
@@ -127,6 +129,9 @@ pub struct RawSettings {
     /// Cache: memory (in-process), redis, or none
     #[arg(long, global = true, env = "CACHE_TYPE", default_value = "memory")]
     pub cache_type: String,
+    /// false: serve without Redis while it is down (it is still checked and reconnected; /ready stays 200); CACHE_TYPE=redis only
+    #[arg(long, global = true, env = "CACHE_REQUIRED", default_value = "true")]
+    pub cache_required: String,
     /// Redis: redis://[user:password@]host[:port][/db] (used when CACHE_TYPE=redis)
     #[arg(
         long,
@@ -210,6 +215,31 @@ pub struct RawSettings {
         default_value = "0"
     )]
     pub redis_startup_timeout_ms: String,
+    /// More dependencies to wait for: name=tcp://host:port or name=http(s)://host[:port][/path] (up on a 2xx answer), comma-separated
+    #[arg(long, global = true, env = "WAIT_FOR", hide_env_values = true)]
+    pub wait_for: Option<String>,
+    /// Names of WAIT_FOR's entries that are optional (serve without them), comma-separated
+    #[arg(long, global = true, env = "WAIT_FOR_OPTIONAL")]
+    pub wait_for_optional: Option<String>,
+    /// WAIT_FOR: attempts of each entry at start-up before giving up (>= 1)
+    #[arg(long, global = true, env = "WAIT_FOR_MAX_RETRIES", default_value = "3")]
+    pub wait_for_max_retries: String,
+    /// WAIT_FOR: wait between attempts (fixed), in ms (>= 1)
+    #[arg(
+        long,
+        global = true,
+        env = "WAIT_FOR_RETRY_INTERVAL_MS",
+        default_value = "2000"
+    )]
+    pub wait_for_retry_interval_ms: String,
+    /// WAIT_FOR: limit for one attempt (connect, or the whole HTTP request), in ms (>= 1)
+    #[arg(
+        long,
+        global = true,
+        env = "WAIT_FOR_CONNECT_TIMEOUT_MS",
+        default_value = "5000"
+    )]
+    pub wait_for_connect_timeout_ms: String,
     /// Period of the dependency checks once started, in ms (>= 1)
     #[arg(
         long,
@@ -285,6 +315,10 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub cache: CacheSettings,
     pub http: HttpSettings,
+    /// `WAIT_FOR`'s entries, in order.
+    pub wait_for: Vec<WaitFor>,
+    /// Their shared retry policy (`WAIT_FOR_*`; a fixed interval).
+    pub wait_retry: RetryPolicy,
     /// Period of the runtime checks once a dependency is up.
     pub health_check_interval: Duration,
     pub shutdown: ShutdownSettings,
@@ -314,6 +348,8 @@ pub struct RedisSettings {
     pub retry: RetryPolicy,
     /// `Some` for `rediss://`.
     pub tls: Option<RedisTls>,
+    /// `CACHE_REQUIRED`: whether start-up and `/ready` wait for Redis.
+    pub required: bool,
 }
 
 impl fmt::Debug for RedisSettings {
@@ -442,14 +478,25 @@ impl RawSettings {
         let mut c = Checker::default();
         let database = self.database(&mut c);
         let cache = self.cache(&mut c);
+        let wait_for = c.wait_for(self.wait_for.as_deref(), self.wait_for_optional.as_deref());
+        let wait_retry = self.wait_retry(&mut c);
         let health = c.millis("HEALTH_CHECK_INTERVAL_MS", &self.health_check_interval_ms);
         let http = self.http(&mut c);
         let shutdown = self.shutdown(&mut c);
         let log = self.log(&mut c);
-        match (database, cache, health, http, shutdown, log) {
+        match (
+            database,
+            cache,
+            (wait_for, wait_retry),
+            health,
+            http,
+            shutdown,
+            log,
+        ) {
             (
                 Some(database),
                 Some(cache),
+                (Some(wait_for), Some(wait_retry)),
                 Some(health_check_interval),
                 Some(http),
                 Some(shutdown),
@@ -457,6 +504,8 @@ impl RawSettings {
             ) if c.problems.is_empty() => Ok(Settings {
                 database,
                 cache,
+                wait_for,
+                wait_retry,
                 http,
                 health_check_interval,
                 shutdown,
@@ -509,6 +558,7 @@ impl RawSettings {
                     )
                     .and_then(|(var, value)| c.redis_url(var, &value));
                 let tls = self.redis_tls(c);
+                let required = c.choice("CACHE_REQUIRED", &self.cache_required, BOOLEANS);
                 let retry = c.retry_policy(
                     &REDIS_RETRY,
                     &RetryFields {
@@ -522,7 +572,7 @@ impl RawSettings {
                         startup_timeout: &self.redis_startup_timeout_ms,
                     },
                 );
-                let ((url, rediss), tls) = (url?, tls?);
+                let ((url, rediss), tls, required) = (url?, tls?, required?);
                 let tls = match (rediss, tls) {
                     (true, RedisTlsSettings(mut tls)) => {
                         // `#insecure` in the URL itself is just as insecure.
@@ -548,6 +598,7 @@ impl RawSettings {
                     url: with_insecure_fragment(url, tls.as_ref()),
                     retry: retry?,
                     tls,
+                    required,
                 })))
             }
         }
@@ -640,6 +691,20 @@ impl RawSettings {
             client,
             insecure: insecure?,
         }))
+    }
+
+    /// `WAIT_FOR_*`: one fixed-interval policy for every entry.
+    fn wait_retry(&self, c: &mut Checker) -> Option<RetryPolicy> {
+        let max = c.retries("WAIT_FOR_MAX_RETRIES", &self.wait_for_max_retries);
+        let interval = c.millis(
+            "WAIT_FOR_RETRY_INTERVAL_MS",
+            &self.wait_for_retry_interval_ms,
+        );
+        let timeout = c.millis(
+            "WAIT_FOR_CONNECT_TIMEOUT_MS",
+            &self.wait_for_connect_timeout_ms,
+        );
+        Some(RetryPolicy::fixed(max?, interval?, timeout?))
     }
 
     fn http(&self, c: &mut Checker) -> Option<HttpSettings> {
@@ -996,7 +1061,9 @@ mod tests {
                 "REDIS_URL_FILE",
                 "REDIS_TLS_CA_CERT",
                 "REDIS_TLS_CLIENT_CERT",
-                "REDIS_TLS_CLIENT_KEY"
+                "REDIS_TLS_CLIENT_KEY",
+                "WAIT_FOR",
+                "WAIT_FOR_OPTIONAL"
             ]
         );
     }
@@ -1004,7 +1071,7 @@ mod tests {
     #[test]
     fn documented_settings_list_every_variable_with_its_default() {
         let s = documented_settings();
-        assert_eq!(s.len(), 29);
+        assert_eq!(s.len(), 33);
         assert!(s.contains(&("DB_MAX_RETRIES".into(), "3".into())));
         assert!(s.contains(&("REDIS_RETRY_INTERVAL_MS".into(), "2000".into())));
     }

@@ -8,30 +8,29 @@ use futures_util::future::{FutureExt, LocalBoxFuture};
 
 use crate::error::ConnectError;
 use crate::handles::Connected;
-use crate::status::Dependency;
 
+pub mod custom;
+pub mod http;
 pub mod mysql;
 pub mod postgres;
 pub mod redis;
 pub mod severance;
 pub mod sqlite;
+pub mod tcp;
 
+pub use self::http::HttpConnector;
 pub use self::mysql::MysqlConnector;
 pub use self::postgres::{PoolLimits, PostgresConnector};
 pub use self::redis::RedisConnector;
 pub use self::sqlite::SqliteConnector;
+pub use self::tcp::TcpConnector;
 
 pub trait Connector: Unpin + 'static {
     /// What a successful attempt yields and later checks use.
     type Handle: Clone + Unpin + 'static;
 
-    /// Which dependency this connects.
-    fn dependency(&self) -> Dependency;
-
-    /// The word that starts its log lines: `DB`, `Redis`.
-    fn label(&self) -> &'static str;
-
-    /// `postgres`, `mysql`, `mariadb`, `sqlite`, `redis`: shown on `/ready`.
+    /// `postgres`, `mysql`, `mariadb`, `sqlite`, `redis`, `tcp`, `http`:
+    /// shown on `/ready`.
     fn backend(&self) -> &'static str;
 
     /// One connection attempt. The actor bounds it with the attempt timeout.

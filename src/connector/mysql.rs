@@ -28,7 +28,6 @@ use super::postgres::KEEPALIVE_IDLE;
 use super::{Connector, PoolLimits};
 use crate::error::ConnectError;
 use crate::handles::{Connected, Database, MysqlError, MysqlPool};
-use crate::status::Dependency;
 
 pub struct MysqlConnector {
     pool: MysqlPool,
@@ -104,14 +103,6 @@ impl MysqlConnector {
 
 impl Connector for MysqlConnector {
     type Handle = MysqlPool;
-
-    fn dependency(&self) -> Dependency {
-        Dependency::Database
-    }
-
-    fn label(&self) -> &'static str {
-        "DB"
-    }
 
     fn backend(&self) -> &'static str {
         self.backend

@@ -36,7 +36,6 @@ use super::{Connector, checked};
 use crate::config::PostgresTls;
 use crate::error::{ConnectError, cause_chain};
 use crate::handles::{Connected, Database};
-use crate::status::Dependency;
 use crate::tls::Encrypted;
 
 /// TCP keepalive on every connection: the first probe after this much
@@ -247,14 +246,6 @@ where
 
 impl Connector for PostgresConnector {
     type Handle = Pool;
-
-    fn dependency(&self) -> Dependency {
-        Dependency::Database
-    }
-
-    fn label(&self) -> &'static str {
-        "DB"
-    }
 
     fn backend(&self) -> &'static str {
         "postgres"

@@ -17,7 +17,6 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use super::Connector;
 use crate::error::ConnectError;
 use crate::handles::{Cache, Connected};
-use crate::status::Dependency;
 use crate::tls::RedisTls;
 
 pub struct RedisConnector {
@@ -102,14 +101,6 @@ impl RedisConnector {
 impl Connector for RedisConnector {
     type Handle = ConnectionManager;
 
-    fn dependency(&self) -> Dependency {
-        Dependency::Cache
-    }
-
-    fn label(&self) -> &'static str {
-        "Redis"
-    }
-
     fn backend(&self) -> &'static str {
         "redis"
     }
@@ -141,5 +132,15 @@ impl Connector for RedisConnector {
 
     fn share(manager: &ConnectionManager) -> Connected {
         Connected::Cache(Cache::Redis(manager.clone()))
+    }
+}
+
+impl RedisConnector {
+    /// A manager that connects on first use, for an optional cache that the
+    /// application gets before Redis is up.
+    pub fn lazy(&self) -> Option<Connected> {
+        ConnectionManager::new_lazy_with_config(self.client.clone(), self.config.clone())
+            .ok()
+            .map(|manager| Connected::Cache(Cache::Redis(manager)))
     }
 }

@@ -13,7 +13,6 @@ use futures_util::future::{FutureExt, LocalBoxFuture};
 use super::{Connector, PoolLimits, checked};
 use crate::error::ConnectError;
 use crate::handles::{Connected, Database};
-use crate::status::Dependency;
 
 pub struct SqliteConnector {
     pool: Pool,
@@ -58,14 +57,6 @@ impl SqliteConnector {
 
 impl Connector for SqliteConnector {
     type Handle = Pool;
-
-    fn dependency(&self) -> Dependency {
-        Dependency::Database
-    }
-
-    fn label(&self) -> &'static str {
-        "DB"
-    }
 
     fn backend(&self) -> &'static str {
         "sqlite"

@@ -20,7 +20,7 @@ fn program() -> BTreeMap<String, String> {
     let mut settings: BTreeMap<_, _> = readygate::config::documented_settings()
         .into_iter()
         .collect();
-    assert_eq!(settings.len(), 29, "{settings:?}");
+    assert_eq!(settings.len(), 33, "{settings:?}");
     for variable in readygate::config::optional_settings() {
         settings.insert(variable, String::new());
     }
@@ -171,8 +171,13 @@ fn the_start_up_budget_agrees_with_the_charts_table() {
             .validate()
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         let mut budget = parsed.database.retry.worst_case_budget();
-        if let CacheSettings::Redis(redis) = &parsed.cache {
+        if let CacheSettings::Redis(redis) = &parsed.cache
+            && redis.required
+        {
             budget = budget.max(redis.retry.worst_case_budget());
+        }
+        if !parsed.wait_for.is_empty() {
+            budget = budget.max(parsed.wait_retry.worst_case_budget());
         }
         assert_eq!(
             u64::try_from(budget.as_millis()).unwrap(),

@@ -362,6 +362,37 @@ fn a_second_signal_stops_at_once() {
     );
 }
 
+/// The actors still alive at the stop (the dependency checks) are dropped
+/// with the runtime; a SQLite connection closes through the runtime's
+/// blocking pool, which used to panic there ("there is no reactor running")
+/// once a runtime check had run, at every stop of a default gateway.
+#[test]
+fn a_stop_after_runtime_checks_exits_0_without_a_panic() {
+    // Arrange: SQLite (the default), checked every 50 ms.
+    let gw = Gateway::builder()
+        .env("HEALTH_CHECK_INTERVAL_MS", "50")
+        .spawn();
+    assert!(
+        gw.wait_for_status("/ready", 200, Duration::from_secs(10)),
+        "{}",
+        gw.output()
+    );
+    std::thread::sleep(Duration::from_millis(300));
+
+    // Act
+    gw.signal(Signal::SIGTERM);
+    let code = gw.wait_exit(Duration::from_secs(10));
+
+    // Assert
+    assert_eq!(code, Some(0), "{}", gw.output());
+    assert!(
+        gw.wait_for_line("Stopped", Duration::ZERO).is_some(),
+        "{}",
+        gw.output()
+    );
+    assert!(!gw.output().contains("panicked"), "{}", gw.output());
+}
+
 // ------------------------------------------------------------ log lines
 
 /// Every line of `gw` starts with this run's timestamp and a level.

@@ -8,6 +8,7 @@ mod cache;
 mod classification;
 mod config_errors;
 mod consistency;
+mod dependencies;
 mod embedding;
 mod lifecycle;
 mod metrics_exposition;

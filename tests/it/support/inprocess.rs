@@ -47,6 +47,15 @@ impl InProcess {
         args: &[String],
         routes: impl Fn(&mut web::ServiceConfig) + Send + Sync + 'static,
     ) -> InProcess {
+        InProcess::spawn_with(args, |gateway| gateway.routes(routes))
+    }
+
+    /// As [`InProcess::spawn`], with the gateway as `build` makes it (its
+    /// own dependencies, routes).
+    pub fn spawn_with(
+        args: &[String],
+        build: impl FnOnce(readygate::Gateway) -> readygate::Gateway,
+    ) -> InProcess {
         let port = free_port();
         let mut argv = vec!["readygate".to_owned(), format!("--port={port}")];
         argv.extend_from_slice(args);
@@ -57,7 +66,7 @@ impl InProcess {
             .unwrap();
         // The log goes to this process's stderr (see [`StderrCapture`]).
         readygate::telemetry::init(settings.log);
-        let gateway = readygate::Gateway::new(settings).routes(routes);
+        let gateway = build(readygate::Gateway::new(settings));
         let health = gateway.health();
         let server = std::thread::spawn(move || gateway.run());
         let base = format!("http://127.0.0.1:{port}");

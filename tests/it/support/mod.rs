@@ -15,6 +15,7 @@
 pub mod certs;
 pub mod faults;
 pub mod gateway;
+pub mod http_service;
 pub mod inprocess;
 pub mod mariadb;
 pub mod ports;
@@ -30,6 +31,8 @@ pub use certs::{CertFiles, Pki};
 pub use faults::{BlackHole, LoadingRedis, Relay, Resetter, StartingUpPostgres};
 #[allow(unused_imports)]
 pub use gateway::{Gateway, GatewayBuilder, HttpReply};
+#[allow(unused_imports)]
+pub use http_service::HttpService;
 #[allow(unused_imports)]
 pub use inprocess::{InProcess, StderrCapture};
 #[allow(unused_imports)]

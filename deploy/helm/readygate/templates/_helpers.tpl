@@ -81,9 +81,12 @@ deadline).
 The multiplier and the jitter are read as thousandths (readygate.thousandths), so
 that all of it is int64 arithmetic, as in the program: no floating point.
 
-The database and Redis are attempted concurrently, so the budget is the larger
-of the two. Redis counts only when CACHE_TYPE is redis (with memory or none
-the program never connects to it); the database always counts.
+The dependencies are attempted concurrently, so the budget is the largest of
+the required ones': the database always; Redis when CACHE_TYPE is redis and
+CACHE_REQUIRED is not false (with memory or none the program never connects
+to it, and an optional cache never holds start-up); WAIT_FOR's entries when it
+is set, with their one fixed policy (MAX_RETRIES x (CONNECT_TIMEOUT_MS +
+RETRY_INTERVAL_MS) - RETRY_INTERVAL_MS).
 
 The settings are strings in values.yaml (they go to a ConfigMap) but may be
 numbers when given with --set; int64 reads both (values.schema.json has made
@@ -92,9 +95,17 @@ sure they are whole numbers in the program's range, without leading zeros).
 {{- define "readygate.retryBudgetMs" -}}
 {{- $c := .Values.config -}}
 {{- $budget := include "readygate.dependencyBudgetMs" (dict "config" $c "prefix" "DB") | int64 -}}
-{{- if include "readygate.usesRedis" . -}}
+{{- if and (include "readygate.usesRedis" .) (ne (lower (include "readygate.str" $c.CACHE_REQUIRED)) "false") -}}
 {{- $redis := include "readygate.dependencyBudgetMs" (dict "config" $c "prefix" "REDIS") | int64 -}}
 {{- $budget = max $budget $redis -}}
+{{- end -}}
+{{- /* WAIT_FOR's entries share one fixed policy; counted whenever WAIT_FOR is
+     set (the chart does not read WAIT_FOR_OPTIONAL: counting an optional
+     entry only makes the window longer). */ -}}
+{{- if ne (include "readygate.str" $c.WAIT_FOR) "" -}}
+{{- $attempts := int64 $c.WAIT_FOR_MAX_RETRIES -}}
+{{- $wait := sub (mul $attempts (add (int64 $c.WAIT_FOR_CONNECT_TIMEOUT_MS) (int64 $c.WAIT_FOR_RETRY_INTERVAL_MS))) (int64 $c.WAIT_FOR_RETRY_INTERVAL_MS) -}}
+{{- $budget = max $budget $wait -}}
 {{- end -}}
 {{- $budget -}}
 {{- end -}}

@@ -1,0 +1,221 @@
+//! The dependencies a gateway waits for, as the supervisor starts them: the
+//! database, the cache, `WAIT_FOR`'s entries and the application's own
+//! ([`crate::Gateway::dependency`]). Each is a [`DependencySpec`]: who it is
+//! ([`Identity`]), its retry policy, and how to start its actor, which is
+//! always the one [`DependencyActor`] with a connector.
+
+use std::time::Duration;
+
+use actix::prelude::*;
+
+use crate::config::{CacheSettings, DatabaseUrl, Settings, WaitTarget};
+use crate::connector::custom::{Probe, ProbeConnector};
+use crate::connector::{
+    Connector, HttpConnector, MysqlConnector, PoolLimits, PostgresConnector, RedisConnector,
+    SqliteConnector, TcpConnector,
+};
+use crate::dependency::{Abort, DependencyActor, DependencyReport, Identity};
+use crate::error::ConnectError;
+use crate::handles::Connected;
+use crate::retry::RetryPolicy;
+use crate::status::{Dependency, Health};
+
+/// What a dependency's actor needs from the supervisor to start.
+pub struct StartArgs {
+    pub health: Health,
+    pub check_interval: Duration,
+    pub supervisor: Recipient<DependencyReport>,
+}
+
+/// An actor just started: whom to tell to stop, and a handle the
+/// application may use before the first connection (an optional Redis: a
+/// lazy connection manager).
+pub struct Started {
+    pub actor: Recipient<Abort>,
+    pub early: Option<Connected>,
+}
+
+type StartFn =
+    Box<dyn FnOnce(&Identity, RetryPolicy, StartArgs) -> Result<Started, ConnectError> + Send>;
+
+/// One dependency: who it is, its policy, how to start its actor.
+pub struct DependencySpec {
+    pub id: Identity,
+    pub policy: RetryPolicy,
+    /// How the `Starting:` line shows where it is (a URL without its
+    /// password).
+    pub shown: String,
+    start: StartFn,
+}
+
+impl DependencySpec {
+    /// A dependency whose connector `make` builds (in the actor system, when
+    /// the supervisor starts); `early` gives the application a handle before
+    /// the first connection, if the connector can.
+    pub fn new<C: Connector>(
+        id: Identity,
+        policy: RetryPolicy,
+        shown: String,
+        make: impl FnOnce() -> Result<C, ConnectError> + Send + 'static,
+        early: impl FnOnce(&C) -> Option<Connected> + Send + 'static,
+    ) -> Self {
+        DependencySpec {
+            id,
+            policy,
+            shown,
+            start: Box::new(move |id, policy, args| {
+                let connector = make()?;
+                let early = early(&connector);
+                let actor = DependencyActor::new(
+                    id.clone(),
+                    connector,
+                    policy,
+                    args.check_interval,
+                    args.health,
+                    args.supervisor,
+                )
+                .start();
+                Ok(Started {
+                    actor: actor.recipient(),
+                    early,
+                })
+            }),
+        }
+    }
+
+    /// Start its actor (in the supervisor's context).
+    pub fn start(self, args: StartArgs) -> Result<Started, ConnectError> {
+        (self.start)(&self.id, self.policy, args)
+    }
+}
+
+/// How an application adds a dependency of its own
+/// ([`crate::Gateway::dependency`]).
+#[derive(Clone, Copy, Debug)]
+pub struct DependencyOptions {
+    /// Attempts, waits and timeouts, at start-up and when reconnecting.
+    pub policy: RetryPolicy,
+    /// Whether start-up and `/ready` wait for it (`false`: optional).
+    pub required: bool,
+}
+
+impl Default for DependencyOptions {
+    /// Required, with the defaults of `DB_*`: 3 attempts 2 s apart, 5 s each.
+    fn default() -> Self {
+        DependencyOptions {
+            policy: RetryPolicy::fixed(3, Duration::from_secs(2), Duration::from_secs(5)),
+            required: true,
+        }
+    }
+}
+
+/// The application's own dependency: a [`Probe`] under `name`.
+pub fn custom<P: Probe>(name: &str, probe: P, options: DependencyOptions) -> DependencySpec {
+    let backend = probe.backend();
+    DependencySpec::new(
+        Identity {
+            dependency: Dependency::named(name),
+            label: name.to_owned(),
+            what: format!("{name} ({backend})"),
+            required: options.required,
+            settings: None,
+        },
+        options.policy,
+        backend.to_owned(),
+        move || Ok(ProbeConnector::new(probe)),
+        |_| None,
+    )
+}
+
+/// The database, the cache (unless there is none or it is in memory) and
+/// `WAIT_FOR`'s entries, in that order, from the settings.
+pub fn from_settings(settings: &Settings) -> Vec<DependencySpec> {
+    let mut specs = Vec::new();
+    let db = &settings.database;
+    let limits = PoolLimits {
+        size: db.pool_size,
+        wait: db.pool_timeout,
+    };
+    let timeout = db.retry.attempt_timeout;
+    let id = Identity {
+        dependency: Dependency::database(),
+        label: "DB".into(),
+        what: "database".into(),
+        required: true,
+        settings: Some("DB".into()),
+    };
+    let shown = db.url.display();
+    specs.push(match db.url.clone() {
+        DatabaseUrl::Postgres { config, tls, .. } => DependencySpec::new(
+            id,
+            db.retry,
+            shown,
+            move || PostgresConnector::new(&config, &tls, limits, timeout),
+            |_| None,
+        ),
+        DatabaseUrl::Mysql { opts, backend, .. } => DependencySpec::new(
+            id,
+            db.retry,
+            shown,
+            move || Ok(MysqlConnector::new(&opts, backend, limits, timeout)),
+            |_| None,
+        ),
+        DatabaseUrl::Sqlite { path } => DependencySpec::new(
+            id,
+            db.retry,
+            shown,
+            move || SqliteConnector::new(&path, limits, timeout),
+            |_| None,
+        ),
+    });
+    if let CacheSettings::Redis(redis) = &settings.cache {
+        let redis = (**redis).clone();
+        let required = redis.required;
+        specs.push(DependencySpec::new(
+            Identity {
+                dependency: Dependency::cache(),
+                label: "Redis".into(),
+                what: "Redis cache".into(),
+                required,
+                settings: Some("REDIS".into()),
+            },
+            redis.retry,
+            crate::redact::redact_url(&redis.url),
+            move || {
+                RedisConnector::new(&redis.url, redis.tls.as_ref(), redis.retry.attempt_timeout)
+            },
+            // An optional cache is handed to the application at once: a
+            // manager that connects on first use (`Dependencies::is_up`
+            // says whether Redis is there).
+            move |c: &RedisConnector| if required { None } else { c.lazy() },
+        ));
+    }
+    for wait in &settings.wait_for {
+        let id = Identity {
+            dependency: Dependency::named(&wait.name),
+            label: wait.name.clone(),
+            what: format!("{} ({})", wait.name, wait.target.backend()),
+            required: wait.required,
+            settings: Some("WAIT_FOR".into()),
+        };
+        let shown = wait.target.shown();
+        let spec = match wait.target.clone() {
+            WaitTarget::Tcp { host, port } => DependencySpec::new(
+                id,
+                settings.wait_retry,
+                shown,
+                move || Ok(TcpConnector::new(host, port)),
+                |_| None,
+            ),
+            WaitTarget::Http { url } => DependencySpec::new(
+                id,
+                settings.wait_retry,
+                shown,
+                move || Ok(HttpConnector::new(url)),
+                |_| None,
+            ),
+        };
+        specs.push(spec);
+    }
+    specs
+}
