@@ -245,11 +245,15 @@ fn the_application_pool_keeps_and_reuses_its_connections() {
         .map(|_| background_get(&gw, "/query").join().unwrap().0)
         .collect();
 
-    // Assert: they all used the connection the pool kept (the count grows
-    // by the statement reading it, and perhaps one check's reconnection).
+    // Assert: they used the connections the pool kept: a pool that did not
+    // keep them would make 20. The count grows by the statement reading it,
+    // perhaps one check's reconnection, and up to the pool's size (4):
+    // mysql_async hands a connection back to its pool in a task of its own,
+    // so on a busy machine the next request can come before it is back and
+    // the pool opens another (seen in 2 of 5 loaded runs with a bound of 2).
     assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
     let made = connections_made(&db) - before;
-    assert!(made <= 2, "{made} connections made for 20 requests");
+    assert!(made <= 4 + 2, "{made} connections made for 20 requests");
 }
 
 /// Requests after a restart that failed on a connection made before it:
