@@ -1069,6 +1069,170 @@ mod tests {
     }
 
     #[test]
+    fn settings_print_without_a_password() {
+        let s = raw(&[
+            "--database-url",
+            "postgres://app:hunter22@db/app",
+            "--cache-type",
+            "redis",
+            "--redis-url",
+            "redis://:s3cretpw@cache:6379/0",
+        ])
+        .validate()
+        .unwrap();
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("hunter22"), "{shown}");
+        assert!(!shown.contains("s3cretpw"), "{shown}");
+        assert!(shown.contains("redis://:***@cache:6379/0"), "{shown}");
+    }
+
+    #[test]
+    fn every_bad_value_is_in_one_message_in_order() {
+        let e = raw(&["--db-max-retries", "many", "--port", "99999"])
+            .validate()
+            .unwrap_err()
+            .to_string();
+        let first = e.find("DB_MAX_RETRIES=\"many\" is not a number").unwrap();
+        let second = e.find("); PORT=\"99999\" ").unwrap();
+        assert!(
+            e.starts_with("invalid configuration, nothing was started: "),
+            "{e}"
+        );
+        assert!(first < second, "{e}");
+    }
+
+    #[test]
+    fn the_log_settings_fall_back_where_invalid_and_hold_where_valid() {
+        let both = raw(&["--log-level", "debug", "--log-format", "json"]);
+        assert_eq!(
+            both.log_settings_or_default(),
+            LogSettings {
+                level: LevelFilter::Debug,
+                format: LogFormat::Json
+            }
+        );
+        let bad = raw(&["--log-level", "loud", "--log-format", "json"]);
+        assert_eq!(
+            bad.log_settings_or_default(),
+            LogSettings {
+                level: LogSettings::default().level,
+                format: LogFormat::Json
+            }
+        );
+    }
+
+    #[test]
+    fn redis_tls_insecure_becomes_the_urls_fragment_once() {
+        let url = |args: &[&str]| match raw(args).validate().unwrap().cache {
+            CacheSettings::Redis(r) => r.url,
+            _ => panic!("not Redis"),
+        };
+        let base = ["--cache-type", "redis", "--redis-url"];
+        let with = |u: &'static str, insecure: &'static str| {
+            let mut args = base.to_vec();
+            args.extend([u, "--redis-tls-insecure", insecure]);
+            url(&args)
+        };
+        assert_eq!(
+            with("rediss://c:6380/0", "true"),
+            "rediss://c:6380/0#insecure"
+        );
+        assert_eq!(
+            with("rediss://c:6380/0#insecure", "true"),
+            "rediss://c:6380/0#insecure"
+        );
+        assert_eq!(with("rediss://c:6380/0", "false"), "rediss://c:6380/0");
+        assert_eq!(
+            with("rediss://c:6380/0#insecure", "false"),
+            "rediss://c:6380/0#insecure",
+            "the URL's own fragment stays"
+        );
+        let s = raw(&[
+            "--cache-type",
+            "redis",
+            "--redis-url",
+            "rediss://c:6380/0#insecure",
+        ])
+        .validate()
+        .unwrap();
+        let CacheSettings::Redis(r) = s.cache else {
+            panic!("not Redis")
+        };
+        assert!(
+            r.tls.is_some_and(|tls| tls.insecure),
+            "#insecure in the URL is as insecure as REDIS_TLS_INSECURE=true"
+        );
+    }
+
+    /// A throwaway CA certificate and its key, as PEM files.
+    fn pem_files() -> (tempfile::TempDir, String, String) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let cert = params.self_signed(&key).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let (cert_path, key_path) = (dir.path().join("ca.crt"), dir.path().join("ca.key"));
+        std::fs::write(&cert_path, cert.pem()).unwrap();
+        std::fs::write(&key_path, key.serialize_pem()).unwrap();
+        let show = |p: std::path::PathBuf| p.to_str().unwrap().to_owned();
+        (dir, show(cert_path), show(key_path))
+    }
+
+    #[test]
+    fn redis_tls_files_with_a_plain_url_are_refused_each_by_name() {
+        let (_dir, cert, key) = pem_files();
+        let plain = ["--cache-type", "redis", "--redis-url", "redis://c:6379/0"];
+        let refused = |extra: &[&str]| -> Vec<&'static str> {
+            let mut args = plain.to_vec();
+            args.extend_from_slice(extra);
+            let p = problems(&args);
+            assert!(
+                p.iter()
+                    .all(|p| p.reason.contains("REDIS_URL is redis:// (no TLS)")),
+                "{p:?}"
+            );
+            p.iter().map(|p| p.variable).collect()
+        };
+        assert_eq!(
+            refused(&["--redis-tls-ca-cert", &cert]),
+            ["REDIS_TLS_CA_CERT"]
+        );
+        assert_eq!(
+            refused(&[
+                "--redis-tls-client-cert",
+                &cert,
+                "--redis-tls-client-key",
+                &key
+            ]),
+            ["REDIS_TLS_CLIENT_CERT", "REDIS_TLS_CLIENT_KEY"]
+        );
+    }
+
+    #[test]
+    fn redis_tls_settings_with_a_plain_url_are_refused_by_name() {
+        let p = problems(&[
+            "--cache-type",
+            "redis",
+            "--redis-url",
+            "redis://c:6379/0",
+            "--redis-tls-insecure",
+            "true",
+        ]);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0].variable, "REDIS_TLS_INSECURE");
+        assert!(
+            p[0].reason.contains("REDIS_URL is redis:// (no TLS)"),
+            "{p:?}"
+        );
+        // Unset or false: nothing to refuse.
+        assert!(
+            raw(&["--cache-type", "redis", "--redis-url", "redis://c:6379/0"])
+                .validate()
+                .is_ok()
+        );
+    }
+
+    #[test]
     fn documented_settings_list_every_variable_with_its_default() {
         let s = documented_settings();
         assert_eq!(s.len(), 33);
