@@ -39,32 +39,9 @@ fn printed_wait(line: &str) -> Duration {
     Duration::from_secs_f64(seconds)
 }
 
-/// When the gateway logged `line` (its own timestamp, to the millisecond:
-/// not delayed by the test's reader threads on a loaded machine), as time
-/// of day.
-fn logged_at(line: &str) -> Duration {
-    let stamp = if line.starts_with('{') {
-        let json: serde_json::Value = serde_json::from_str(line).unwrap();
-        json["timestamp"].as_str().unwrap().to_owned()
-    } else {
-        line.split(' ').next().unwrap().to_owned()
-    };
-    // 2026-11-28T20:49:55.573Z
-    let time = stamp
-        .split('T')
-        .nth(1)
-        .and_then(|t| t.strip_suffix('Z'))
-        .unwrap_or_else(|| panic!("no timestamp in {line}"));
-    let parts: Vec<f64> = time.split(':').map(|p| p.parse().unwrap()).collect();
-    Duration::from_secs_f64(parts[0] * 3600.0 + parts[1] * 60.0 + parts[2])
-}
-
 /// The time between two lines, by the gateway's own timestamps.
 fn logged_gap(first: &Line, second: &Line) -> Duration {
-    let day = Duration::from_secs(86_400);
-    let (a, b) = (logged_at(&first.text), logged_at(&second.text));
-    // Across midnight (UTC), the second is a day on.
-    if b >= a { b - a } else { b + day - a }
+    second.logged_since(first)
 }
 
 /// How long start-up took by the gateway's own clock: from its `Starting`

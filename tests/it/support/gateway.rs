@@ -44,6 +44,39 @@ pub struct Line {
     pub text: String,
 }
 
+impl Line {
+    /// When the gateway logged it, by its own timestamp (text or JSON), as
+    /// time of day (UTC): to the millisecond, and not delayed by the reader
+    /// threads of a loaded machine, as [`Line::at`] can be.
+    pub fn logged_at(&self) -> Duration {
+        let line = &self.text;
+        let stamp = if line.starts_with('{') {
+            let json: serde_json::Value = serde_json::from_str(line).unwrap();
+            json["timestamp"].as_str().unwrap().to_owned()
+        } else {
+            line.split(' ').next().unwrap().to_owned()
+        };
+        // 2026-11-28T20:49:55.573Z
+        let time = stamp
+            .split('T')
+            .nth(1)
+            .and_then(|t| t.strip_suffix('Z'))
+            .unwrap_or_else(|| panic!("no timestamp in {line}"));
+        let parts: Vec<f64> = time.split(':').map(|p| p.parse().unwrap()).collect();
+        Duration::from_secs_f64(parts[0] * 3600.0 + parts[1] * 60.0 + parts[2])
+    }
+
+    /// The time from `earlier` to this line, by the gateway's timestamps.
+    /// They are cut to the millisecond, so a gap can read up to 1 ms short:
+    /// a lower bound of `w` is checked as `w - 1 ms`.
+    pub fn logged_since(&self, earlier: &Line) -> Duration {
+        let day = Duration::from_secs(86_400);
+        let (a, b) = (earlier.logged_at(), self.logged_at());
+        // Across midnight (UTC), the later one is a day on.
+        if b >= a { b - a } else { b + day - a }
+    }
+}
+
 /// Something a line can be matched with: a substring (`&str`, `String`) or
 /// a predicate `Fn(&str) -> bool`.
 pub trait LineMatch {
