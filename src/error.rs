@@ -541,10 +541,17 @@ mod tests {
                 "server not accepting connections yet (3032)",
                 Transient,
             ),
+            (
+                3168,
+                "server not accepting connections yet (3168)",
+                Transient,
+            ),
             (1205, "lock wait timeout (1205)", Transient),
             (1213, "deadlock (1213)", Transient),
             (1969, "statement timed out (1969)", Transient),
+            (3024, "statement timed out (3024)", Transient),
             (1927, "connection killed (1927)", Transient),
+            (1317, "query interrupted (1317)", Transient),
             // Unknown codes: transient, named by the server's words.
             (1234, "something   odd\nhappened (1234)", Transient),
         ] {

@@ -101,6 +101,10 @@ mod tests {
             "postgres://app@db/app",
             "redis://localhost:6379/0",
             "sqlite://readygate.db",
+            // An empty password stays visibly empty: `***` would hide that
+            // the password is missing, the very thing to notice.
+            "postgres://app:@db/app",
+            "redis://:@cache:6379/0",
         ] {
             assert_eq!(redact_url(url), url);
         }

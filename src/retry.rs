@@ -594,6 +594,16 @@ mod tests {
                 last: true
             }
         );
+        // A wait that would end exactly at the deadline is too long as well:
+        // an attempt starting there would have no time at all.
+        assert_eq!(
+            p.after_failure(failed(4, 800), 0.5),
+            Next::RetryIn {
+                delay: MS(100),
+                attempt: 5,
+                last: true
+            }
+        );
         // Less than a timeout left: the last attempt starts at once...
         assert_eq!(
             p.after_failure(failed(4, 950), 0.5),
