@@ -179,6 +179,43 @@ mod tests {
         assert_eq!(redis.startup_deadline, None);
     }
 
+    /// Each limit the README gives is itself accepted: three decimals, the
+    /// multiplier's 1 and 10, a cap equal to the interval.
+    #[test]
+    fn the_limits_themselves_are_accepted() {
+        let (db, redis) = both(&[
+            "--db-retry-backoff",
+            "exponential",
+            "--db-retry-multiplier",
+            "10",
+            "--db-retry-interval-ms",
+            "3000",
+            "--db-retry-max-interval-ms",
+            "3000",
+            "--db-retry-jitter",
+            "0.125",
+            "--redis-retry-backoff",
+            "exponential",
+            "--redis-retry-multiplier",
+            "1",
+        ]);
+        assert_eq!(
+            db.backoff,
+            Backoff::Exponential {
+                multiplier: Thousandths(10_000),
+                max_interval: Duration::from_millis(3000)
+            }
+        );
+        assert_eq!(db.jitter, Thousandths(125));
+        assert_eq!(
+            redis.backoff,
+            Backoff::Exponential {
+                multiplier: Thousandths::ONE,
+                max_interval: Duration::from_millis(30_000)
+            }
+        );
+    }
+
     /// The Helm chart sums exponential waits in a loop of at most 20000
     /// turns, counting on the waits to stop growing by then
     /// (`readygate.dependencyBudgetMs`): the slowest growth the settings
