@@ -1077,13 +1077,23 @@ mod tests {
             "redis",
             "--redis-url",
             "redis://:s3cretpw@cache:6379/0",
+            "--wait-for",
+            "auth=https://svc:w4itpass@auth/health",
         ])
         .validate()
         .unwrap();
         let shown = format!("{s:?}");
-        assert!(!shown.contains("hunter22"), "{shown}");
-        assert!(!shown.contains("s3cretpw"), "{shown}");
-        assert!(shown.contains("redis://:***@cache:6379/0"), "{shown}");
+        for secret in ["hunter22", "s3cretpw", "w4itpass"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+        // Shown, with `***` for the password, not left out.
+        for url in [
+            "postgres://app:***@db/app",
+            "redis://:***@cache:6379/0",
+            "https://svc:***@auth/health",
+        ] {
+            assert!(shown.contains(url), "{url} missing: {shown}");
+        }
     }
 
     #[test]

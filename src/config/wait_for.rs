@@ -236,6 +236,27 @@ mod tests {
     }
 
     #[test]
+    fn names_are_what_labels_and_json_keys_take() {
+        let longest = format!("a{}", "b".repeat(62));
+        for good in ["auth", "auth-api_2", "a", longest.as_str()] {
+            assert!(valid_name(good), "{good:?}");
+        }
+        let too_long = format!("{longest}c");
+        for bad in [
+            "",
+            "Auth",
+            "2auth",
+            "-auth",
+            "auth.api",
+            "auth api",
+            "auth/1",
+            too_long.as_str(),
+        ] {
+            assert!(!valid_name(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
     fn every_bad_entry_is_named() {
         let problems = parse(
             "ok=tcp://h:1,noequals,Bad=tcp://h:1,database=tcp://h:1,ok=tcp://h:2,p=tcp://h,\
