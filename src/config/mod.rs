@@ -1189,6 +1189,23 @@ mod tests {
     }
 
     #[test]
+    fn mysql_tls_parameters_reach_the_client() {
+        let (_dir, cert, key) = pem_files();
+        let url = format!(
+            "mysql://app@db/app?ssl-mode=VERIFY_IDENTITY&ssl-ca={cert}&ssl-cert={cert}&ssl-key={key}"
+        );
+        let s = raw(&["--database-url", &url]).validate().unwrap();
+        let DatabaseUrl::Mysql { opts, .. } = &s.database.url else {
+            panic!("not mysql: {:?}", s.database.url)
+        };
+        let ssl = opts.ssl_opts().expect("TLS on");
+        assert!(ssl.client_identity().is_some());
+        assert_eq!(ssl.root_certs().len(), 1);
+        assert!(!ssl.accept_invalid_certs());
+        assert!(!ssl.skip_domain_validation());
+    }
+
+    #[test]
     fn redis_tls_files_with_a_plain_url_are_refused_each_by_name() {
         let (_dir, cert, key) = pem_files();
         let plain = ["--cache-type", "redis", "--redis-url", "redis://c:6379/0"];
