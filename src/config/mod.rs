@@ -1203,6 +1203,26 @@ mod tests {
         assert_eq!(ssl.root_certs().len(), 1);
         assert!(!ssl.accept_invalid_certs());
         assert!(!ssl.skip_domain_validation());
+
+        // Any one file without ssl-mode, or half a client certificate, is
+        // refused rather than ignored.
+        for (query, reason) in [
+            (format!("ssl-ca={cert}"), "has TLS files but no ssl-mode"),
+            (format!("ssl-cert={cert}"), "has TLS files but no ssl-mode"),
+            (format!("ssl-key={key}"), "has TLS files but no ssl-mode"),
+            (
+                format!("ssl-mode=REQUIRED&ssl-cert={cert}"),
+                "has only one of ssl-cert and ssl-key",
+            ),
+            (
+                format!("ssl-mode=REQUIRED&ssl-key={key}"),
+                "has only one of ssl-cert and ssl-key",
+            ),
+        ] {
+            let p = problems(&["--database-url", &format!("mysql://db/app?{query}")]);
+            assert_eq!(p.len(), 1, "{query}: {p:?}");
+            assert!(p[0].reason.contains(reason), "{query}: {p:?}");
+        }
     }
 
     #[test]
