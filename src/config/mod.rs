@@ -1201,8 +1201,27 @@ mod tests {
         let ssl = opts.ssl_opts().expect("TLS on");
         assert!(ssl.client_identity().is_some());
         assert_eq!(ssl.root_certs().len(), 1);
-        assert!(!ssl.accept_invalid_certs());
-        assert!(!ssl.skip_domain_validation());
+
+        // What each mode checks, as the mysql client: (any certificate
+        // accepted, host name unchecked).
+        for (query, checks) in [
+            (
+                format!("ssl-mode=VERIFY_IDENTITY&ssl-ca={cert}"),
+                (false, false),
+            ),
+            (format!("ssl-mode=VERIFY_CA&ssl-ca={cert}"), (false, true)),
+            (format!("ssl-mode=REQUIRED&ssl-ca={cert}"), (false, true)),
+            ("ssl-mode=REQUIRED".to_owned(), (true, true)),
+        ] {
+            let url = format!("mysql://app@db/app?{query}");
+            let s = raw(&["--database-url", &url]).validate().unwrap();
+            let DatabaseUrl::Mysql { opts, .. } = &s.database.url else {
+                panic!("not mysql")
+            };
+            let ssl = opts.ssl_opts().expect("TLS on");
+            let got = (ssl.accept_invalid_certs(), ssl.skip_domain_validation());
+            assert_eq!(got, checks, "{query}");
+        }
 
         // Any one file without ssl-mode, or half a client certificate, is
         // refused rather than ignored.
