@@ -1191,14 +1191,17 @@ mod tests {
     #[test]
     fn mysql_tls_parameters_reach_the_client() {
         let (_dir, cert, key) = pem_files();
-        let url = format!(
-            "mysql://app@db/app?ssl-mode=VERIFY_IDENTITY&ssl-ca={cert}&ssl-cert={cert}&ssl-key={key}"
-        );
-        let s = raw(&["--database-url", &url]).validate().unwrap();
-        let DatabaseUrl::Mysql { opts, .. } = &s.database.url else {
-            panic!("not mysql: {:?}", s.database.url)
+        let ssl_of = |query: &str| {
+            let url = format!("mysql://app@db/app?{query}");
+            let s = raw(&["--database-url", &url]).validate().unwrap();
+            let DatabaseUrl::Mysql { opts, .. } = s.database.url else {
+                panic!("not mysql: {:?}", s.database.url)
+            };
+            opts.ssl_opts().cloned().expect("TLS on")
         };
-        let ssl = opts.ssl_opts().expect("TLS on");
+        let ssl = ssl_of(&format!(
+            "ssl-mode=VERIFY_IDENTITY&ssl-ca={cert}&ssl-cert={cert}&ssl-key={key}"
+        ));
         assert!(ssl.client_identity().is_some());
         assert_eq!(ssl.root_certs().len(), 1);
 
@@ -1213,12 +1216,7 @@ mod tests {
             (format!("ssl-mode=REQUIRED&ssl-ca={cert}"), (false, true)),
             ("ssl-mode=REQUIRED".to_owned(), (true, true)),
         ] {
-            let url = format!("mysql://app@db/app?{query}");
-            let s = raw(&["--database-url", &url]).validate().unwrap();
-            let DatabaseUrl::Mysql { opts, .. } = &s.database.url else {
-                panic!("not mysql")
-            };
-            let ssl = opts.ssl_opts().expect("TLS on");
+            let ssl = ssl_of(&query);
             let got = (ssl.accept_invalid_certs(), ssl.skip_domain_validation());
             assert_eq!(got, checks, "{query}");
         }
