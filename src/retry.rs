@@ -694,7 +694,7 @@ mod tests {
 
         #[test]
         fn waits_stay_within_the_cap_and_the_jitter(p in any_policy(), n in 1u32..200, draw in proptest::num::f64::ANY) {
-            // In integer thousandths of a ms: floats made 4500 x 1.118
+            // In integers (ms times thousandths): floats made 4500 x 1.118
             // slightly less than 5031, a wait the policy may rightly draw.
             let j = u128::from(p.jitter.0.min(1000));
             let base = p.base_wait(n).as_millis();
