@@ -8,12 +8,10 @@ use std::time::Duration;
 
 use actix::prelude::*;
 
-use crate::config::{CacheSettings, DatabaseUrl, Settings, WaitTarget};
-use crate::connector::custom::{Probe, ProbeConnector};
-use crate::connector::{
-    Connector, HttpConnector, MysqlConnector, PoolLimits, PostgresConnector, RedisConnector,
-    SqliteConnector, TcpConnector,
-};
+use crate::backends;
+use crate::backends::probe::{Probe, ProbeConnector};
+use crate::config::Settings;
+use crate::connector::Connector;
 use crate::dependency::{Abort, DependencyActor, DependencyReport, Identity};
 use crate::error::ConnectError;
 use crate::handles::Connected;
@@ -130,92 +128,10 @@ pub fn custom<P: Probe>(name: &str, probe: P, options: DependencyOptions) -> Dep
 /// The database, the cache (unless there is none or it is in memory) and
 /// `WAIT_FOR`'s entries, in that order, from the settings.
 pub fn from_settings(settings: &Settings) -> Vec<DependencySpec> {
-    let mut specs = Vec::new();
-    let db = &settings.database;
-    let limits = PoolLimits {
-        size: db.pool_size,
-        wait: db.pool_timeout,
-    };
-    let timeout = db.retry.attempt_timeout;
-    let id = Identity {
-        dependency: Dependency::database(),
-        label: "DB".into(),
-        what: "database".into(),
-        required: true,
-        settings: Some("DB".into()),
-    };
-    let shown = db.url.display();
-    specs.push(match db.url.clone() {
-        DatabaseUrl::Postgres { config, tls, .. } => DependencySpec::new(
-            id,
-            db.retry,
-            shown,
-            move || PostgresConnector::new(&config, &tls, limits, timeout),
-            |_| None,
-        ),
-        DatabaseUrl::Mysql { opts, backend, .. } => DependencySpec::new(
-            id,
-            db.retry,
-            shown,
-            move || Ok(MysqlConnector::new(&opts, backend, limits, timeout)),
-            |_| None,
-        ),
-        DatabaseUrl::Sqlite { path } => DependencySpec::new(
-            id,
-            db.retry,
-            shown,
-            move || SqliteConnector::new(&path, limits, timeout),
-            |_| None,
-        ),
-    });
-    if let CacheSettings::Redis(redis) = &settings.cache {
-        let redis = (**redis).clone();
-        let required = redis.required;
-        specs.push(DependencySpec::new(
-            Identity {
-                dependency: Dependency::cache(),
-                label: "Redis".into(),
-                what: "Redis cache".into(),
-                required,
-                settings: Some("REDIS".into()),
-            },
-            redis.retry,
-            crate::redact::redact_url(&redis.url),
-            move || {
-                RedisConnector::new(&redis.url, redis.tls.as_ref(), redis.retry.attempt_timeout)
-            },
-            // An optional cache is handed to the application at once: a
-            // manager that connects on first use (`Dependencies::is_up`
-            // says whether Redis is there).
-            move |c: &RedisConnector| if required { None } else { c.lazy() },
-        ));
-    }
+    let mut specs = vec![backends::database(&settings.database)];
+    specs.extend(backends::cache(&settings.cache));
     for wait in &settings.wait_for {
-        let id = Identity {
-            dependency: Dependency::named(&wait.name),
-            label: wait.name.clone(),
-            what: format!("{} ({})", wait.name, wait.target.backend()),
-            required: wait.required,
-            settings: Some("WAIT_FOR".into()),
-        };
-        let shown = wait.target.shown();
-        let spec = match wait.target.clone() {
-            WaitTarget::Tcp { host, port } => DependencySpec::new(
-                id,
-                settings.wait_retry,
-                shown,
-                move || Ok(TcpConnector::new(host, port)),
-                |_| None,
-            ),
-            WaitTarget::Http { url } => DependencySpec::new(
-                id,
-                settings.wait_retry,
-                shown,
-                move || Ok(HttpConnector::new(url)),
-                |_| None,
-            ),
-        };
-        specs.push(spec);
+        specs.push(backends::wait_for(wait, settings.wait_retry));
     }
     specs
 }

@@ -13,16 +13,12 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
-use crate::connector::{Connector, PostgresConnector, RedisConnector};
+pub use crate::backends::{CacheActor, DbActor};
+use crate::connector::Connector;
 use crate::error::{ConnectError, ErrorClass};
 use crate::handles::Connected;
 use crate::retry::{CauseTally, Failed, Limit, Next, RetryPolicy, Seconds};
 use crate::status::{Dependency, Health, State};
-
-/// The database actor: PostgreSQL, or SQLite with `DbActor<SqliteConnector>`.
-pub type DbActor<C = PostgresConnector> = DependencyActor<C>;
-/// The cache actor: Redis.
-pub type CacheActor = DependencyActor<RedisConnector>;
 
 /// Who a dependency actor works for.
 #[derive(Clone, Debug)]

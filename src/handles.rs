@@ -2,33 +2,14 @@
 //! connected pool and cache, as `web::Data<Dependencies>`.
 
 use std::any::Any;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
 use crate::status::Health;
 
-mod mysql;
-
-pub use self::mysql::{MysqlConn, MysqlError, MysqlPool};
-
-/// The database pool, one variant per backend `DATABASE_URL` can name.
-///
-/// `non_exhaustive`: an application matches the backends it uses (or takes
-/// one with [`Database::postgres`], [`Database::mysql`], [`Database::sqlite`])
-/// and answers the rest with one `_` arm, so a backend added to readygate
-/// later breaks no application. The client crates of these types are
-/// re-exported in [`crate::export`], in the versions readygate uses.
-#[derive(Clone)]
-#[non_exhaustive]
-pub enum Database {
-    /// `postgres://`, `postgresql://`.
-    Postgres(deadpool_postgres::Pool),
-    /// `mysql://`, `mariadb://`: a readygate pool over mysql_async, whose
-    /// waits are bounded (see [`MysqlPool`]).
-    Mysql(MysqlPool),
-    /// `sqlite://`.
-    Sqlite(deadpool_sqlite::Pool),
-}
+pub use crate::backends::memory::MemoryCache;
+pub use crate::backends::mysql::{MysqlConn, MysqlError, MysqlPool};
+pub use crate::backends::{Cache, Database};
 
 /// How the application's database pool is used right now.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -43,85 +24,16 @@ pub struct PoolStatus {
     pub waiting: usize,
 }
 
-impl From<deadpool_postgres::Status> for PoolStatus {
-    fn from(s: deadpool_postgres::Status) -> Self {
+impl PoolStatus {
+    /// From a deadpool pool's figures (PostgreSQL's and SQLite's pools):
+    /// its most, its open connections and how many of them are idle, and
+    /// the requests waiting.
+    pub fn of_deadpool(max_size: usize, size: usize, available: usize, waiting: usize) -> Self {
         PoolStatus {
-            max: s.max_size,
-            in_use: s.size.saturating_sub(s.available),
-            idle: s.available,
-            waiting: s.waiting,
-        }
-    }
-}
-
-impl Database {
-    /// The PostgreSQL pool, when `DATABASE_URL` names PostgreSQL.
-    pub fn postgres(&self) -> Option<&deadpool_postgres::Pool> {
-        match self {
-            Database::Postgres(pool) => Some(pool),
-            _ => None,
-        }
-    }
-
-    /// The MySQL/MariaDB pool, when `DATABASE_URL` names MySQL or MariaDB.
-    pub fn mysql(&self) -> Option<&MysqlPool> {
-        match self {
-            Database::Mysql(pool) => Some(pool),
-            _ => None,
-        }
-    }
-
-    /// The SQLite pool, when `DATABASE_URL` names SQLite.
-    pub fn sqlite(&self) -> Option<&deadpool_sqlite::Pool> {
-        match self {
-            Database::Sqlite(pool) => Some(pool),
-            _ => None,
-        }
-    }
-
-    /// The pool's figures (shown on `/metrics`).
-    pub fn status(&self) -> PoolStatus {
-        match self {
-            Database::Postgres(pool) => pool.status().into(),
-            Database::Mysql(pool) => pool.status(),
-            Database::Sqlite(pool) => pool.status().into(),
-        }
-    }
-
-    /// Close the pool: idle connections are dropped now, checked-out ones
-    /// when returned.
-    pub fn close(&self) {
-        match self {
-            Database::Postgres(pool) => pool.close(),
-            Database::Mysql(pool) => pool.close(),
-            Database::Sqlite(pool) => pool.close(),
-        }
-    }
-}
-
-/// The cache chosen by `CACHE_TYPE`.
-#[derive(Clone)]
-pub enum Cache {
-    /// `CACHE_TYPE=none`.
-    None,
-    /// `CACHE_TYPE=memory`: in this process, lost on restart.
-    Memory(MemoryCache),
-    /// `CACHE_TYPE=redis`: a connection manager that reconnects by itself.
-    Redis(redis::aio::ConnectionManager),
-}
-
-/// A process-local string cache for `CACHE_TYPE=memory`.
-#[derive(Clone, Default)]
-pub struct MemoryCache(Arc<RwLock<HashMap<String, String>>>);
-
-impl MemoryCache {
-    pub fn get(&self, key: &str) -> Option<String> {
-        self.0.read().ok()?.get(key).cloned()
-    }
-
-    pub fn set(&self, key: impl Into<String>, value: impl Into<String>) {
-        if let Ok(mut map) = self.0.write() {
-            map.insert(key.into(), value.into());
+            max: max_size,
+            in_use: size.saturating_sub(available),
+            idle: available,
+            waiting,
         }
     }
 }
@@ -183,18 +95,4 @@ pub enum Connected {
     Other(Arc<dyn Any + Send + Sync>),
     /// Nothing to hand out (`WAIT_FOR`'s waits).
     Nothing,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn memory_cache_is_shared_between_clones() {
-        let a = MemoryCache::default();
-        let b = a.clone();
-        a.set("k", "v");
-        assert_eq!(b.get("k").as_deref(), Some("v"));
-        assert_eq!(b.get("missing"), None);
-    }
 }

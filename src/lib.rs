@@ -30,6 +30,7 @@
 //! std::process::exit(code);
 //! ```
 
+pub mod backends;
 pub mod config;
 pub mod connector;
 pub mod dependencies;
@@ -41,6 +42,7 @@ pub mod metrics;
 pub mod redact;
 pub mod retry;
 pub mod routes;
+pub mod severance;
 pub mod signals;
 pub mod startup;
 pub mod status;
@@ -48,10 +50,13 @@ pub mod supervisor;
 pub mod telemetry;
 pub mod tls;
 
+pub use backends::memory::MemoryCache;
+pub use backends::mysql::{MysqlConn, MysqlError, MysqlPool};
+pub use backends::probe::{Probe, ProbeError};
+pub use backends::{Cache, Database};
 pub use config::Settings;
-pub use connector::custom::{Probe, ProbeError};
 pub use dependencies::DependencyOptions;
-pub use handles::{Cache, Database, Dependencies, MemoryCache, MysqlConn, MysqlError, MysqlPool};
+pub use handles::Dependencies;
 
 /// The client crates whose types readygate hands to the application, in the
 /// versions it was built with: depend on readygate alone and name them as

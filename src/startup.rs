@@ -7,8 +7,8 @@ use std::sync::Arc;
 use actix::{Actor, System};
 use actix_web::web;
 
+use crate::backends::probe::Probe;
 use crate::config::{Cli, Command, ConfigError, Settings, load_dotenv};
-use crate::connector::custom::Probe;
 use crate::dependencies::{self, DependencyOptions, DependencySpec};
 use crate::exit;
 use crate::status::Health;

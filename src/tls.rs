@@ -1,16 +1,11 @@
-//! TLS with rustls (the ring provider; no OpenSSL at build or run time).
-//!
-//! * PostgreSQL, with libpq's vocabulary read from `DATABASE_URL`:
-//!   `sslmode` = `disable`, `prefer` (the default, as libpq), `require`,
-//!   `verify-ca`, `verify-full`; `sslrootcert` (a PEM file, or `system` for
-//!   the platform's roots), `sslcert` + `sslkey` (a client certificate).
-//!   As in libpq, `prefer` and `require` encrypt without verifying the
-//!   server's certificate, except that `require` with a root certificate
-//!   verifies as `verify-ca` does; `verify-ca` checks the chain, not the
-//!   name; `verify-full` checks both. The files are read and parsed when the
-//!   settings are, so a bad one is exit 78 before any connection.
-//! * Redis: `rediss://` with the redis crate's own rustls support; the CA,
-//!   client certificate and key come as PEM bytes ([`RedisTls`]).
+//! TLS with rustls (the ring provider; no OpenSSL at build or run time):
+//! what every backend's TLS shares. PEM files read and parsed when the
+//! settings are (so a bad one is exit 78 before any connection), whom to
+//! trust ([`Roots`]), a client certificate ([`ClientIdentity`]), the rustls
+//! configuration for how much of the server's certificate is checked
+//! ([`client_config`]), and whether a connection was encrypted
+//! ([`Encrypted`]). Each backend's own vocabulary (libpq's `sslmode`, the
+//! mysql client's `ssl-mode`, `rediss://`) lives in its folder.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -25,43 +20,6 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
-
-/// libpq's `sslmode`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SslMode {
-    Disable,
-    Prefer,
-    Require,
-    VerifyCa,
-    VerifyFull,
-}
-
-impl SslMode {
-    pub const NAMES: &'static [(&'static str, SslMode)] = &[
-        ("disable", SslMode::Disable),
-        ("prefer", SslMode::Prefer),
-        ("require", SslMode::Require),
-        ("verify-ca", SslMode::VerifyCa),
-        ("verify-full", SslMode::VerifyFull),
-    ];
-
-    pub fn name(self) -> &'static str {
-        Self::NAMES
-            .iter()
-            .find(|(_, m)| *m == self)
-            .map_or("prefer", |(n, _)| n)
-    }
-
-    /// What tokio-postgres is told: whether TLS is tried, and required.
-    pub fn driver_mode(self) -> tokio_postgres::config::SslMode {
-        use tokio_postgres::config::SslMode as Driver;
-        match self {
-            SslMode::Disable => Driver::Disable,
-            SslMode::Prefer => Driver::Prefer,
-            SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => Driver::Require,
-        }
-    }
-}
 
 /// Whom the server's certificate must chain to.
 #[derive(Clone, Debug)]
@@ -154,24 +112,6 @@ fn read(path: &Path) -> Result<Vec<u8>, PemError> {
     })
 }
 
-/// PostgreSQL's TLS settings, as `DATABASE_URL` gave them.
-#[derive(Clone, Debug)]
-pub struct PgTls {
-    pub mode: SslMode,
-    pub roots: Option<Roots>,
-    pub client: Option<ClientIdentity>,
-}
-
-impl Default for PgTls {
-    fn default() -> Self {
-        PgTls {
-            mode: SslMode::Prefer,
-            roots: None,
-            client: None,
-        }
-    }
-}
-
 /// Why a TLS configuration cannot be built. Exit code 78.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsConfigError {
@@ -232,48 +172,56 @@ fn root_store(roots: &Roots) -> Result<RootCertStore, TlsConfigError> {
     Ok(store)
 }
 
-impl PgTls {
-    /// Whether every connection is encrypted (the handshake is required).
-    pub fn always_encrypted(&self) -> bool {
-        self.mode.driver_mode() == tokio_postgres::config::SslMode::Require
-    }
+/// How much of the server's certificate a client checks.
+#[derive(Clone, Copy, Debug)]
+pub enum Verify<'a> {
+    /// Nothing: the connection is encrypted, the server's certificate is
+    /// not checked (libpq's `prefer` and `require` without a root
+    /// certificate); the handshake's signatures still are.
+    Nothing,
+    /// That it chains to these roots, whatever name it carries.
+    Chain(&'a Roots),
+    /// That it chains to these roots and names the host.
+    ChainAndName(&'a Roots),
+}
 
-    /// The rustls configuration for this `sslmode` (unused with `disable`).
-    pub fn client_config(&self) -> Result<ClientConfig, TlsConfigError> {
-        let provider = provider();
-        let verifier: Arc<dyn ServerCertVerifier> = match (&self.roots, self.mode) {
-            (Some(roots), SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull) => {
-                let chain = WebPkiServerVerifier::builder_with_provider(
-                    Arc::new(root_store(roots)?),
-                    Arc::clone(&provider),
-                )
-                .build()
-                .map_err(|e| TlsConfigError::Verifier(e.to_string()))?;
-                if self.mode == SslMode::VerifyFull {
-                    chain
-                } else {
-                    Arc::new(ChainOnly(chain))
-                }
+/// A rustls client configuration that verifies as `verify` says and
+/// presents `client`, if any.
+pub fn client_config(
+    verify: Verify<'_>,
+    client: Option<&ClientIdentity>,
+) -> Result<ClientConfig, TlsConfigError> {
+    let provider = provider();
+    let verifier: Arc<dyn ServerCertVerifier> = match verify {
+        Verify::Nothing => Arc::new(EncryptOnly(Arc::clone(&provider))),
+        Verify::Chain(roots) | Verify::ChainAndName(roots) => {
+            let chain = WebPkiServerVerifier::builder_with_provider(
+                Arc::new(root_store(roots)?),
+                Arc::clone(&provider),
+            )
+            .build()
+            .map_err(|e| TlsConfigError::Verifier(e.to_string()))?;
+            if matches!(verify, Verify::ChainAndName(_)) {
+                chain
+            } else {
+                Arc::new(ChainOnly(chain))
             }
-            // Without roots, verify-ca and verify-full would trust no one:
-            // the settings refuse that combination before we get here.
-            _ => Arc::new(EncryptOnly(Arc::clone(&provider))),
-        };
-        let builder = ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| TlsConfigError::Verifier(e.to_string()))?
-            .dangerous()
-            .with_custom_certificate_verifier(verifier);
-        match &self.client {
-            None => Ok(builder.with_no_client_auth()),
-            Some(id) => builder
-                .with_client_auth_cert(id.certs.clone(), id.key.clone_key())
-                .map_err(|source| TlsConfigError::BadIdentity {
-                    cert: id.cert_path.clone(),
-                    key: id.key_path.clone(),
-                    source,
-                }),
         }
+    };
+    let builder = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsConfigError::Verifier(e.to_string()))?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier);
+    match client {
+        None => Ok(builder.with_no_client_auth()),
+        Some(id) => builder
+            .with_client_auth_cert(id.certs.clone(), id.key.clone_key())
+            .map_err(|source| TlsConfigError::BadIdentity {
+                cert: id.cert_path.clone(),
+                key: id.key_path.clone(),
+                source,
+            }),
     }
 }
 
@@ -404,32 +352,4 @@ impl Encrypted {
 pub struct PemFile {
     pub path: PathBuf,
     pub pem: Vec<u8>,
-}
-
-/// Redis's TLS files, for `rediss://`.
-#[derive(Clone, Debug, Default)]
-pub struct RedisTls {
-    /// `REDIS_TLS_CA_CERT`: trust these roots instead of the platform's.
-    pub ca: Option<PemFile>,
-    /// `REDIS_TLS_CLIENT_CERT` + `REDIS_TLS_CLIENT_KEY`.
-    pub client: Option<(PemFile, PemFile)>,
-    /// `REDIS_TLS_INSECURE=true` (or `#insecure` in the URL): no check of
-    /// the server's certificate at all.
-    pub insecure: bool,
-}
-
-impl RedisTls {
-    /// What the redis crate takes.
-    pub fn certificates(&self) -> redis::TlsCertificates {
-        redis::TlsCertificates {
-            client_tls: self
-                .client
-                .as_ref()
-                .map(|(cert, key)| redis::ClientTlsConfig {
-                    client_cert: cert.pem.clone(),
-                    client_key: key.pem.clone(),
-                }),
-            root_cert: self.ca.as_ref().map(|ca| ca.pem.clone()),
-        }
-    }
 }

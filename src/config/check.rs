@@ -34,12 +34,12 @@ impl fmt::Display for Problem {
 
 /// Collects problems while each variable is checked.
 #[derive(Default)]
-pub(super) struct Checker {
-    pub(super) problems: Vec<Problem>,
+pub(crate) struct Checker {
+    pub(crate) problems: Vec<Problem>,
 }
 
 impl Checker {
-    pub(super) fn fail(
+    pub(crate) fn fail(
         &mut self,
         variable: &'static str,
         shown: &str,
@@ -57,7 +57,7 @@ impl Checker {
     /// The trimmed value, or a problem when it is empty or holds a control
     /// character (a newline in a value could forge a log line; the problem
     /// shows the value escaped, as every [`Problem`] does).
-    pub(super) fn present<'a>(
+    pub(crate) fn present<'a>(
         &mut self,
         variable: &'static str,
         raw: &'a str,
@@ -91,7 +91,7 @@ impl Checker {
         }
     }
 
-    pub(super) fn number(
+    pub(crate) fn number(
         &mut self,
         variable: &'static str,
         raw: &str,
@@ -128,7 +128,7 @@ impl Checker {
     }
 
     /// A duration in milliseconds, from `min` ms to one day.
-    pub(super) fn millis_from(
+    pub(crate) fn millis_from(
         &mut self,
         variable: &'static str,
         raw: &str,
@@ -139,13 +139,13 @@ impl Checker {
     }
 
     /// A duration in milliseconds, from 1 ms to one day.
-    pub(super) fn millis(&mut self, variable: &'static str, raw: &str) -> Option<Duration> {
+    pub(crate) fn millis(&mut self, variable: &'static str, raw: &str) -> Option<Duration> {
         self.millis_from(variable, raw, 1)
     }
 
     /// A decimal number with at most three decimals (`2`, `1.5`, `0.25`),
     /// from `min` to `max`, counted in thousandths.
-    pub(super) fn thousandths(
+    pub(crate) fn thousandths(
         &mut self,
         variable: &'static str,
         raw: &str,
@@ -184,7 +184,7 @@ impl Checker {
         None
     }
 
-    pub(super) fn retries(&mut self, variable: &'static str, raw: &str) -> Option<u32> {
+    pub(crate) fn retries(&mut self, variable: &'static str, raw: &str) -> Option<u32> {
         self.number(variable, raw, 1, MAX_RETRIES)
             .and_then(|n| u32::try_from(n).ok())
     }
@@ -193,7 +193,7 @@ impl Checker {
     /// file `file_var` names (a trailing newline dropped, the content
     /// registered as a secret, never shown). Both given is a problem; so is
     /// a file that cannot be read. Returns which variable gave the value.
-    pub(super) fn secret_or_file(
+    pub(crate) fn secret_or_file(
         &mut self,
         (var, value, given): (&'static str, &str, bool),
         (file_var, file): (&'static str, Option<&str>),
@@ -226,7 +226,7 @@ impl Checker {
         }
     }
 
-    pub(super) fn choice<T: Copy>(
+    pub(crate) fn choice<T: Copy>(
         &mut self,
         variable: &'static str,
         raw: &str,

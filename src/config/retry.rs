@@ -7,7 +7,7 @@ use crate::retry::{Backoff, RetryPolicy, Thousandths};
 
 /// One dependency's retry settings: their variable names
 /// (`RetryFields<&'static str>`) or their values as written.
-pub(super) struct RetryFields<T> {
+pub(crate) struct RetryFields<T> {
     pub max_retries: T,
     pub interval: T,
     pub backoff: T,
@@ -29,7 +29,7 @@ pub(super) const DB_RETRY: RetryFields<&str> = RetryFields {
     startup_timeout: "DB_STARTUP_TIMEOUT_MS",
 };
 
-pub(super) const REDIS_RETRY: RetryFields<&str> = RetryFields {
+pub(crate) const REDIS_RETRY: RetryFields<&str> = RetryFields {
     max_retries: "REDIS_MAX_RETRIES",
     interval: "REDIS_RETRY_INTERVAL_MS",
     backoff: "REDIS_RETRY_BACKOFF",
@@ -61,7 +61,7 @@ impl Checker {
     /// reported. Each setting is checked whatever the back-off, so that a
     /// typo shows before it matters; the cap must not be below the interval
     /// only when the back-off is exponential. A deadline of 0 is none.
-    pub(super) fn retry_policy(
+    pub(crate) fn retry_policy(
         &mut self,
         vars: &RetryFields<&'static str>,
         raw: &RetryFields<&String>,

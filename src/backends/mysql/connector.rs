@@ -10,7 +10,7 @@
 //!   counted in `DB_POOL_SIZE` and remade when a check fails: a busy pool
 //!   stays up, a frozen server goes down.
 //! * When a check fails, the work the application runs on its checked-out
-//!   connections ([`crate::MysqlConn::run`]) is ended.
+//!   connections ([`super::MysqlConn::run`]) is ended.
 //!
 //! What the client does not allow: mysql_async sets only the first TCP
 //! keepalive probe (10 s idle, as for PostgreSQL; the interval and count are
@@ -24,10 +24,12 @@ use futures_util::future::{FutureExt, LocalBoxFuture};
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, OptsBuilder, PoolConstraints, PoolOpts};
 
-use super::postgres::KEEPALIVE_IDLE;
-use super::{Connector, PoolLimits};
+use super::error::MysqlAttemptError;
+use super::pool::{MysqlError, MysqlPool};
+use crate::backends::Database;
+use crate::connector::{Connector, KEEPALIVE_IDLE, PoolLimits, checked};
 use crate::error::ConnectError;
-use crate::handles::{Connected, Database, MysqlError, MysqlPool};
+use crate::handles::Connected;
 
 pub struct MysqlConnector {
     pool: MysqlPool,
@@ -75,13 +77,13 @@ impl MysqlConnector {
     async fn select_one(pool: MysqlPool, timeout: Duration) -> Result<(), ConnectError> {
         let mut conn = pool.get().await.map_err(|e| match e {
             MysqlError::ConnectTimeout(_) => ConnectError::TimedOut(timeout),
-            e => ConnectError::MysqlPool(e),
+            e => MysqlAttemptError::Pool(e).into(),
         })?;
         conn.run(async |c| c.query_drop("SELECT 1").await)
             .await
             .map_err(|e| match e {
-                MysqlError::Query(e) => ConnectError::Mysql(e),
-                e => ConnectError::MysqlPool(e),
+                MysqlError::Query(e) => MysqlAttemptError::Query(e).into(),
+                e => MysqlAttemptError::Pool(e).into(),
             })
     }
 
@@ -91,11 +93,11 @@ impl MysqlConnector {
         let kept = slot.borrow_mut().take();
         let mut conn = match kept {
             Some(conn) => conn,
-            None => Conn::new(opts).await.map_err(ConnectError::MysqlConnect)?,
+            None => Conn::new(opts).await.map_err(MysqlAttemptError::Connect)?,
         };
         conn.query_drop("SELECT 1")
             .await
-            .map_err(ConnectError::Mysql)?;
+            .map_err(MysqlAttemptError::Query)?;
         *slot.borrow_mut() = Some(conn);
         Ok(())
     }
@@ -113,7 +115,7 @@ impl Connector for MysqlConnector {
     }
 
     fn connect(&self) -> LocalBoxFuture<'static, Result<MysqlPool, ConnectError>> {
-        super::checked(
+        checked(
             self.pool.clone(),
             Self::select_one(self.pool.clone(), self.timeout),
         )

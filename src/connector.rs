@@ -1,29 +1,34 @@
-//! One connector per backend. A connector knows how to make one attempt and
-//! one runtime check; the retrying, timing and reporting live once, in
-//! [`crate::dependency::DependencyActor`]. A new backend is a new connector.
+//! The seam between the core and the backends: a [`Connector`] knows how
+//! to make one attempt and one runtime check of its backend; the retrying,
+//! timing and reporting live once, in [`crate::dependency::DependencyActor`].
+//! Each backend's connector lives in its folder under `src/backends/`; the
+//! network and pool limits they share are here.
 
 use std::future::Future;
+use std::time::Duration;
 
 use futures_util::future::{FutureExt, LocalBoxFuture};
 
 use crate::error::ConnectError;
 use crate::handles::Connected;
 
-pub mod custom;
-pub mod http;
-pub mod mysql;
-pub mod postgres;
-pub mod redis;
-pub mod severance;
-pub mod sqlite;
-pub mod tcp;
+/// TCP keepalive on every connection: the first probe after this much
+/// silence, then [`KEEPALIVE_INTERVAL`] apart, [`KEEPALIVE_RETRIES`] of them.
+pub const KEEPALIVE_IDLE: Duration = Duration::from_secs(10);
+pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
+pub const KEEPALIVE_RETRIES: u32 = 3;
+/// `TCP_USER_TIMEOUT`: sent data unacknowledged this long closes the
+/// connection (a peer that vanished from the network).
+pub const TCP_USER_TIMEOUT: Duration = Duration::from_secs(30);
 
-pub use self::http::HttpConnector;
-pub use self::mysql::MysqlConnector;
-pub use self::postgres::{PoolLimits, PostgresConnector};
-pub use self::redis::RedisConnector;
-pub use self::sqlite::SqliteConnector;
-pub use self::tcp::TcpConnector;
+/// The sizes and waits of the application's pool.
+#[derive(Clone, Copy, Debug)]
+pub struct PoolLimits {
+    /// Connections at most (`DB_POOL_SIZE`).
+    pub size: usize,
+    /// Longest wait for a connection (`DB_POOL_TIMEOUT_MS`).
+    pub wait: Duration,
+}
 
 pub trait Connector: Unpin + 'static {
     /// What a successful attempt yields and later checks use.
@@ -60,7 +65,7 @@ pub trait Connector: Unpin + 'static {
 
 /// One attempt for a connector whose handle exists before any connection (a
 /// pool): run `check` on it, then hand out the handle.
-fn checked<H: 'static>(
+pub(crate) fn checked<H: 'static>(
     handle: H,
     check: impl Future<Output = Result<(), ConnectError>> + 'static,
 ) -> LocalBoxFuture<'static, Result<H, ConnectError>> {

@@ -1,5 +1,5 @@
-//! SQLite, the embedded default, through deadpool-sqlite (rusqlite on
-//! blocking threads): one attempt gets a connection from the application's
+//! SQLite's connector, through deadpool-sqlite (rusqlite on blocking
+//! threads): one attempt gets a connection from the application's
 //! pool and runs `SELECT 1`; runtime checks use a probe pool of one
 //! connection of their own, so a pool the application keeps busy is not
 //! mistaken for a broken database. Waiting for a pooled connection is bounded
@@ -10,9 +10,11 @@ use std::time::Duration;
 use deadpool_sqlite::{Config, Pool, PoolError, Runtime, TimeoutType};
 use futures_util::future::{FutureExt, LocalBoxFuture};
 
-use super::{Connector, PoolLimits, checked};
+use super::error::SqliteError;
+use crate::backends::Database;
+use crate::connector::{Connector, PoolLimits, checked};
 use crate::error::ConnectError;
-use crate::handles::{Connected, Database};
+use crate::handles::Connected;
 
 pub struct SqliteConnector {
     pool: Pool,
@@ -31,7 +33,7 @@ impl SqliteConnector {
                 .create_timeout(Some(timeout))
                 .recycle_timeout(Some(timeout))
                 .build()
-                .map_err(ConnectError::SqliteBuild)
+                .map_err(SqliteError::Build)
         };
         Ok(SqliteConnector {
             pool: build(limits.size, limits.wait)?,
@@ -45,12 +47,12 @@ impl SqliteConnector {
     async fn select_one(pool: Pool, timeout: Duration) -> Result<(), ConnectError> {
         let conn = pool.get().await.map_err(|e| match e {
             PoolError::Timeout(TimeoutType::Create) => ConnectError::TimedOut(timeout),
-            e => ConnectError::SqlitePool(e),
+            e => SqliteError::Pool(e).into(),
         })?;
         conn.interact(|c| c.query_row("SELECT 1", [], |row| row.get::<_, i64>(0)))
             .await
-            .map_err(|e| ConnectError::SqliteInteract(e.to_string()))?
-            .map_err(ConnectError::Sqlite)?;
+            .map_err(|e| SqliteError::Interact(e.to_string()))?
+            .map_err(SqliteError::Query)?;
         Ok(())
     }
 }

@@ -14,10 +14,12 @@ use futures_util::future::{FutureExt, LocalBoxFuture};
 use redis::ConnectionAddr;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
-use super::Connector;
+use super::error::RedisError;
+use super::options::RedisTls;
+use crate::backends::Cache;
+use crate::connector::Connector;
 use crate::error::ConnectError;
-use crate::handles::{Cache, Connected};
-use crate::tls::RedisTls;
+use crate::handles::Connected;
 
 pub struct RedisConnector {
     client: redis::Client,
@@ -36,7 +38,7 @@ impl RedisConnector {
             Some(tls) => redis::Client::build_with_tls(url, tls.certificates()),
             None => redis::Client::open(url),
         }
-        .map_err(ConnectError::RedisConnect)?;
+        .map_err(RedisError::Connect)?;
         // The actor bounds each attempt by `timeout` and reports it as such;
         // the manager's own limits only bound what applications do with it
         // later (its background reconnections, their commands).
@@ -81,11 +83,11 @@ impl RedisConnector {
     /// dropped the connection (see the module's documentation).
     async fn connect_error(err: redis::RedisError, addr: ConnectionAddr) -> ConnectError {
         if !err.is_connection_dropped() {
-            return ConnectError::RedisConnect(err);
+            return RedisError::Connect(err).into();
         }
         match Self::greeting(addr).await {
-            Some(reply) => ConnectError::RedisTurnedAway { reply, source: err },
-            None => ConnectError::RedisConnect(err),
+            Some(reply) => RedisError::TurnedAway { reply, source: err }.into(),
+            None => RedisError::Connect(err).into(),
         }
     }
 
@@ -93,7 +95,7 @@ impl RedisConnector {
         redis::cmd("PING")
             .query_async::<String>(&mut manager)
             .await
-            .map_err(ConnectError::Redis)?;
+            .map_err(RedisError::Command)?;
         Ok(())
     }
 }

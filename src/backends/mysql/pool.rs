@@ -19,10 +19,9 @@ use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::connector::severance::{Severance, Severed};
+use crate::handles::PoolStatus;
 use crate::retry::Seconds;
-
-use super::PoolStatus;
+use crate::severance::{Severance, Severed};
 
 /// Why [`MysqlPool::get`] or [`MysqlConn::run`] failed. Every variant is an
 /// answer a route can turn into 503.

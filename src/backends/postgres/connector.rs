@@ -31,30 +31,17 @@ use tokio_postgres::AsyncMessage;
 use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use super::severance::{Severance, Severed};
-use super::{Connector, checked};
-use crate::config::PostgresTls;
+use super::error::PostgresError;
+use super::tls::PostgresTls;
+use crate::backends::Database;
+use crate::connector::{
+    Connector, KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_RETRIES, PoolLimits, TCP_USER_TIMEOUT,
+    checked,
+};
 use crate::error::{ConnectError, cause_chain};
-use crate::handles::{Connected, Database};
+use crate::handles::Connected;
+use crate::severance::{Severance, Severed};
 use crate::tls::Encrypted;
-
-/// TCP keepalive on every connection: the first probe after this much
-/// silence, then [`KEEPALIVE_INTERVAL`] apart, [`KEEPALIVE_RETRIES`] of them.
-pub const KEEPALIVE_IDLE: Duration = Duration::from_secs(10);
-pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
-pub const KEEPALIVE_RETRIES: u32 = 3;
-/// `TCP_USER_TIMEOUT`: sent data unacknowledged this long closes the
-/// connection (a peer that vanished from the network).
-pub const TCP_USER_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// The sizes and waits of the application's pool.
-#[derive(Clone, Copy, Debug)]
-pub struct PoolLimits {
-    /// Connections at most (`DB_POOL_SIZE`).
-    pub size: usize,
-    /// Longest wait for a connection (`DB_POOL_TIMEOUT_MS`).
-    pub wait: Duration,
-}
 
 pub struct PostgresConnector {
     pool: Pool,
@@ -105,7 +92,7 @@ impl PostgresConnector {
                     recycle: Some(timeout),
                 })
                 .build()
-                .map_err(ConnectError::PostgresBuild)
+                .map_err(PostgresError::Build)
         };
         Ok(PostgresConnector {
             pool: build(limits.size, limits.wait)?,
@@ -122,12 +109,12 @@ impl PostgresConnector {
     async fn select_one(pool: Pool, timeout: Duration) -> Result<(), ConnectError> {
         let client = pool.get().await.map_err(|e| match e {
             PoolError::Timeout(TimeoutType::Create) => ConnectError::TimedOut(timeout),
-            e => ConnectError::PostgresPool(e),
+            e => PostgresError::Pool(e).into(),
         })?;
         client
             .simple_query("SELECT 1")
             .await
-            .map_err(ConnectError::Postgres)?;
+            .map_err(PostgresError::Query)?;
         Ok(())
     }
 }

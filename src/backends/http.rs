@@ -9,9 +9,31 @@ use std::time::Duration;
 
 use futures_util::future::{FutureExt, LocalBoxFuture};
 
-use super::Connector;
-use crate::error::ConnectError;
+use crate::connector::Connector;
+use crate::error::{BackendError, ConnectError, ErrorClass};
 use crate::handles::Connected;
+
+/// Why a `GET` did not answer 2xx. Every case is transient.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    #[error("HTTP request failed: {0}")]
+    Request(String),
+    #[error("HTTP status {0}")]
+    Status(u16),
+}
+
+impl BackendError for HttpError {
+    fn summary(&self) -> String {
+        match self {
+            HttpError::Status(status) => format!("HTTP {status}"),
+            HttpError::Request(_) => crate::error::summary(self, &[]),
+        }
+    }
+
+    fn class(&self) -> ErrorClass {
+        crate::error::class(self, &[])
+    }
+}
 
 pub struct HttpConnector {
     url: String,
@@ -37,12 +59,12 @@ impl HttpConnector {
                 .get(url.as_str())
                 .send()
                 .await
-                .map_err(|e| ConnectError::Http(e.to_string()))?;
+                .map_err(|e| HttpError::Request(e.to_string()))?;
             let status = response.status();
             if status.is_success() {
                 Ok(())
             } else {
-                Err(ConnectError::HttpStatus(status.as_u16()))
+                Err(HttpError::Status(status.as_u16()).into())
             }
         }
         .boxed_local()

@@ -3,9 +3,24 @@
 
 use futures_util::future::{FutureExt, LocalBoxFuture};
 
-use super::Connector;
-use crate::error::ConnectError;
+use crate::connector::Connector;
+use crate::error::{BackendError, ConnectError, ErrorClass};
 use crate::handles::Connected;
+
+/// Why the connection did not open (named by the I/O error's kind).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot open a TCP connection")]
+pub struct TcpError(#[source] std::io::Error);
+
+impl BackendError for TcpError {
+    fn summary(&self) -> String {
+        crate::error::summary(self, &[])
+    }
+
+    fn class(&self) -> ErrorClass {
+        crate::error::class(self, &[])
+    }
+}
 
 pub struct TcpConnector {
     host: String,
@@ -23,7 +38,7 @@ impl TcpConnector {
             tokio::net::TcpStream::connect((host.as_str(), port))
                 .await
                 .map(drop)
-                .map_err(ConnectError::Tcp)
+                .map_err(|e| TcpError(e).into())
         }
         .boxed_local()
     }

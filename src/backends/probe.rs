@@ -12,8 +12,8 @@ use std::sync::Arc;
 
 use futures_util::future::{FutureExt, LocalBoxFuture};
 
-use super::Connector;
-use crate::error::ConnectError;
+use crate::connector::Connector;
+use crate::error::{BackendError, ConnectError, ErrorClass};
 use crate::handles::Connected;
 
 /// A dependency of the application's own (an HTTP service, a message
@@ -116,6 +116,22 @@ impl StdError for ProbeError {
     }
 }
 
+/// The application's error says its class; its cause is named by every
+/// backend's vocabulary, since a probe may wrap any client's error.
+impl BackendError for ProbeError {
+    fn summary(&self) -> String {
+        crate::error::summary(self, crate::backends::VOCABULARIES)
+    }
+
+    fn class(&self) -> ErrorClass {
+        if self.permanent {
+            ErrorClass::Permanent
+        } else {
+            ErrorClass::Transient
+        }
+    }
+}
+
 /// A [`Probe`] as a connector of the one dependency actor.
 pub struct ProbeConnector<P> {
     probe: Box<P>,
@@ -139,14 +155,14 @@ impl<P: Probe> Connector for ProbeConnector<P> {
     fn connect(&self) -> LocalBoxFuture<'static, Result<P::Handle, ConnectError>> {
         self.probe
             .connect()
-            .map(|r| r.map_err(ConnectError::Probe))
+            .map(|r| r.map_err(ConnectError::from))
             .boxed_local()
     }
 
     fn check(&self, handle: &P::Handle) -> LocalBoxFuture<'static, Result<(), ConnectError>> {
         self.probe
             .check(handle)
-            .map(|r| r.map_err(ConnectError::Probe))
+            .map(|r| r.map_err(ConnectError::from))
             .boxed_local()
     }
 

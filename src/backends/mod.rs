@@ -1,0 +1,276 @@
+//! The backends, one folder (or file) each, and the one list of them. A
+//! backend holds everything readygate knows of one kind of dependency: how
+//! its URL and TLS parameters parse, how it connects and checks (a
+//! [`crate::connector::Connector`]), what its errors mean (a
+//! [`crate::error::BackendError`] and an [`ErrorVocabulary`]) and the handle
+//! the application receives. This module is the only place that lists them:
+//! which scheme of `DATABASE_URL` and which `CACHE_TYPE` is which backend,
+//! the handles' enums ([`Database`], [`Cache`]), every error vocabulary
+//! ([`VOCABULARIES`]) and the dependency each setting starts
+//! ([`database`], [`cache`], [`wait_for`]). `docs/architecture.md` shows how
+//! a new backend is added.
+
+pub mod http;
+pub mod memory;
+pub mod mysql;
+pub mod postgres;
+pub mod probe;
+pub mod redis;
+pub mod sqlite;
+pub mod tcp;
+
+use std::fmt;
+
+use self::memory::MemoryCache;
+use self::mysql::{MysqlOptions, MysqlPool};
+use self::postgres::PostgresOptions;
+use self::sqlite::SqliteOptions;
+use crate::config::{CacheSettings, Checker, DatabaseSettings, WaitFor, WaitTarget};
+use crate::connector::PoolLimits;
+use crate::dependencies::DependencySpec;
+use crate::dependency::{DependencyActor, Identity};
+use crate::error::ErrorVocabulary;
+use crate::handles::PoolStatus;
+use crate::retry::RetryPolicy;
+use crate::status::Dependency;
+
+/// The database actor: PostgreSQL, or another database with
+/// `DbActor<SqliteConnector>` and the like.
+pub type DbActor<C = postgres::PostgresConnector> = DependencyActor<C>;
+/// The cache actor: Redis.
+pub type CacheActor = DependencyActor<redis::RedisConnector>;
+
+/// What each backend knows of its client's errors, asked wherever an error
+/// chain is named or printed (an application's [`crate::Probe`] may wrap
+/// any client's error).
+pub static VOCABULARIES: &[&dyn ErrorVocabulary] = &[
+    &postgres::error::VOCABULARY,
+    &mysql::error::VOCABULARY,
+    &sqlite::error::VOCABULARY,
+    &redis::error::VOCABULARY,
+];
+
+/// The database, as `DATABASE_URL` names it.
+#[derive(Clone)]
+pub enum DatabaseUrl {
+    /// `postgres://`, `postgresql://`.
+    Postgres(PostgresOptions),
+    /// `mysql://` or `mariadb://` (the same protocol).
+    Mysql(MysqlOptions),
+    /// `sqlite://PATH`.
+    Sqlite(SqliteOptions),
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.display())
+    }
+}
+
+impl DatabaseUrl {
+    /// The URL as it may be shown: no password.
+    pub fn display(&self) -> String {
+        match self {
+            DatabaseUrl::Postgres(o) => o.display.clone(),
+            DatabaseUrl::Mysql(o) => o.display.clone(),
+            DatabaseUrl::Sqlite(o) => o.display(),
+        }
+    }
+
+    /// `postgres`, `mysql`, `mariadb` or `sqlite`.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            DatabaseUrl::Postgres(_) => "postgres",
+            DatabaseUrl::Mysql(o) => o.backend,
+            DatabaseUrl::Sqlite(_) => "sqlite",
+        }
+    }
+
+    /// `DATABASE_URL` (or the file's content, named by `var`), by scheme;
+    /// every problem recorded in `c`.
+    pub(crate) fn parse(c: &mut Checker, var: &'static str, raw: &str) -> Option<DatabaseUrl> {
+        const ACCEPTED: &str = "postgres://[user[:password]@]host[:port][/database], postgresql://..., mysql://[user[:password]@]host[:port][/database], mariadb://..., or sqlite://PATH";
+        let (value, shown, scheme, rest) = c.url(var, raw, ACCEPTED)?;
+        match scheme.as_str() {
+            "sqlite" => sqlite::parse(c, var, rest, &shown, ACCEPTED).map(DatabaseUrl::Sqlite),
+            "postgres" | "postgresql" => {
+                postgres::options::parse(c, var, value, &shown, ACCEPTED).map(DatabaseUrl::Postgres)
+            }
+            "mysql" | "mariadb" => mysql::options::parse(c, var, value, &shown, &scheme, ACCEPTED)
+                .map(DatabaseUrl::Mysql),
+            other => {
+                c.unsupported_scheme(var, &shown, other, ACCEPTED);
+                None
+            }
+        }
+    }
+}
+
+/// The database pool, one variant per backend `DATABASE_URL` can name.
+///
+/// `non_exhaustive`: an application matches the backends it uses (or takes
+/// one with [`Database::postgres`], [`Database::mysql`], [`Database::sqlite`])
+/// and answers the rest with one `_` arm, so a backend added to readygate
+/// later breaks no application. The client crates of these types are
+/// re-exported in [`crate::export`], in the versions readygate uses.
+#[derive(Clone)]
+#[non_exhaustive]
+pub enum Database {
+    /// `postgres://`, `postgresql://`.
+    Postgres(postgres::Pool),
+    /// `mysql://`, `mariadb://`: a readygate pool over mysql_async, whose
+    /// waits are bounded (see [`MysqlPool`]).
+    Mysql(MysqlPool),
+    /// `sqlite://`.
+    Sqlite(sqlite::Pool),
+}
+
+impl Database {
+    /// The PostgreSQL pool, when `DATABASE_URL` names PostgreSQL.
+    pub fn postgres(&self) -> Option<&postgres::Pool> {
+        match self {
+            Database::Postgres(pool) => Some(pool),
+            _ => None,
+        }
+    }
+
+    /// The MySQL/MariaDB pool, when `DATABASE_URL` names MySQL or MariaDB.
+    pub fn mysql(&self) -> Option<&MysqlPool> {
+        match self {
+            Database::Mysql(pool) => Some(pool),
+            _ => None,
+        }
+    }
+
+    /// The SQLite pool, when `DATABASE_URL` names SQLite.
+    pub fn sqlite(&self) -> Option<&sqlite::Pool> {
+        match self {
+            Database::Sqlite(pool) => Some(pool),
+            _ => None,
+        }
+    }
+
+    /// The pool's figures (shown on `/metrics`).
+    pub fn status(&self) -> PoolStatus {
+        match self {
+            Database::Postgres(pool) => postgres::status(pool),
+            Database::Mysql(pool) => pool.status(),
+            Database::Sqlite(pool) => sqlite::status(pool),
+        }
+    }
+
+    /// Close the pool: idle connections are dropped now, checked-out ones
+    /// when returned.
+    pub fn close(&self) {
+        match self {
+            Database::Postgres(pool) => pool.close(),
+            Database::Mysql(pool) => pool.close(),
+            Database::Sqlite(pool) => pool.close(),
+        }
+    }
+}
+
+/// The cache chosen by `CACHE_TYPE`.
+#[derive(Clone)]
+pub enum Cache {
+    /// `CACHE_TYPE=none`.
+    None,
+    /// `CACHE_TYPE=memory`: in this process, lost on restart.
+    Memory(MemoryCache),
+    /// `CACHE_TYPE=redis`: a connection manager that reconnects by itself.
+    Redis(self::redis::Manager),
+}
+
+/// The database's dependency: its actor starts the connector the URL's
+/// scheme names.
+pub fn database(db: &DatabaseSettings) -> DependencySpec {
+    let limits = PoolLimits {
+        size: db.pool_size,
+        wait: db.pool_timeout,
+    };
+    let timeout = db.retry.attempt_timeout;
+    let id = Identity {
+        dependency: Dependency::database(),
+        label: "DB".into(),
+        what: "database".into(),
+        required: true,
+        settings: Some("DB".into()),
+    };
+    let shown = db.url.display();
+    match db.url.clone() {
+        DatabaseUrl::Postgres(o) => DependencySpec::new(
+            id,
+            db.retry,
+            shown,
+            move || o.connector(limits, timeout),
+            |_| None,
+        ),
+        DatabaseUrl::Mysql(o) => DependencySpec::new(
+            id,
+            db.retry,
+            shown,
+            move || Ok(o.connector(limits, timeout)),
+            |_| None,
+        ),
+        DatabaseUrl::Sqlite(o) => DependencySpec::new(
+            id,
+            db.retry,
+            shown,
+            move || o.connector(limits, timeout),
+            |_| None,
+        ),
+    }
+}
+
+/// The cache's dependency, when it has one to wait for (Redis).
+pub fn cache(cache: &CacheSettings) -> Option<DependencySpec> {
+    let CacheSettings::Redis(settings) = cache else {
+        return None;
+    };
+    let settings = (**settings).clone();
+    let required = settings.required;
+    Some(DependencySpec::new(
+        Identity {
+            dependency: Dependency::cache(),
+            label: "Redis".into(),
+            what: "Redis cache".into(),
+            required,
+            settings: Some("REDIS".into()),
+        },
+        settings.retry,
+        crate::redact::redact_url(&settings.url),
+        move || settings.connector(),
+        // An optional cache is handed to the application at once: a
+        // manager that connects on first use (`Dependencies::is_up` says
+        // whether Redis is there).
+        move |c: &redis::RedisConnector| if required { None } else { c.lazy() },
+    ))
+}
+
+/// A `WAIT_FOR` entry's dependency, by its scheme.
+pub fn wait_for(wait: &WaitFor, policy: RetryPolicy) -> DependencySpec {
+    let id = Identity {
+        dependency: Dependency::named(&wait.name),
+        label: wait.name.clone(),
+        what: format!("{} ({})", wait.name, wait.target.backend()),
+        required: wait.required,
+        settings: Some("WAIT_FOR".into()),
+    };
+    let shown = wait.target.shown();
+    match wait.target.clone() {
+        WaitTarget::Tcp { host, port } => DependencySpec::new(
+            id,
+            policy,
+            shown,
+            move || Ok(tcp::TcpConnector::new(host, port)),
+            |_| None,
+        ),
+        WaitTarget::Http { url } => DependencySpec::new(
+            id,
+            policy,
+            shown,
+            move || Ok(http::HttpConnector::new(url)),
+            |_| None,
+        ),
+    }
+}

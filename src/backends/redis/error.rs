@@ -1,0 +1,158 @@
+//! Redis's errors: what failed (connecting, a command, a server turning new
+//! connections away), and what the redis crate's errors mean: a server
+//! reply named by its code (`LOADING`, `MASTERDOWN`) or, for a plain `ERR`,
+//! by its words; `WRONGPASS`, `NOAUTH` and a failed `AUTH` permanent.
+
+use std::error::Error as StdError;
+
+use crate::error::{BackendError, ErrorClass, ErrorVocabulary, find, one_line};
+use crate::redact::scrub;
+
+/// Why a Redis attempt or check failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RedisError {
+    #[error("cannot connect to Redis")]
+    Connect(#[source] redis::RedisError),
+    /// Redis dropped the connection, and greets new ones with this error
+    /// reply (`ERR max number of clients reached`).
+    #[error("Redis turns new connections away: {reply}")]
+    TurnedAway {
+        reply: String,
+        #[source]
+        source: redis::RedisError,
+    },
+    #[error("Redis command failed")]
+    Command(#[source] redis::RedisError),
+}
+
+impl BackendError for RedisError {
+    fn summary(&self) -> String {
+        crate::error::summary(self, &[&VOCABULARY])
+    }
+
+    fn class(&self) -> ErrorClass {
+        crate::error::class(self, &[&VOCABULARY])
+    }
+}
+
+/// What the redis crate's errors and the server's replies mean.
+pub struct Vocabulary;
+
+/// The one instance, listed in [`crate::backends::VOCABULARIES`].
+pub static VOCABULARY: Vocabulary = Vocabulary;
+
+impl ErrorVocabulary for Vocabulary {
+    fn named_first(&self, err: &(dyn StdError + 'static)) -> Option<String> {
+        let Some(RedisError::TurnedAway { reply, .. }) = err.downcast_ref::<RedisError>() else {
+            return None;
+        };
+        // `ERR` is every error Redis has no code for: its words name it.
+        let words = reply.strip_prefix("ERR ").unwrap_or(reply);
+        Some(scrub(&one_line(words)).into_owned())
+    }
+
+    fn named(&self, err: &(dyn StdError + 'static)) -> Option<String> {
+        let r = find::<redis::RedisError>(err)?;
+        let code = r.code()?;
+        // `ERR` is every error Redis has no code for: its words name it
+        // (`max number of clients reached`).
+        Some(match (code, r.detail()) {
+            ("ERR", Some(detail)) if !detail.trim().is_empty() => {
+                scrub(&one_line(detail)).into_owned()
+            }
+            _ => code.to_owned(),
+        })
+    }
+
+    fn named_last(&self, err: &(dyn StdError + 'static)) -> Option<String> {
+        let r = find::<redis::RedisError>(err)?;
+        if r.is_connection_refusal() {
+            return Some("connection refused".into());
+        }
+        r.is_timeout().then(|| "timed out".into())
+    }
+
+    fn class(&self, err: &(dyn StdError + 'static)) -> Option<ErrorClass> {
+        let r = find::<redis::RedisError>(err)?;
+        let auth = r.kind() == redis::ErrorKind::AuthenticationFailed;
+        (auth || matches!(r.code(), Some("WRONGPASS" | "NOAUTH"))).then_some(ErrorClass::Permanent)
+    }
+
+    /// The server's own words (`LOADING Redis is loading ...`), which
+    /// operators know, rather than the crate's names for them.
+    fn level(&self, e: &(dyn StdError + 'static)) -> Option<Option<String>> {
+        let r = e.downcast_ref::<redis::RedisError>()?;
+        let (code, detail) = (r.code()?, r.detail().unwrap_or_default());
+        Some(Some(one_line(&format!("{code} {detail}"))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+
+    use super::*;
+    use crate::error::ConnectError;
+
+    #[test]
+    fn the_tally_names_causes_instead_of_error_kinds() {
+        let io = |kind, text: &str| -> ConnectError {
+            RedisError::Command(io::Error::new(kind, text).into()).into()
+        };
+        let dns = io(
+            io::ErrorKind::Other,
+            "failed to lookup address information: Name or service not known",
+        );
+        assert_eq!(dns.summary(), "name resolution failed");
+        let reset = io(io::ErrorKind::ConnectionReset, "Connection reset by peer");
+        assert_eq!(reset.summary(), "connection reset");
+        // A kind that says nothing gives way to the error's own text.
+        let odd = io(io::ErrorKind::Other, "the network   cable\nis unplugged");
+        assert_eq!(odd.summary(), "the network cable is unplugged");
+        for err in [dns, reset, odd] {
+            assert_eq!(err.class(), ErrorClass::Transient, "{err}");
+        }
+    }
+
+    #[test]
+    fn redis_errors_without_a_code_are_named_by_their_words() {
+        let reply = redis::parse_redis_value(b"-ERR max number of clients reached\r\n")
+            .unwrap()
+            .extract_error()
+            .unwrap_err();
+        let err: ConnectError = RedisError::Command(reply).into();
+        assert_eq!(err.summary(), "max number of clients reached");
+        assert_eq!(err.class(), ErrorClass::Transient);
+        let reset = redis::RedisError::from(io::Error::from(io::ErrorKind::ConnectionReset));
+        let turned_away: ConnectError = RedisError::TurnedAway {
+            reply: "ERR max number of clients reached".into(),
+            source: reset,
+        }
+        .into();
+        assert_eq!(turned_away.summary(), "max number of clients reached");
+        assert_eq!(turned_away.class(), ErrorClass::Transient);
+        assert!(
+            turned_away.chain().starts_with(
+                "Redis turns new connections away: ERR max number of clients reached: "
+            ),
+            "{}",
+            turned_away.chain()
+        );
+    }
+
+    #[test]
+    fn redis_codes_are_classified() {
+        let auth: ConnectError = RedisError::Command(redis::RedisError::from((
+            redis::ErrorKind::AuthenticationFailed,
+            "auth failed",
+        )))
+        .into();
+        assert_eq!(auth.class(), ErrorClass::Permanent);
+        let io: ConnectError = RedisError::Command(redis::RedisError::from(io::Error::from(
+            io::ErrorKind::ConnectionRefused,
+        )))
+        .into();
+        assert_eq!(io.class(), ErrorClass::Transient);
+        assert_eq!(io.summary(), "connection refused");
+    }
+}

@@ -1,0 +1,259 @@
+//! Redis's settings: `REDIS_URL` (`redis://`, or `rediss://` for TLS) and
+//! the `REDIS_TLS_*` files, read and parsed when the settings are, so a bad
+//! one is exit 78 before any connection. Read only when `CACHE_TYPE=redis`.
+//! Passwords never reach a [`crate::config::Problem`]: the URL is shown
+//! through [`crate::redact::redact_url`].
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use crate::config::{BOOLEANS, Checker, REDIS_RETRY, RawSettings, RetryFields};
+use crate::redact::redact_url;
+use crate::retry::RetryPolicy;
+use crate::tls::{PemError, PemFile, load_certs, load_key};
+
+/// Redis as the cache (`CACHE_TYPE=redis`), as the settings give it.
+#[derive(Clone)]
+pub struct RedisSettings {
+    /// The URL as configured (with its password, for the client only).
+    pub url: String,
+    pub retry: RetryPolicy,
+    /// `Some` for `rediss://`.
+    pub tls: Option<RedisTls>,
+    /// `CACHE_REQUIRED`: whether start-up and `/ready` wait for Redis.
+    pub required: bool,
+}
+
+impl fmt::Debug for RedisSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisSettings")
+            .field("url", &redact_url(&self.url))
+            .field("retry", &self.retry)
+            .field("tls", &self.tls)
+            .finish()
+    }
+}
+
+/// Redis's TLS files, for `rediss://`.
+#[derive(Clone, Debug, Default)]
+pub struct RedisTls {
+    /// `REDIS_TLS_CA_CERT`: trust these roots instead of the platform's.
+    pub ca: Option<PemFile>,
+    /// `REDIS_TLS_CLIENT_CERT` + `REDIS_TLS_CLIENT_KEY`.
+    pub client: Option<(PemFile, PemFile)>,
+    /// `REDIS_TLS_INSECURE=true` (or `#insecure` in the URL): no check of
+    /// the server's certificate at all.
+    pub insecure: bool,
+}
+
+impl RedisTls {
+    /// What the redis crate takes.
+    pub fn certificates(&self) -> redis::TlsCertificates {
+        redis::TlsCertificates {
+            client_tls: self
+                .client
+                .as_ref()
+                .map(|(cert, key)| redis::ClientTlsConfig {
+                    client_cert: cert.pem.clone(),
+                    client_key: key.pem.clone(),
+                }),
+            root_cert: self.ca.as_ref().map(|ca| ca.pem.clone()),
+        }
+    }
+}
+
+/// The Redis settings (`CACHE_TYPE=redis`), every problem recorded in `c`.
+pub(crate) fn settings(c: &mut Checker, raw: &RawSettings) -> Option<RedisSettings> {
+    let url = c
+        .secret_or_file(
+            ("REDIS_URL", &raw.redis_url, raw.given.redis_url),
+            ("REDIS_URL_FILE", raw.redis_url_file.as_deref()),
+        )
+        .and_then(|(var, value)| url(c, var, &value));
+    let tls = tls_settings(c, raw);
+    let required = c.choice("CACHE_REQUIRED", &raw.cache_required, BOOLEANS);
+    let retry = c.retry_policy(
+        &REDIS_RETRY,
+        &RetryFields {
+            max_retries: &raw.redis_max_retries,
+            interval: &raw.redis_retry_interval_ms,
+            backoff: &raw.redis_retry_backoff,
+            multiplier: &raw.redis_retry_multiplier,
+            max_interval: &raw.redis_retry_max_interval_ms,
+            jitter: &raw.redis_retry_jitter,
+            timeout: &raw.redis_connect_timeout_ms,
+            startup_timeout: &raw.redis_startup_timeout_ms,
+        },
+    );
+    let ((url, rediss), tls, required) = (url?, tls?, required?);
+    let tls = match (rediss, tls) {
+        (true, RedisTlsSettings(mut tls)) => {
+            // `#insecure` in the URL itself is just as insecure.
+            tls.insecure |= url.ends_with("#insecure");
+            Some(tls)
+        }
+        (false, tls) if tls.is_configured() => {
+            for (var, value) in tls_values(raw) {
+                if value.is_some_and(|v| !v.trim().is_empty() && v.trim() != "false") {
+                    c.fail(
+                        var,
+                        value.unwrap_or_default(),
+                        "is set, but REDIS_URL is redis:// (no TLS)",
+                        "rediss://... to use TLS, or unset it",
+                    );
+                }
+            }
+            return None;
+        }
+        (false, _) => None,
+    };
+    Some(RedisSettings {
+        url: with_insecure_fragment(url, tls.as_ref()),
+        retry: retry?,
+        tls,
+        required,
+    })
+}
+
+/// The Redis URL and whether it asks for TLS (`rediss://`).
+fn url(c: &mut Checker, var: &'static str, raw: &str) -> Option<(String, bool)> {
+    const ACCEPTED: &str = "redis://[user[:password]@]host[:port][/db], or rediss://... for TLS";
+    let (value, shown, scheme, _) = c.url(var, raw, ACCEPTED)?;
+    let tls = match scheme.as_str() {
+        "redis" => false,
+        "rediss" => true,
+        other => {
+            c.unsupported_scheme(var, &shown, other, ACCEPTED);
+            return None;
+        }
+    };
+    let parsed = c.url_with_host(var, value, &shown, ACCEPTED)?;
+    let db = parsed.path().trim_start_matches('/');
+    if !db.is_empty() && db.parse::<u32>().is_err() {
+        c.fail(
+            var,
+            &shown,
+            format!("names database {db:?}, which is not a number"),
+            ACCEPTED,
+        );
+        return None;
+    }
+    if let Err(e) = redis::Client::open(value) {
+        c.fail(
+            var,
+            &shown,
+            format!("is not a valid Redis URL ({e})"),
+            ACCEPTED,
+        );
+        return None;
+    }
+    Some((value.to_owned(), tls))
+}
+
+/// The Redis TLS variables and their values as given.
+fn tls_values(raw: &RawSettings) -> [(&'static str, Option<&str>); 4] {
+    [
+        ("REDIS_TLS_CA_CERT", raw.redis_tls_ca_cert.as_deref()),
+        (
+            "REDIS_TLS_CLIENT_CERT",
+            raw.redis_tls_client_cert.as_deref(),
+        ),
+        ("REDIS_TLS_CLIENT_KEY", raw.redis_tls_client_key.as_deref()),
+        ("REDIS_TLS_INSECURE", Some(raw.redis_tls_insecure.as_str())),
+    ]
+}
+
+/// The Redis TLS settings, their files read and parsed; used with
+/// `rediss://` only (see [`settings`]).
+fn tls_settings(c: &mut Checker, raw: &RawSettings) -> Option<RedisTlsSettings> {
+    let insecure = c.choice("REDIS_TLS_INSECURE", &raw.redis_tls_insecure, BOOLEANS);
+    let pem = |c: &mut Checker, var: &'static str, raw: Option<&str>, key: bool| {
+        let raw = raw?;
+        let path = c.present(var, raw, "a PEM file")?;
+        let checked = if key {
+            load_key(Path::new(path)).map(drop)
+        } else {
+            load_certs(Path::new(path)).map(drop)
+        };
+        match checked.and_then(|()| {
+            std::fs::read(path).map_err(|source| PemError::Read {
+                path: path.into(),
+                source,
+            })
+        }) {
+            Ok(pem) => Some(Some(PemFile {
+                path: PathBuf::from(path),
+                pem,
+            })),
+            Err(e) => {
+                c.fail(var, path, format!("cannot be used: {e}"), "a PEM file");
+                None
+            }
+        }
+    };
+    let ca = pem(
+        c,
+        "REDIS_TLS_CA_CERT",
+        raw.redis_tls_ca_cert.as_deref(),
+        false,
+    );
+    let cert = pem(
+        c,
+        "REDIS_TLS_CLIENT_CERT",
+        raw.redis_tls_client_cert.as_deref(),
+        false,
+    );
+    let key = pem(
+        c,
+        "REDIS_TLS_CLIENT_KEY",
+        raw.redis_tls_client_key.as_deref(),
+        true,
+    );
+    let (ca, cert, key) = (
+        ca.unwrap_or_default(),
+        cert.unwrap_or_default(),
+        key.unwrap_or_default(),
+    );
+    let client = match (cert, key) {
+        (None, None) => None,
+        (Some(cert), Some(key)) => Some((cert, key)),
+        (cert, _) => {
+            let (set, missing) = if cert.is_some() {
+                ("REDIS_TLS_CLIENT_CERT", "REDIS_TLS_CLIENT_KEY")
+            } else {
+                ("REDIS_TLS_CLIENT_KEY", "REDIS_TLS_CLIENT_CERT")
+            };
+            c.fail(
+                set,
+                "",
+                format!("is set without {missing}"),
+                "both, or neither",
+            );
+            return None;
+        }
+    };
+    Some(RedisTlsSettings(RedisTls {
+        ca,
+        client,
+        insecure: insecure?,
+    }))
+}
+
+/// The Redis TLS settings before the URL's scheme is known.
+struct RedisTlsSettings(RedisTls);
+
+impl RedisTlsSettings {
+    fn is_configured(&self) -> bool {
+        let t = &self.0;
+        t.ca.is_some() || t.client.is_some() || t.insecure
+    }
+}
+
+/// `REDIS_TLS_INSECURE=true` is the redis crate's `#insecure` fragment; a
+/// URL that already has it is insecure too ([`RedisTls::insecure`]).
+fn with_insecure_fragment(url: String, tls: Option<&RedisTls>) -> String {
+    match tls {
+        Some(tls) if tls.insecure && !url.ends_with("#insecure") => format!("{url}#insecure"),
+        _ => url,
+    }
+}

@@ -1,0 +1,47 @@
+//! SQLite's errors: what failed (the pool, its build, the blocking worker,
+//! a query). A pool wait that ran out is a timeout; everything else is
+//! named by the shared rules.
+
+use std::error::Error as StdError;
+
+use crate::error::{BackendError, ErrorClass, ErrorVocabulary};
+
+/// Why a SQLite attempt or check failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SqliteError {
+    #[error("cannot open the SQLite database")]
+    Pool(#[source] deadpool_sqlite::PoolError),
+    #[error("cannot build the SQLite pool")]
+    Build(#[source] deadpool_sqlite::BuildError),
+    #[error("SQLite query failed")]
+    Query(#[source] deadpool_sqlite::rusqlite::Error),
+    #[error("SQLite worker failed: {0}")]
+    Interact(String),
+}
+
+impl BackendError for SqliteError {
+    fn summary(&self) -> String {
+        crate::error::summary(self, &[&VOCABULARY])
+    }
+
+    fn class(&self) -> ErrorClass {
+        crate::error::class(self, &[&VOCABULARY])
+    }
+}
+
+/// What deadpool-sqlite's errors mean.
+pub struct Vocabulary;
+
+/// The one instance, listed in [`crate::backends::VOCABULARIES`].
+pub static VOCABULARY: Vocabulary = Vocabulary;
+
+impl ErrorVocabulary for Vocabulary {
+    fn named_first(&self, err: &(dyn StdError + 'static)) -> Option<String> {
+        match err.downcast_ref::<SqliteError>() {
+            Some(SqliteError::Pool(deadpool_sqlite::PoolError::Timeout(_))) => {
+                Some("timed out".into())
+            }
+            _ => None,
+        }
+    }
+}
