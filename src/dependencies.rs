@@ -81,6 +81,17 @@ impl DependencySpec {
         }
     }
 
+    /// A dependency whose connector hands the application nothing before
+    /// its first connection.
+    pub fn plain<C: Connector>(
+        id: Identity,
+        policy: RetryPolicy,
+        shown: String,
+        make: impl FnOnce() -> Result<C, ConnectError> + Send + 'static,
+    ) -> Self {
+        Self::new(id, policy, shown, make, |_| None)
+    }
+
     /// Start its actor (in the supervisor's context).
     pub fn start(self, args: StartArgs) -> Result<Started, ConnectError> {
         (self.start)(&self.id, self.policy, args)
@@ -110,7 +121,7 @@ impl Default for DependencyOptions {
 /// The application's own dependency: a [`Probe`] under `name`.
 pub fn custom<P: Probe>(name: &str, probe: P, options: DependencyOptions) -> DependencySpec {
     let backend = probe.backend();
-    DependencySpec::new(
+    DependencySpec::plain(
         Identity {
             dependency: Dependency::named(name),
             label: name.to_owned(),
@@ -121,7 +132,6 @@ pub fn custom<P: Probe>(name: &str, probe: P, options: DependencyOptions) -> Dep
         options.policy,
         backend.to_owned(),
         move || Ok(ProbeConnector::new(probe)),
-        |_| None,
     )
 }
 

@@ -46,6 +46,23 @@ pub trait BackendError: StdError + 'static {
     fn class(&self) -> ErrorClass;
 }
 
+/// Implements [`BackendError`] for a backend's error type whose causes its
+/// vocabularies name and classify: `named_by!(PostgresError, [Vocabulary])`.
+macro_rules! named_by {
+    ($error:ty, [$($vocabulary:expr),*]) => {
+        impl $crate::error::BackendError for $error {
+            fn summary(&self) -> String {
+                $crate::error::summary(self, &[$(&$vocabulary),*])
+            }
+
+            fn class(&self) -> $crate::error::ErrorClass {
+                $crate::error::class(self, &[$(&$vocabulary),*])
+            }
+        }
+    };
+}
+pub(crate) use named_by;
+
 /// A [`BackendError`] in a [`ConnectError`]: prints as the backend's error
 /// and has its sources, so the chain reads as the backend wrote it.
 pub struct Failure(Box<dyn BackendError>);

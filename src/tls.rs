@@ -135,13 +135,24 @@ pub enum TlsConfigError {
 }
 
 fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    Arc::new(ring_provider())
+}
+
+/// rustls's ring provider. rustls 0.23.48 deprecates it ("no support for
+/// post-quantum algorithms") in favour of aws-lc-rs, which needs a C and
+/// CMake tool chain at build time; readygate keeps ring on purpose (a pure
+/// Rust-and-assembly build, the same provider the redis crate is given) and
+/// says so here, once, so that a `cargo update` does not break the build
+/// (`.ci/latest-deps` checks that).
+#[allow(deprecated)]
+fn ring_provider() -> CryptoProvider {
+    rustls::crypto::ring::default_provider()
 }
 
 /// Install ring as the process's rustls provider (for the redis crate,
 /// which builds its own configuration). Calling it again does nothing.
 pub fn install_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    let _ = ring_provider().install_default();
 }
 
 fn root_store(roots: &Roots) -> Result<RootCertStore, TlsConfigError> {

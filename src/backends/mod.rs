@@ -44,10 +44,10 @@ pub type CacheActor = DependencyActor<redis::RedisConnector>;
 /// chain is named or printed (an application's [`crate::Probe`] may wrap
 /// any client's error).
 pub static VOCABULARIES: &[&dyn ErrorVocabulary] = &[
-    &postgres::error::VOCABULARY,
-    &mysql::error::VOCABULARY,
-    &sqlite::error::VOCABULARY,
-    &redis::error::VOCABULARY,
+    &postgres::error::Vocabulary,
+    &mysql::error::Vocabulary,
+    &sqlite::error::Vocabulary,
+    &redis::error::Vocabulary,
 ];
 
 /// The database, as `DATABASE_URL` names it.
@@ -196,29 +196,17 @@ pub fn database(db: &DatabaseSettings) -> DependencySpec {
         required: true,
         settings: Some("DB".into()),
     };
-    let shown = db.url.display();
+    let (policy, shown) = (db.retry, db.url.display());
     match db.url.clone() {
-        DatabaseUrl::Postgres(o) => DependencySpec::new(
-            id,
-            db.retry,
-            shown,
-            move || o.connector(limits, timeout),
-            |_| None,
-        ),
-        DatabaseUrl::Mysql(o) => DependencySpec::new(
-            id,
-            db.retry,
-            shown,
-            move || Ok(o.connector(limits, timeout)),
-            |_| None,
-        ),
-        DatabaseUrl::Sqlite(o) => DependencySpec::new(
-            id,
-            db.retry,
-            shown,
-            move || o.connector(limits, timeout),
-            |_| None,
-        ),
+        DatabaseUrl::Postgres(o) => {
+            DependencySpec::plain(id, policy, shown, move || o.connector(limits, timeout))
+        }
+        DatabaseUrl::Mysql(o) => {
+            DependencySpec::plain(id, policy, shown, move || o.connector(limits, timeout))
+        }
+        DatabaseUrl::Sqlite(o) => {
+            DependencySpec::plain(id, policy, shown, move || o.connector(limits, timeout))
+        }
     }
 }
 
@@ -258,19 +246,11 @@ pub fn wait_for(wait: &WaitFor, policy: RetryPolicy) -> DependencySpec {
     };
     let shown = wait.target.shown();
     match wait.target.clone() {
-        WaitTarget::Tcp { host, port } => DependencySpec::new(
-            id,
-            policy,
-            shown,
-            move || Ok(tcp::TcpConnector::new(host, port)),
-            |_| None,
-        ),
-        WaitTarget::Http { url } => DependencySpec::new(
-            id,
-            policy,
-            shown,
-            move || Ok(http::HttpConnector::new(url)),
-            |_| None,
-        ),
+        WaitTarget::Tcp { host, port } => DependencySpec::plain(id, policy, shown, move || {
+            Ok(tcp::TcpConnector::new(host, port))
+        }),
+        WaitTarget::Http { url } => {
+            DependencySpec::plain(id, policy, shown, move || Ok(http::HttpConnector::new(url)))
+        }
     }
 }

@@ -4,7 +4,7 @@
 use futures_util::future::{FutureExt, LocalBoxFuture};
 
 use crate::connector::Connector;
-use crate::error::{BackendError, ConnectError, ErrorClass};
+use crate::error::{ConnectError, named_by};
 use crate::handles::Connected;
 
 /// Why the connection did not open (named by the I/O error's kind).
@@ -12,15 +12,7 @@ use crate::handles::Connected;
 #[error("cannot open a TCP connection")]
 pub struct TcpError(#[source] std::io::Error);
 
-impl BackendError for TcpError {
-    fn summary(&self) -> String {
-        crate::error::summary(self, &[])
-    }
-
-    fn class(&self) -> ErrorClass {
-        crate::error::class(self, &[])
-    }
-}
+named_by!(TcpError, []);
 
 pub struct TcpConnector {
     host: String,

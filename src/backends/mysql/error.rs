@@ -7,7 +7,7 @@
 use std::error::Error as StdError;
 
 use super::pool::MysqlError;
-use crate::error::{BackendError, ErrorClass, ErrorVocabulary, find, one_line};
+use crate::error::{ErrorClass, ErrorVocabulary, find, named_by, one_line};
 use crate::redact::scrub;
 
 /// Why a MySQL attempt or check failed.
@@ -21,21 +21,10 @@ pub enum MysqlAttemptError {
     Query(#[source] mysql_async::Error),
 }
 
-impl BackendError for MysqlAttemptError {
-    fn summary(&self) -> String {
-        crate::error::summary(self, &[&VOCABULARY])
-    }
-
-    fn class(&self) -> ErrorClass {
-        crate::error::class(self, &[&VOCABULARY])
-    }
-}
+named_by!(MysqlAttemptError, [Vocabulary]);
 
 /// What mysql_async's errors and the server's codes mean.
 pub struct Vocabulary;
-
-/// The one instance, listed in [`crate::backends::VOCABULARIES`].
-pub static VOCABULARY: Vocabulary = Vocabulary;
 
 impl ErrorVocabulary for Vocabulary {
     fn named_first(&self, err: &(dyn StdError + 'static)) -> Option<String> {

@@ -15,11 +15,21 @@ pub use self::options::MysqlOptions;
 pub use self::pool::{MysqlConn, MysqlError, MysqlPool};
 
 use crate::connector::PoolLimits;
+use crate::error::ConnectError;
 
 impl MysqlOptions {
     /// The connector for these options; its pool makes no connection until
     /// the first attempt.
-    pub fn connector(&self, limits: PoolLimits, timeout: std::time::Duration) -> MysqlConnector {
-        MysqlConnector::new(&self.opts, self.backend, limits, timeout)
+    pub fn connector(
+        &self,
+        limits: PoolLimits,
+        timeout: std::time::Duration,
+    ) -> Result<MysqlConnector, ConnectError> {
+        Ok(MysqlConnector::new(
+            &self.opts,
+            self.backend,
+            limits,
+            timeout,
+        ))
     }
 }

@@ -7,7 +7,7 @@ use std::error::Error as StdError;
 
 use tokio_postgres::error::{DbError, SqlState};
 
-use crate::error::{BackendError, ErrorClass, ErrorVocabulary, find};
+use crate::error::{ErrorClass, ErrorVocabulary, find, named_by};
 use crate::redact::scrub;
 
 /// Why a PostgreSQL attempt or check failed.
@@ -21,21 +21,10 @@ pub enum PostgresError {
     Build(#[source] deadpool_postgres::BuildError),
 }
 
-impl BackendError for PostgresError {
-    fn summary(&self) -> String {
-        crate::error::summary(self, &[&VOCABULARY])
-    }
-
-    fn class(&self) -> ErrorClass {
-        crate::error::class(self, &[&VOCABULARY])
-    }
-}
+named_by!(PostgresError, [Vocabulary]);
 
 /// What tokio-postgres' and deadpool-postgres' errors mean.
 pub struct Vocabulary;
-
-/// The one instance, listed in [`crate::backends::VOCABULARIES`].
-pub static VOCABULARY: Vocabulary = Vocabulary;
 
 impl ErrorVocabulary for Vocabulary {
     fn named_first(&self, err: &(dyn StdError + 'static)) -> Option<String> {

@@ -5,7 +5,7 @@
 
 use std::error::Error as StdError;
 
-use crate::error::{BackendError, ErrorClass, ErrorVocabulary, find, one_line};
+use crate::error::{ErrorClass, ErrorVocabulary, find, named_by, one_line};
 use crate::redact::scrub;
 
 /// Why a Redis attempt or check failed.
@@ -25,21 +25,10 @@ pub enum RedisError {
     Command(#[source] redis::RedisError),
 }
 
-impl BackendError for RedisError {
-    fn summary(&self) -> String {
-        crate::error::summary(self, &[&VOCABULARY])
-    }
-
-    fn class(&self) -> ErrorClass {
-        crate::error::class(self, &[&VOCABULARY])
-    }
-}
+named_by!(RedisError, [Vocabulary]);
 
 /// What the redis crate's errors and the server's replies mean.
 pub struct Vocabulary;
-
-/// The one instance, listed in [`crate::backends::VOCABULARIES`].
-pub static VOCABULARY: Vocabulary = Vocabulary;
 
 impl ErrorVocabulary for Vocabulary {
     fn named_first(&self, err: &(dyn StdError + 'static)) -> Option<String> {

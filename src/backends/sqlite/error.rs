@@ -4,7 +4,7 @@
 
 use std::error::Error as StdError;
 
-use crate::error::{BackendError, ErrorClass, ErrorVocabulary};
+use crate::error::{ErrorVocabulary, named_by};
 
 /// Why a SQLite attempt or check failed.
 #[derive(Debug, thiserror::Error)]
@@ -19,21 +19,10 @@ pub enum SqliteError {
     Interact(String),
 }
 
-impl BackendError for SqliteError {
-    fn summary(&self) -> String {
-        crate::error::summary(self, &[&VOCABULARY])
-    }
-
-    fn class(&self) -> ErrorClass {
-        crate::error::class(self, &[&VOCABULARY])
-    }
-}
+named_by!(SqliteError, [Vocabulary]);
 
 /// What deadpool-sqlite's errors mean.
 pub struct Vocabulary;
-
-/// The one instance, listed in [`crate::backends::VOCABULARIES`].
-pub static VOCABULARY: Vocabulary = Vocabulary;
 
 impl ErrorVocabulary for Vocabulary {
     fn named_first(&self, err: &(dyn StdError + 'static)) -> Option<String> {
