@@ -25,7 +25,7 @@ use self::memory::MemoryCache;
 use self::mysql::{MysqlOptions, MysqlPool};
 use self::postgres::PostgresOptions;
 use self::sqlite::SqliteOptions;
-use crate::config::{CacheSettings, Checker, DatabaseSettings, WaitFor, WaitTarget};
+use crate::config::{CacheSettings, Checker, DatabaseSettings, WaitFor};
 use crate::connector::PoolLimits;
 use crate::dependencies::DependencySpec;
 use crate::dependency::{DependencyActor, Identity};
@@ -100,6 +100,77 @@ impl DatabaseUrl {
                 .map(DatabaseUrl::Mysql),
             other => {
                 c.unsupported_scheme(var, &shown, other, ACCEPTED);
+                None
+            }
+        }
+    }
+}
+
+/// Where a `WAIT_FOR` entry points.
+#[derive(Clone, PartialEq, Eq)]
+pub enum WaitTarget {
+    Tcp {
+        host: String,
+        port: u16,
+    },
+    /// An `http://` or `https://` URL, as written (it may hold a password).
+    Http {
+        url: String,
+    },
+}
+
+impl std::fmt::Debug for WaitTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.shown())
+    }
+}
+
+impl WaitTarget {
+    /// Its backend, shown on `/ready` and in the metrics' labels.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            WaitTarget::Tcp { .. } => "tcp",
+            WaitTarget::Http { .. } => "http",
+        }
+    }
+
+    /// As the `Starting:` line shows it: no password.
+    pub fn shown(&self) -> String {
+        match self {
+            WaitTarget::Tcp { host, port } => format!("tcp://{host}:{port}"),
+            WaitTarget::Http { url } => crate::redact::redact_url(url),
+        }
+    }
+}
+
+/// What `WAIT_FOR` accepts, as a bad entry's problem says.
+pub const WAIT_FOR_ACCEPTED: &str = "name=tcp://host:port or name=http(s)://host[:port][/path], comma-separated; \
+                                     a name is 1-63 of a-z, 0-9, - and _, starting with a letter";
+
+impl WaitTarget {
+    /// The target of a `WAIT_FOR` entry by its URL's scheme (`url` as
+    /// written, `parsed`, naming `host`); a problem recorded in `c` against
+    /// `WAIT_FOR`, the entry shown as `shown`, for an unknown scheme.
+    pub(crate) fn parse(
+        c: &mut Checker,
+        shown: &str,
+        url: &str,
+        parsed: &url::Url,
+        host: &str,
+    ) -> Option<WaitTarget> {
+        match parsed.scheme() {
+            "tcp" => tcp::parse(c, shown, parsed, host)
+                .map(|(host, port)| WaitTarget::Tcp { host, port }),
+            "http" | "https" => Some(WaitTarget::Http {
+                url: url.to_owned(),
+            }),
+            other => {
+                c.fail(
+                    "WAIT_FOR",
+                    shown,
+                    format!("has an entry with the scheme {other:?}"),
+                    WAIT_FOR_ACCEPTED,
+                );
                 None
             }
         }

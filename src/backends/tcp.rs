@@ -3,6 +3,7 @@
 
 use futures_util::future::{FutureExt, LocalBoxFuture};
 
+use crate::config::Checker;
 use crate::connector::Connector;
 use crate::error::{ConnectError, named_by};
 use crate::handles::Connected;
@@ -13,6 +14,27 @@ use crate::handles::Connected;
 pub struct TcpError(#[source] std::io::Error);
 
 named_by!(TcpError, []);
+
+/// The host and port of a `tcp://` entry (`parsed`, naming `host`); a
+/// problem recorded in `c` against `WAIT_FOR` when it has no port.
+pub(crate) fn parse(
+    c: &mut Checker,
+    shown: &str,
+    parsed: &url::Url,
+    host: &str,
+) -> Option<(String, u16)> {
+    let Some(port) = parsed.port() else {
+        c.fail(
+            "WAIT_FOR",
+            shown,
+            "has a tcp:// entry without a port",
+            super::WAIT_FOR_ACCEPTED,
+        );
+        return None;
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    Some((host.to_owned(), port))
+}
 
 pub struct TcpConnector {
     host: String,

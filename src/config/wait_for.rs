@@ -1,12 +1,15 @@
 //! `WAIT_FOR`: more dependencies to wait for, from the environment, for the
-//! standalone binary and init containers: `name=tcp://host:port` (up when a
-//! TCP connection opens) or `name=http://host[:port]/path` (`https://` too;
-//! up when a `GET` answers 2xx), comma-separated. `WAIT_FOR_OPTIONAL` names
-//! those that must not hold start-up or `/ready`.
+//! standalone binary and init containers: `name=URL`, comma-separated, each
+//! URL's scheme naming its backend ([`WaitTarget`], in the list of backends:
+//! `tcp://host:port`, up when a TCP connection opens; `http://host[:port]/path`
+//! or `https://`, up when a `GET` answers 2xx). `WAIT_FOR_OPTIONAL` names
+//! those that must not hold start-up or `/ready`. Here: the names and the
+//! list's rules.
 
 use std::collections::BTreeSet;
 
 use super::check::Checker;
+pub use crate::backends::WaitTarget;
 use crate::redact::{redact_url, register_url_secrets};
 
 /// One `WAIT_FOR` entry.
@@ -18,48 +21,10 @@ pub struct WaitFor {
     pub required: bool,
 }
 
-/// Where a `WAIT_FOR` entry points.
-#[derive(Clone, PartialEq, Eq)]
-pub enum WaitTarget {
-    Tcp {
-        host: String,
-        port: u16,
-    },
-    /// An `http://` or `https://` URL, as written (it may hold a password).
-    Http {
-        url: String,
-    },
-}
-
-impl std::fmt::Debug for WaitTarget {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.shown())
-    }
-}
-
-impl WaitTarget {
-    /// `tcp` or `http`: shown on `/ready`.
-    pub fn backend(&self) -> &'static str {
-        match self {
-            WaitTarget::Tcp { .. } => "tcp",
-            WaitTarget::Http { .. } => "http",
-        }
-    }
-
-    /// As the `Starting:` line shows it: no password.
-    pub fn shown(&self) -> String {
-        match self {
-            WaitTarget::Tcp { host, port } => format!("tcp://{host}:{port}"),
-            WaitTarget::Http { url } => redact_url(url),
-        }
-    }
-}
-
 /// The names `WAIT_FOR` may not take.
 const RESERVED: [&str; 2] = ["database", "cache"];
 
-const ACCEPTED: &str = "name=tcp://host:port or name=http(s)://host[:port][/path], comma-separated; \
-                        a name is 1-63 of a-z, 0-9, - and _, starting with a letter";
+const ACCEPTED: &str = crate::backends::WAIT_FOR_ACCEPTED;
 
 /// Whether `name` may name a dependency: what metrics labels and JSON keys
 /// take without quoting surprises.
@@ -166,33 +131,7 @@ impl Checker {
             self.fail(VAR, &shown, "has an entry that names no host", ACCEPTED);
             return None;
         };
-        let target = match parsed.scheme() {
-            "tcp" => match parsed.port() {
-                Some(port) => WaitTarget::Tcp {
-                    host: host
-                        .trim_start_matches('[')
-                        .trim_end_matches(']')
-                        .to_owned(),
-                    port,
-                },
-                None => {
-                    self.fail(VAR, &shown, "has a tcp:// entry without a port", ACCEPTED);
-                    return None;
-                }
-            },
-            "http" | "https" => WaitTarget::Http {
-                url: url.to_owned(),
-            },
-            other => {
-                self.fail(
-                    VAR,
-                    &shown,
-                    format!("has an entry with the scheme {other:?}"),
-                    ACCEPTED,
-                );
-                return None;
-            }
-        };
+        let target = WaitTarget::parse(self, &shown, url, &parsed, host)?;
         Some(WaitFor {
             name: name.to_owned(),
             target,
