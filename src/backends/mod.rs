@@ -189,7 +189,7 @@ impl WaitTarget {
 pub enum Database {
     /// `postgres://`, `postgresql://`.
     Postgres(postgres::Pool),
-    /// `mysql://`, `mariadb://`: a readygate pool over mysql_async, whose
+    /// `mysql://`, `mariadb://`: a readygate pool over the MySQL client, whose
     /// waits are bounded (see [`MysqlPool`]).
     Mysql(MysqlPool),
     /// `sqlite://`.
