@@ -1,15 +1,14 @@
 //! The settings' unit tests: every rule of validation, by variable.
 
 use super::*;
-use crate::backends::mysql::MysqlOptions;
 
-fn raw(args: &[&str]) -> RawSettings {
+pub(crate) fn raw(args: &[&str]) -> RawSettings {
     let mut argv = vec!["readygate"];
     argv.extend_from_slice(args);
     Cli::try_parse_from(argv).unwrap().settings
 }
 
-fn problems(args: &[&str]) -> Vec<Problem> {
+pub(crate) fn problems(args: &[&str]) -> Vec<Problem> {
     match raw(args).validate() {
         Err(ConfigError::Invalid(p)) => p,
         other => panic!("expected invalid settings, got {other:?}"),
@@ -159,98 +158,6 @@ fn database_urls() {
 }
 
 #[test]
-fn mysql_urls() {
-    for (ok, backend) in [
-        ("mysql://app:pw@db:3307/app", "mysql"),
-        ("MariaDB://db", "mariadb"),
-        ("mariadb://app@db/app?stmt_cache_size=0", "mariadb"),
-    ] {
-        let s = raw(&["--database-url", ok]).validate().unwrap();
-        assert_eq!(s.database.url.backend(), backend, "{ok}");
-        let DatabaseUrl::Mysql(MysqlOptions { opts, .. }) = &s.database.url else {
-            panic!("{ok} is not MySQL")
-        };
-        // readygate connects where the URL says, not to a local socket
-        // the server names.
-        assert!(!opts.prefer_socket(), "{ok}");
-    }
-    let s = raw(&["--database-url", "mysql://app:p%40ss@db:3307/app"])
-        .validate()
-        .unwrap();
-    let DatabaseUrl::Mysql(MysqlOptions { opts, display, .. }) = &s.database.url else {
-        panic!("not MySQL")
-    };
-    assert_eq!(
-        (opts.user(), opts.pass(), opts.db_name(), opts.tcp_port()),
-        (Some("app"), Some("p@ss"), Some("app"), 3307)
-    );
-    assert_eq!(display, "mysql://app:***@db:3307/app");
-    let prefer = raw(&["--database-url", "mysql://db/app?prefer_socket=true"])
-        .validate()
-        .unwrap();
-    let DatabaseUrl::Mysql(MysqlOptions { opts, .. }) = &prefer.database.url else {
-        panic!("not MySQL")
-    };
-    assert!(opts.prefer_socket(), "the URL may ask for it");
-
-    for (bad, reason) in [
-        (
-            "mysql://db/app?ssl-mode=PREFERRED",
-            "cannot fall back to plain",
-        ),
-        (
-            "mysql://db/app?require_ssl=true",
-            "TLS is set with ssl-mode, ssl-ca, ssl-cert and ssl-key",
-        ),
-        (
-            "mariadb://db/app?sslca=/ca.pem",
-            "TLS is set with ssl-mode, ssl-ca, ssl-cert and ssl-key",
-        ),
-        (
-            "mysql://db/app?pool_max=50",
-            "the pool's size is DB_POOL_SIZE",
-        ),
-        (
-            "mysql://db/app?colour=blue",
-            "Unknown connection URL parameter",
-        ),
-        ("mysql:///app", "names no host"),
-        ("mysql://db:99999/app", "is not a valid URL"),
-    ] {
-        let p = problems(&["--database-url", bad]);
-        assert_eq!(p.len(), 1, "{bad}: {p:?}");
-        assert!(p[0].reason.contains(reason), "{bad}: {}", p[0].reason);
-    }
-}
-
-#[test]
-fn redis_urls() {
-    for ok in [
-        "redis://h",
-        "redis://:pw@h:6380/2",
-        "redis://user:pw@h/0",
-        "rediss://h:6380/0",
-    ] {
-        assert!(
-            raw(&["--cache-type", "redis", "--redis-url", ok])
-                .validate()
-                .is_ok(),
-            "{ok}"
-        );
-    }
-    for bad in [
-        "redis://h:70000",
-        "redis://h/abc",
-        "redis://",
-        "memcached://h",
-        "h:6379",
-    ] {
-        let p = problems(&["--cache-type", "redis", "--redis-url", bad]);
-        assert_eq!(p[0].variable, "REDIS_URL", "{bad}");
-    }
-}
-
-#[test]
 fn hosts() {
     for ok in ["0.0.0.0", "::", "localhost", "gateway-1.internal"] {
         assert!(raw(&["--host", ok]).validate().is_ok(), "{ok}");
@@ -340,51 +247,8 @@ fn the_log_settings_fall_back_where_invalid_and_hold_where_valid() {
     );
 }
 
-#[test]
-fn redis_tls_insecure_becomes_the_urls_fragment_once() {
-    let url = |args: &[&str]| match raw(args).validate().unwrap().cache {
-        CacheSettings::Redis(r) => r.url,
-        _ => panic!("not Redis"),
-    };
-    let base = ["--cache-type", "redis", "--redis-url"];
-    let with = |u: &'static str, insecure: &'static str| {
-        let mut args = base.to_vec();
-        args.extend([u, "--redis-tls-insecure", insecure]);
-        url(&args)
-    };
-    assert_eq!(
-        with("rediss://c:6380/0", "true"),
-        "rediss://c:6380/0#insecure"
-    );
-    assert_eq!(
-        with("rediss://c:6380/0#insecure", "true"),
-        "rediss://c:6380/0#insecure"
-    );
-    assert_eq!(with("rediss://c:6380/0", "false"), "rediss://c:6380/0");
-    assert_eq!(
-        with("rediss://c:6380/0#insecure", "false"),
-        "rediss://c:6380/0#insecure",
-        "the URL's own fragment stays"
-    );
-    let s = raw(&[
-        "--cache-type",
-        "redis",
-        "--redis-url",
-        "rediss://c:6380/0#insecure",
-    ])
-    .validate()
-    .unwrap();
-    let CacheSettings::Redis(r) = s.cache else {
-        panic!("not Redis")
-    };
-    assert!(
-        r.tls.is_some_and(|tls| tls.insecure),
-        "#insecure in the URL is as insecure as REDIS_TLS_INSECURE=true"
-    );
-}
-
 /// A throwaway CA certificate and its key, as PEM files.
-fn pem_files() -> (tempfile::TempDir, String, String) {
+pub(crate) fn pem_files() -> (tempfile::TempDir, String, String) {
     let key = rcgen::KeyPair::generate().unwrap();
     let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
@@ -395,114 +259,6 @@ fn pem_files() -> (tempfile::TempDir, String, String) {
     std::fs::write(&key_path, key.serialize_pem()).unwrap();
     let show = |p: std::path::PathBuf| p.to_str().unwrap().to_owned();
     (dir, show(cert_path), show(key_path))
-}
-
-#[test]
-fn mysql_tls_parameters_reach_the_client() {
-    let (_dir, cert, key) = pem_files();
-    let ssl_of = |query: &str| {
-        let url = format!("mysql://app@db/app?{query}");
-        let s = raw(&["--database-url", &url]).validate().unwrap();
-        let DatabaseUrl::Mysql(MysqlOptions { opts, .. }) = s.database.url else {
-            panic!("not mysql: {:?}", s.database.url)
-        };
-        opts.ssl_opts().cloned().expect("TLS on")
-    };
-    let ssl = ssl_of(&format!(
-        "ssl-mode=VERIFY_IDENTITY&ssl-ca={cert}&ssl-cert={cert}&ssl-key={key}"
-    ));
-    assert!(ssl.client_identity().is_some());
-    assert_eq!(ssl.root_certs().len(), 1);
-
-    // What each mode checks, as the mysql client: (any certificate
-    // accepted, host name unchecked).
-    for (query, checks) in [
-        (
-            format!("ssl-mode=VERIFY_IDENTITY&ssl-ca={cert}"),
-            (false, false),
-        ),
-        (format!("ssl-mode=VERIFY_CA&ssl-ca={cert}"), (false, true)),
-        (format!("ssl-mode=REQUIRED&ssl-ca={cert}"), (false, true)),
-        ("ssl-mode=REQUIRED".to_owned(), (true, true)),
-    ] {
-        let ssl = ssl_of(&query);
-        let got = (ssl.accept_invalid_certs(), ssl.skip_domain_validation());
-        assert_eq!(got, checks, "{query}");
-    }
-
-    // Any one file without ssl-mode, or half a client certificate, is
-    // refused rather than ignored.
-    for (query, reason) in [
-        (format!("ssl-ca={cert}"), "has TLS files but no ssl-mode"),
-        (format!("ssl-cert={cert}"), "has TLS files but no ssl-mode"),
-        (format!("ssl-key={key}"), "has TLS files but no ssl-mode"),
-        (
-            format!("ssl-mode=REQUIRED&ssl-cert={cert}"),
-            "has only one of ssl-cert and ssl-key",
-        ),
-        (
-            format!("ssl-mode=REQUIRED&ssl-key={key}"),
-            "has only one of ssl-cert and ssl-key",
-        ),
-    ] {
-        let p = problems(&["--database-url", &format!("mysql://db/app?{query}")]);
-        assert_eq!(p.len(), 1, "{query}: {p:?}");
-        assert!(p[0].reason.contains(reason), "{query}: {p:?}");
-    }
-}
-
-#[test]
-fn redis_tls_files_with_a_plain_url_are_refused_each_by_name() {
-    let (_dir, cert, key) = pem_files();
-    let plain = ["--cache-type", "redis", "--redis-url", "redis://c:6379/0"];
-    let refused = |extra: &[&str]| -> Vec<&'static str> {
-        let mut args = plain.to_vec();
-        args.extend_from_slice(extra);
-        let p = problems(&args);
-        assert!(
-            p.iter()
-                .all(|p| p.reason.contains("REDIS_URL is redis:// (no TLS)")),
-            "{p:?}"
-        );
-        p.iter().map(|p| p.variable).collect()
-    };
-    assert_eq!(
-        refused(&["--redis-tls-ca-cert", &cert]),
-        ["REDIS_TLS_CA_CERT"]
-    );
-    assert_eq!(
-        refused(&[
-            "--redis-tls-client-cert",
-            &cert,
-            "--redis-tls-client-key",
-            &key
-        ]),
-        ["REDIS_TLS_CLIENT_CERT", "REDIS_TLS_CLIENT_KEY"]
-    );
-}
-
-#[test]
-fn redis_tls_settings_with_a_plain_url_are_refused_by_name() {
-    let p = problems(&[
-        "--cache-type",
-        "redis",
-        "--redis-url",
-        "redis://c:6379/0",
-        "--redis-tls-insecure",
-        "true",
-    ]);
-    assert_eq!(p.len(), 1, "{p:?}");
-    assert_eq!(p[0].variable, "REDIS_TLS_INSECURE");
-    assert!(
-        p[0].reason.contains("REDIS_URL is redis:// (no TLS)"),
-        "{p:?}"
-    );
-    // Unset or false: nothing to refuse.
-    assert!(
-        raw(&["--cache-type", "redis", "--redis-url", "redis://c:6379/0"])
-            .validate()
-            .is_ok()
-    );
 }
 
 #[test]

@@ -259,3 +259,129 @@ fn is_mysql_tls_parameter(key: &str) -> bool {
     ) || key.starts_with("ssl")
         || key.starts_with("tls")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backends::DatabaseUrl;
+    use crate::config::tests::{pem_files, problems, raw};
+
+    #[test]
+    fn mysql_urls() {
+        for (ok, backend) in [
+            ("mysql://app:pw@db:3307/app", "mysql"),
+            ("MariaDB://db", "mariadb"),
+            ("mariadb://app@db/app?stmt_cache_size=0", "mariadb"),
+        ] {
+            let s = raw(&["--database-url", ok]).validate().unwrap();
+            assert_eq!(s.database.url.backend(), backend, "{ok}");
+            let DatabaseUrl::Mysql(MysqlOptions { opts, .. }) = &s.database.url else {
+                panic!("{ok} is not MySQL")
+            };
+            // readygate connects where the URL says, not to a local socket
+            // the server names.
+            assert!(!opts.prefer_socket(), "{ok}");
+        }
+        let s = raw(&["--database-url", "mysql://app:p%40ss@db:3307/app"])
+            .validate()
+            .unwrap();
+        let DatabaseUrl::Mysql(MysqlOptions { opts, display, .. }) = &s.database.url else {
+            panic!("not MySQL")
+        };
+        assert_eq!(
+            (opts.user(), opts.pass(), opts.db_name(), opts.tcp_port()),
+            (Some("app"), Some("p@ss"), Some("app"), 3307)
+        );
+        assert_eq!(display, "mysql://app:***@db:3307/app");
+        let prefer = raw(&["--database-url", "mysql://db/app?prefer_socket=true"])
+            .validate()
+            .unwrap();
+        let DatabaseUrl::Mysql(MysqlOptions { opts, .. }) = &prefer.database.url else {
+            panic!("not MySQL")
+        };
+        assert!(opts.prefer_socket(), "the URL may ask for it");
+
+        for (bad, reason) in [
+            (
+                "mysql://db/app?ssl-mode=PREFERRED",
+                "cannot fall back to plain",
+            ),
+            (
+                "mysql://db/app?require_ssl=true",
+                "TLS is set with ssl-mode, ssl-ca, ssl-cert and ssl-key",
+            ),
+            (
+                "mariadb://db/app?sslca=/ca.pem",
+                "TLS is set with ssl-mode, ssl-ca, ssl-cert and ssl-key",
+            ),
+            (
+                "mysql://db/app?pool_max=50",
+                "the pool's size is DB_POOL_SIZE",
+            ),
+            (
+                "mysql://db/app?colour=blue",
+                "Unknown connection URL parameter",
+            ),
+            ("mysql:///app", "names no host"),
+            ("mysql://db:99999/app", "is not a valid URL"),
+        ] {
+            let p = problems(&["--database-url", bad]);
+            assert_eq!(p.len(), 1, "{bad}: {p:?}");
+            assert!(p[0].reason.contains(reason), "{bad}: {}", p[0].reason);
+        }
+    }
+
+    #[test]
+    fn mysql_tls_parameters_reach_the_client() {
+        let (_dir, cert, key) = pem_files();
+        let ssl_of = |query: &str| {
+            let url = format!("mysql://app@db/app?{query}");
+            let s = raw(&["--database-url", &url]).validate().unwrap();
+            let DatabaseUrl::Mysql(MysqlOptions { opts, .. }) = s.database.url else {
+                panic!("not mysql: {:?}", s.database.url)
+            };
+            opts.ssl_opts().cloned().expect("TLS on")
+        };
+        let ssl = ssl_of(&format!(
+            "ssl-mode=VERIFY_IDENTITY&ssl-ca={cert}&ssl-cert={cert}&ssl-key={key}"
+        ));
+        assert!(ssl.client_identity().is_some());
+        assert_eq!(ssl.root_certs().len(), 1);
+
+        // What each mode checks, as the mysql client: (any certificate
+        // accepted, host name unchecked).
+        for (query, checks) in [
+            (
+                format!("ssl-mode=VERIFY_IDENTITY&ssl-ca={cert}"),
+                (false, false),
+            ),
+            (format!("ssl-mode=VERIFY_CA&ssl-ca={cert}"), (false, true)),
+            (format!("ssl-mode=REQUIRED&ssl-ca={cert}"), (false, true)),
+            ("ssl-mode=REQUIRED".to_owned(), (true, true)),
+        ] {
+            let ssl = ssl_of(&query);
+            let got = (ssl.accept_invalid_certs(), ssl.skip_domain_validation());
+            assert_eq!(got, checks, "{query}");
+        }
+
+        // Any one file without ssl-mode, or half a client certificate, is
+        // refused rather than ignored.
+        for (query, reason) in [
+            (format!("ssl-ca={cert}"), "has TLS files but no ssl-mode"),
+            (format!("ssl-cert={cert}"), "has TLS files but no ssl-mode"),
+            (format!("ssl-key={key}"), "has TLS files but no ssl-mode"),
+            (
+                format!("ssl-mode=REQUIRED&ssl-cert={cert}"),
+                "has only one of ssl-cert and ssl-key",
+            ),
+            (
+                format!("ssl-mode=REQUIRED&ssl-key={key}"),
+                "has only one of ssl-cert and ssl-key",
+            ),
+        ] {
+            let p = problems(&["--database-url", &format!("mysql://db/app?{query}")]);
+            assert_eq!(p.len(), 1, "{query}: {p:?}");
+            assert!(p[0].reason.contains(reason), "{query}: {p:?}");
+        }
+    }
+}

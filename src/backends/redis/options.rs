@@ -257,3 +257,133 @@ fn with_insecure_fragment(url: String, tls: Option<&RedisTls>) -> String {
         _ => url,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::CacheSettings;
+    use crate::config::tests::{pem_files, problems, raw};
+
+    #[test]
+    fn redis_urls() {
+        for ok in [
+            "redis://h",
+            "redis://:pw@h:6380/2",
+            "redis://user:pw@h/0",
+            "rediss://h:6380/0",
+        ] {
+            assert!(
+                raw(&["--cache-type", "redis", "--redis-url", ok])
+                    .validate()
+                    .is_ok(),
+                "{ok}"
+            );
+        }
+        for bad in [
+            "redis://h:70000",
+            "redis://h/abc",
+            "redis://",
+            "memcached://h",
+            "h:6379",
+        ] {
+            let p = problems(&["--cache-type", "redis", "--redis-url", bad]);
+            assert_eq!(p[0].variable, "REDIS_URL", "{bad}");
+        }
+    }
+
+    #[test]
+    fn redis_tls_insecure_becomes_the_urls_fragment_once() {
+        let url = |args: &[&str]| match raw(args).validate().unwrap().cache {
+            CacheSettings::Redis(r) => r.url,
+            _ => panic!("not Redis"),
+        };
+        let base = ["--cache-type", "redis", "--redis-url"];
+        let with = |u: &'static str, insecure: &'static str| {
+            let mut args = base.to_vec();
+            args.extend([u, "--redis-tls-insecure", insecure]);
+            url(&args)
+        };
+        assert_eq!(
+            with("rediss://c:6380/0", "true"),
+            "rediss://c:6380/0#insecure"
+        );
+        assert_eq!(
+            with("rediss://c:6380/0#insecure", "true"),
+            "rediss://c:6380/0#insecure"
+        );
+        assert_eq!(with("rediss://c:6380/0", "false"), "rediss://c:6380/0");
+        assert_eq!(
+            with("rediss://c:6380/0#insecure", "false"),
+            "rediss://c:6380/0#insecure",
+            "the URL's own fragment stays"
+        );
+        let s = raw(&[
+            "--cache-type",
+            "redis",
+            "--redis-url",
+            "rediss://c:6380/0#insecure",
+        ])
+        .validate()
+        .unwrap();
+        let CacheSettings::Redis(r) = s.cache else {
+            panic!("not Redis")
+        };
+        assert!(
+            r.tls.is_some_and(|tls| tls.insecure),
+            "#insecure in the URL is as insecure as REDIS_TLS_INSECURE=true"
+        );
+    }
+
+    #[test]
+    fn redis_tls_files_with_a_plain_url_are_refused_each_by_name() {
+        let (_dir, cert, key) = pem_files();
+        let plain = ["--cache-type", "redis", "--redis-url", "redis://c:6379/0"];
+        let refused = |extra: &[&str]| -> Vec<&'static str> {
+            let mut args = plain.to_vec();
+            args.extend_from_slice(extra);
+            let p = problems(&args);
+            assert!(
+                p.iter()
+                    .all(|p| p.reason.contains("REDIS_URL is redis:// (no TLS)")),
+                "{p:?}"
+            );
+            p.iter().map(|p| p.variable).collect()
+        };
+        assert_eq!(
+            refused(&["--redis-tls-ca-cert", &cert]),
+            ["REDIS_TLS_CA_CERT"]
+        );
+        assert_eq!(
+            refused(&[
+                "--redis-tls-client-cert",
+                &cert,
+                "--redis-tls-client-key",
+                &key
+            ]),
+            ["REDIS_TLS_CLIENT_CERT", "REDIS_TLS_CLIENT_KEY"]
+        );
+    }
+
+    #[test]
+    fn redis_tls_settings_with_a_plain_url_are_refused_by_name() {
+        let p = problems(&[
+            "--cache-type",
+            "redis",
+            "--redis-url",
+            "redis://c:6379/0",
+            "--redis-tls-insecure",
+            "true",
+        ]);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0].variable, "REDIS_TLS_INSECURE");
+        assert!(
+            p[0].reason.contains("REDIS_URL is redis:// (no TLS)"),
+            "{p:?}"
+        );
+        // Unset or false: nothing to refuse.
+        assert!(
+            raw(&["--cache-type", "redis", "--redis-url", "redis://c:6379/0"])
+                .validate()
+                .is_ok()
+        );
+    }
+}
