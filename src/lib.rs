@@ -81,3 +81,6 @@ pub mod exit {
     /// Bad configuration, or a `HOST`/`PORT` that cannot be had (EX_CONFIG).
     pub const CONFIG: i32 = 78;
 }
+
+#[cfg(doctest)]
+mod doctests;

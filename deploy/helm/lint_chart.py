@@ -311,7 +311,7 @@ def thousandths(value: Any) -> int:
 
 def dependency_budget_ms(config: dict[str, Any], p: str) -> int:
     """One dependency's worst-case start-up, in ms: the program's
-    RetryPolicy::worst_case_budget, written again here from the README's rule
+    RetryPolicy::worst_case_budget, written again here from docs/retry.md's rule
     (not from the chart's template) so that the two are checked against each
     other. Every attempt runs into its timeout; each of the attempts - 1 waits
     is at its longest, w + floor(w x jitter); the first w is the interval, each

@@ -407,7 +407,8 @@ pub fn load_dotenv() -> Result<(), ConfigError> {
 }
 
 /// Every setting the program reads: (variable, default), in `--help` order.
-/// The README, `.env.example` and the Helm chart are held to this list.
+/// docs/configuration.md, `.env.example` and the Helm chart are held to
+/// this list.
 pub fn documented_settings() -> Vec<(String, String)> {
     Cli::command()
         .get_arguments()
@@ -420,7 +421,7 @@ pub fn documented_settings() -> Vec<(String, String)> {
 }
 
 /// The settings without a default (unset unless given: `DATABASE_URL_FILE`,
-/// the Redis TLS files), in `--help` order. The README lists them as
+/// the Redis TLS files), in `--help` order. docs/configuration.md lists them as
 /// `unset`, `.env.example` as commented lines, the chart as empty values it
 /// leaves out of the ConfigMap.
 pub fn optional_settings() -> Vec<String> {

@@ -179,7 +179,7 @@ mod tests {
         assert_eq!(redis.startup_deadline, None);
     }
 
-    /// Each limit the README gives is itself accepted: three decimals, the
+    /// Each limit docs/configuration.md gives is itself accepted: three decimals, the
     /// multiplier's 1 and 10, a cap equal to the interval.
     #[test]
     fn the_limits_themselves_are_accepted() {

@@ -1,7 +1,7 @@
-//! The README's table of transient and permanent errors, row by row, through
-//! the binary: a transient error is retried until the attempts run out and
-//! counted by name in the give-up line; a permanent one stops at the first
-//! attempt. Faults a real server cannot show on demand come from fake
+//! The table of transient and permanent errors (`docs/failure-behaviour.md`),
+//! row by row, through the binary: a transient error is retried until the
+//! attempts run out and counted by name in the give-up line; a permanent one
+//! stops at the first attempt. Faults a real server cannot show on demand come from fake
 //! servers speaking the real protocols (`support::faults`).
 
 use std::time::Duration;

@@ -1,6 +1,8 @@
 //! Every setting the program reads appears, with the same default, in
-//! `.env.example`, the README's settings table and the Helm chart's values;
-//! the program's start-up budget agrees with the chart's table of budgets.
+//! `.env.example`, the settings table of `docs/configuration.md` and the
+//! Helm chart's values; the README's table of the most used settings gives
+//! each its program default; the program's start-up budget agrees with the
+//! chart's table of budgets.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -69,10 +71,10 @@ fn env_example_lists_every_setting_with_its_default() {
     assert_agrees(".env.example", &found, &[]);
 }
 
-#[test]
-fn the_readme_table_lists_every_setting_with_its_default() {
-    // Rows: | `VARIABLE` | description | `default` (or unset) | accepted |
-    let found: BTreeMap<String, String> = repo_file("README.md")
+/// The settings rows of a markdown file's tables:
+/// `| `VARIABLE` | description | `default` (or unset) | ...`.
+fn settings_table(file: &str) -> BTreeMap<String, String> {
+    repo_file(file)
         .lines()
         .filter_map(|l| {
             let cells: Vec<&str> = l.split('|').map(str::trim).collect();
@@ -86,8 +88,29 @@ fn the_readme_table_lists_every_setting_with_its_default() {
                 .all(|c| c.is_ascii_uppercase() || c == '_')
                 .then(|| (variable.to_owned(), default.to_owned()))
         })
-        .collect();
-    assert_agrees("the README settings table", &found, &[]);
+        .collect()
+}
+
+#[test]
+fn the_configuration_table_lists_every_setting_with_its_default() {
+    let found = settings_table("docs/configuration.md");
+    assert_agrees("the settings table of docs/configuration.md", &found, &[]);
+}
+
+/// The README lists only the most used settings: each with the program's
+/// default, and none the program does not read.
+#[test]
+fn the_readme_gives_the_most_used_settings_their_defaults() {
+    let program = program();
+    let found = settings_table("README.md");
+    assert!(found.len() >= 10, "{found:?}");
+    for (variable, default) in &found {
+        assert_eq!(
+            program.get(variable),
+            Some(default),
+            "{variable} in the README's table of the most used settings"
+        );
+    }
 }
 
 #[test]

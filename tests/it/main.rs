@@ -9,6 +9,7 @@ mod classification;
 mod config_errors;
 mod consistency;
 mod dependencies;
+mod docs;
 mod embedding;
 mod lifecycle;
 mod metrics_exposition;

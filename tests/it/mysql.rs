@@ -257,7 +257,8 @@ fn the_application_pool_keeps_and_reuses_its_connections() {
 }
 
 /// Requests after a restart that failed on a connection made before it:
-/// the README's "stale connections after a restart" figure.
+/// the "stale connections after a restart" figure of
+/// `docs/failure-behaviour.md`.
 const STALE_AFTER_RESTART: usize = 0;
 
 #[test]

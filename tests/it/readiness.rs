@@ -477,7 +477,8 @@ fn name_resolution_failures_are_named_in_the_tally() {
 }
 
 /// The start of every line readygate may log at the default level while a
-/// database restarts under load, as the README's "Log lines" lists them.
+/// database restarts under load, as `docs/logs-and-endpoints.md` ("Log
+/// lines") lists them.
 const DOCUMENTED: &[&str] = &[
     "Starting: waiting for ",
     "Ready: ",
@@ -517,12 +518,15 @@ fn a_postgres_restart_under_load_logs_only_documented_lines() {
         after.iter().all(|s| *s == 200),
         "stale pooled connections: {after:?}"
     );
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let log_lines = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/docs/logs-and-endpoints.md"
+    ))
+    .unwrap();
     for start in DOCUMENTED {
         assert!(
-            readme.contains(start.trim()),
-            "the README does not list {start:?}"
+            log_lines.contains(start.trim()),
+            "docs/logs-and-endpoints.md does not list {start:?}"
         );
     }
     assert!(
