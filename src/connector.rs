@@ -30,6 +30,15 @@ pub struct PoolLimits {
     pub wait: Duration,
 }
 
+/// The server a dependency with several servers is connected to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerInfo {
+    /// `host:port`, as `/ready` and the logs show it.
+    pub server: String,
+    /// `primary` or `standby`, when known.
+    pub role: Option<&'static str>,
+}
+
 pub trait Connector: Unpin + 'static {
     /// What a successful attempt yields and later checks use.
     type Handle: Clone + Unpin + 'static;
@@ -56,6 +65,13 @@ pub trait Connector: Unpin + 'static {
     /// line); `None` where that says nothing (an embedded database, or no
     /// connection made yet).
     fn encrypted(&self) -> Option<bool> {
+        None
+    }
+
+    /// Which of several servers the connection is to, after an attempt or
+    /// check that passed (`/ready`'s `server` and `role`); `None` for a
+    /// dependency with one server.
+    fn server(&self) -> Option<ServerInfo> {
         None
     }
 

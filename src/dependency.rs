@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 
 pub use crate::backends::{CacheActor, DbActor};
-use crate::connector::Connector;
+use crate::connector::{Connector, ServerInfo};
 use crate::error::{ConnectError, ErrorClass};
 use crate::handles::Connected;
 use crate::retry::{CauseTally, Failed, Limit, Next, RetryPolicy, Seconds};
@@ -279,8 +279,7 @@ impl<C: Connector> DependencyActor<C> {
     fn connected(&mut self, handle: C::Handle, ctx: &mut Context<Self>) {
         let dependency = &self.id.dependency;
         self.health.count_attempt(dependency, "success");
-        self.health
-            .set_encrypted(dependency, self.connector.encrypted());
+        self.publish_connection();
         self.health.set_state(dependency, State::Up);
         self.supervisor.do_send(DependencyReport::Ready {
             dependency: dependency.clone(),
@@ -320,6 +319,15 @@ impl<C: Connector> DependencyActor<C> {
         }
     }
 
+    /// What the connector saw of the connection that passed: whether it is
+    /// encrypted, and which server it is to.
+    fn publish_connection(&self) {
+        let dependency = &self.id.dependency;
+        self.health
+            .set_encrypted(dependency, self.connector.encrypted());
+        self.health.set_server(dependency, self.connector.server());
+    }
+
     /// The start-up record so far.
     fn failure(&self, outcome: FailureOutcome) -> StartupFailure {
         let causes = match &self.phase {
@@ -341,9 +349,7 @@ impl<C: Connector> DependencyActor<C> {
     fn on_check(&mut self, result: Result<(), ConnectError>, ctx: &mut Context<Self>) {
         let (dependency, label) = (&self.id.dependency, self.id.label.as_str());
         match &result {
-            Ok(()) => self
-                .health
-                .set_encrypted(dependency, self.connector.encrypted()),
+            Ok(()) => self.publish_connection(),
             Err(_) => self.connector.sever(),
         }
         let next = match (&mut self.phase, result) {
@@ -362,7 +368,15 @@ impl<C: Connector> DependencyActor<C> {
                 self.policy.wait(1, fastrand::f64())
             }
             (Phase::Down { handle, since, .. }, Ok(())) => {
-                log::info!(dependency = dependency.name(); "{label} connection restored after {}", Seconds(since.elapsed()));
+                let server = match self.connector.server() {
+                    Some(ServerInfo {
+                        server,
+                        role: Some(role),
+                    }) => format!(" (server {server}, {role})"),
+                    Some(ServerInfo { server, role: None }) => format!(" (server {server})"),
+                    None => String::new(),
+                };
+                log::info!(dependency = dependency.name(); "{label} connection restored after {}{server}", Seconds(since.elapsed()));
                 self.health.count_attempt(dependency, "success");
                 self.health.set_state(dependency, State::Up);
                 self.phase = Phase::Up {

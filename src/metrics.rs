@@ -32,6 +32,15 @@ pub struct RequestLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ServerLabels {
+    pub dependency: String,
+    /// `host:port` of the server a dependency is connected to.
+    pub server: String,
+    /// `primary`, `standby`, or empty when unknown.
+    pub role: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PoolLabels {
     /// `in_use` or `idle`.
     pub state: &'static str,
@@ -47,6 +56,9 @@ pub struct Metrics {
     pub state_changes: Family<DependencyLabels, Counter>,
     pub startup_duration: Gauge<f64, AtomicU64>,
     pub http_requests: Family<RequestLabels, Counter>,
+    /// 1 for the server each dependency with several servers is connected
+    /// to now (one series per dependency).
+    pub server_info: Family<ServerLabels, Gauge>,
     db_pool_connections: Family<PoolLabels, Gauge>,
     db_pool_waiting: Gauge,
     db_pool_max: Gauge,
@@ -62,6 +74,7 @@ impl Default for Metrics {
         let startup_duration = Gauge::<f64, AtomicU64>::default();
         let http_requests = Family::<RequestLabels, Counter>::default();
         let db_pool_connections = Family::<PoolLabels, Gauge>::default();
+        let server_info = Family::<ServerLabels, Gauge>::default();
         let db_pool_waiting = Gauge::default();
         let db_pool_max = Gauge::default();
         registry.register(
@@ -90,6 +103,11 @@ impl Default for Metrics {
             http_requests.clone(),
         );
         registry.register(
+            "readygate_dependency_server_info",
+            "The server a dependency with several servers is connected to, and its role (1)",
+            server_info.clone(),
+        );
+        registry.register(
             "readygate_db_pool_connections",
             "Connections of the application's database pool, by state (in_use, idle)",
             db_pool_connections.clone(),
@@ -111,6 +129,7 @@ impl Default for Metrics {
             state_changes,
             startup_duration,
             http_requests,
+            server_info,
             db_pool_connections,
             db_pool_waiting,
             db_pool_max,

@@ -19,7 +19,7 @@ use std::future::Future;
 use tokio::sync::watch;
 
 /// The switch, held by the connector.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Severance {
     sender: watch::Sender<u64>,
 }

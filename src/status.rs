@@ -8,7 +8,8 @@ use std::time::SystemTime;
 use actix_web::web::Bytes;
 use serde::Serialize;
 
-use crate::metrics::{AttemptLabels, DependencyLabels, Metrics};
+use crate::connector::ServerInfo;
+use crate::metrics::{AttemptLabels, DependencyLabels, Metrics, ServerLabels};
 use crate::redact::scrub;
 
 /// A supervised dependency, by name: `database`, `cache`, or a name of
@@ -70,6 +71,13 @@ pub struct DependencyStatus {
     /// the first connection.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<bool>,
+    /// Which of several servers it is connected to (`host:port`), and that
+    /// server's role (`primary`, `standby`) when known; absent for a
+    /// dependency with one server.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<&'static str>,
     /// The cause chain (no password) of the last failure while `connecting`
     /// or `down`; `null` while `up`.
     pub last_error: Option<String>,
@@ -178,6 +186,8 @@ impl Health {
                     since: SystemTime::now(),
                     consecutive_failures: 0,
                     tls: None,
+                    server: None,
+                    role: None,
                     last_error: None,
                 },
             );
@@ -239,6 +249,39 @@ impl Health {
             status.tls = tls;
             published.render();
         }
+    }
+
+    /// Which server `dependency` is connected to, as its connector last saw
+    /// it; the answer is rendered again, and the metric's series replaced,
+    /// only when it changes.
+    pub fn set_server(&self, dependency: &Dependency, info: Option<ServerInfo>) {
+        let Some(info) = info else {
+            return;
+        };
+        let mut old = None;
+        if let Ok(mut published) = self.published.write()
+            && let Some(status) = published.states.get_mut(dependency)
+            && (status.server.as_deref(), status.role) != (Some(info.server.as_str()), info.role)
+        {
+            old = Some((status.server.replace(info.server.clone()), status.role));
+            status.role = info.role;
+            published.render();
+        }
+        let Some((old_server, old_role)) = old else {
+            return;
+        };
+        let labels = |server: String, role: Option<&str>| ServerLabels {
+            dependency: dependency.name().to_owned(),
+            server,
+            role: role.unwrap_or_default().to_owned(),
+        };
+        if let Some(server) = old_server {
+            self.metrics.server_info.remove(&labels(server, old_role));
+        }
+        self.metrics
+            .server_info
+            .get_or_create(&labels(info.server, info.role))
+            .set(1);
     }
 
     /// A stop signal came: `/ready` answers 503 (`"status":"draining"`)

@@ -32,11 +32,12 @@ use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::error::PostgresError;
-use super::tls::PostgresTls;
+use super::options::PostgresOptions;
+use super::servers::{Servers, role};
 use crate::backends::Database;
 use crate::connector::{
-    Connector, KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_RETRIES, PoolLimits, TCP_USER_TIMEOUT,
-    checked,
+    Connector, KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_RETRIES, PoolLimits, ServerInfo,
+    TCP_USER_TIMEOUT, checked,
 };
 use crate::error::{ConnectError, cause_chain};
 use crate::handles::Connected;
@@ -49,25 +50,35 @@ pub struct PostgresConnector {
     severance: Severance,
     timeout: Duration,
     encrypted: Arc<Encrypted>,
+    /// With several hosts or a `target_session_attrs`: which server, and
+    /// whether it will do (see [`Servers`]).
+    servers: Option<Arc<Servers>>,
+    tls: MakeRustlsConnect,
 }
 
 impl PostgresConnector {
     /// Builds both pools; no connection is made until the first attempt.
     /// `timeout` bounds each connection's set-up.
     pub fn new(
-        config: &tokio_postgres::Config,
-        tls: &PostgresTls,
+        options: &PostgresOptions,
         limits: PoolLimits,
         timeout: Duration,
     ) -> Result<Self, ConnectError> {
-        let mut config = config.clone();
-        config
-            .connect_timeout(timeout)
-            .keepalives(true)
-            .keepalives_idle(KEEPALIVE_IDLE)
-            .keepalives_interval(KEEPALIVE_INTERVAL)
-            .keepalives_retries(KEEPALIVE_RETRIES)
-            .tcp_user_timeout(TCP_USER_TIMEOUT);
+        let finish = |config: &mut tokio_postgres::Config| {
+            config
+                .connect_timeout(timeout)
+                .keepalives(true)
+                .keepalives_idle(KEEPALIVE_IDLE)
+                .keepalives_interval(KEEPALIVE_INTERVAL)
+                .keepalives_retries(KEEPALIVE_RETRIES)
+                .tcp_user_timeout(TCP_USER_TIMEOUT);
+        };
+        let mut config = (*options.config).clone();
+        finish(&mut config);
+        let servers = options
+            .several()
+            .then(|| Arc::new(Servers::new(options, finish)));
+        let tls = &options.tls;
         let severance = Severance::default();
         let encrypted = Arc::new(Encrypted::default());
         let tls = MakeRustlsConnect::new((*tls.client).clone());
@@ -78,6 +89,7 @@ impl PostgresConnector {
                     severed: severance.watch(),
                     tls: tls.clone(),
                     encrypted: Arc::clone(&encrypted),
+                    servers: servers.clone(),
                 },
                 ManagerConfig {
                     recycling_method: RecyclingMethod::Fast,
@@ -100,17 +112,55 @@ impl PostgresConnector {
             severance,
             timeout,
             encrypted,
+            servers,
+            tls,
         })
+    }
+
+    /// A connection of `pool`; making it is bounded by `timeout`, and
+    /// running out of it reads as the attempt's own timeout.
+    async fn get(
+        pool: &Pool,
+        timeout: Duration,
+    ) -> Result<deadpool_postgres::Object, ConnectError> {
+        pool.get().await.map_err(|e| match e {
+            PoolError::Timeout(TimeoutType::Create) => ConnectError::TimedOut(timeout),
+            e => PostgresError::Pool(e).into(),
+        })
+    }
+
+    /// With several servers: choose one first when `attempt` (or after a
+    /// failed check), severing the pools' connections when the choice
+    /// changed; then ask `pool`'s connection what its server is, and refuse
+    /// it when it will not do.
+    fn role_check(
+        &self,
+        pool: &Pool,
+        attempt: bool,
+    ) -> LocalBoxFuture<'static, Result<(), ConnectError>> {
+        let (pool, timeout, tls) = (pool.clone(), self.timeout, self.tls.clone());
+        let Some(servers) = self.servers.clone() else {
+            return Self::select_one(pool, timeout).boxed_local();
+        };
+        let severance = self.severance.clone();
+        async move {
+            if servers.must_choose(attempt) && servers.choose(tls, timeout).await? {
+                severance.sever();
+                // Let the severed connections end before the pool is asked.
+                tokio::task::yield_now().await;
+            }
+            let client = Self::get(&pool, timeout).await?;
+            let role = role(&client).await.map_err(PostgresError::Query)?;
+            servers.accept(role)
+        }
+        .boxed_local()
     }
 
     /// `SELECT 1` on a connection of `pool`; making the connection is
     /// bounded by `timeout`, and running out of it reads as the attempt's
     /// own timeout.
     async fn select_one(pool: Pool, timeout: Duration) -> Result<(), ConnectError> {
-        let client = pool.get().await.map_err(|e| match e {
-            PoolError::Timeout(TimeoutType::Create) => ConnectError::TimedOut(timeout),
-            e => PostgresError::Pool(e).into(),
-        })?;
+        let client = Self::get(&pool, timeout).await?;
         client
             .simple_query("SELECT 1")
             .await
@@ -127,6 +177,8 @@ struct SeverableConnect {
     severed: Severed,
     tls: MakeRustlsConnect,
     encrypted: Arc<Encrypted>,
+    /// With several servers, connections go to the chosen one.
+    servers: Option<Arc<Servers>>,
 }
 
 type ConnectFuture<'a> = Pin<
@@ -139,7 +191,11 @@ type ConnectFuture<'a> = Pin<
 
 impl Connect for SeverableConnect {
     fn connect(&self, config: &tokio_postgres::Config) -> ConnectFuture<'_> {
-        let (config, severed) = (config.clone(), self.severed.clone());
+        let config = match self.servers.as_ref().and_then(|s| s.config()) {
+            Some(chosen) => chosen,
+            None => config.clone(),
+        };
+        let severed = self.severed.clone();
         let handshake = Arc::new(AtomicBool::new(false));
         let tls = Tracked {
             inner: self.tls.clone(),
@@ -239,18 +295,22 @@ impl Connector for PostgresConnector {
     }
 
     fn connect(&self) -> LocalBoxFuture<'static, Result<Pool, ConnectError>> {
-        checked(
-            self.pool.clone(),
-            Self::select_one(self.pool.clone(), self.timeout),
-        )
+        checked(self.pool.clone(), self.role_check(&self.pool, true))
     }
 
     fn check(&self, _: &Pool) -> LocalBoxFuture<'static, Result<(), ConnectError>> {
-        Self::select_one(self.probe.clone(), self.timeout).boxed_local()
+        self.role_check(&self.probe, false)
     }
 
     fn sever(&self) {
         self.severance.sever();
+        if let Some(servers) = &self.servers {
+            servers.suspect();
+        }
+    }
+
+    fn server(&self) -> Option<ServerInfo> {
+        self.servers.as_ref()?.info()
     }
 
     fn encrypted(&self) -> Option<bool> {

@@ -19,6 +19,34 @@ pub enum PostgresError {
     Query(#[source] tokio_postgres::Error),
     #[error("cannot build the PostgreSQL pool")]
     Build(#[source] deadpool_postgres::BuildError),
+    /// The server is not what `target_session_attrs` asks for (a primary
+    /// turned read-only, a standby where a primary is wanted).
+    #[error("server is {} (target_session_attrs={attrs})", long(why))]
+    Unsuitable {
+        /// In a word: `read-only`, `not read-only`, `standby`, `not a standby`.
+        why: &'static str,
+        attrs: &'static str,
+    },
+    /// Of several hosts, none accepted a connection and was what
+    /// `target_session_attrs` asks for: each host with its cause.
+    #[error("no suitable server (target_session_attrs={attrs}): {}", tried.join(", "))]
+    NoSuitableServer {
+        attrs: &'static str,
+        /// `host:port read-only`, `host:port connection refused`, ...
+        tried: Vec<String>,
+        /// Whether every host failed with a permanent error (a wrong
+        /// password everywhere): then retrying cannot help.
+        permanent: bool,
+    },
+}
+
+/// The words of [`PostgresError::Unsuitable`]: `read-only` → `read-only`,
+/// `standby` → `a standby`, and so on.
+fn long(why: &str) -> &str {
+    match why {
+        "standby" => "a standby",
+        other => other,
+    }
 }
 
 named_by!(PostgresError, [Vocabulary]);
@@ -28,10 +56,17 @@ pub struct Vocabulary;
 
 impl ErrorVocabulary for Vocabulary {
     fn named_first(&self, err: &(dyn StdError + 'static)) -> Option<String> {
-        if let Some(PostgresError::Pool(deadpool_postgres::PoolError::Timeout(_))) =
-            err.downcast_ref::<PostgresError>()
-        {
-            return Some("timed out".into());
+        match err.downcast_ref::<PostgresError>() {
+            Some(PostgresError::Pool(deadpool_postgres::PoolError::Timeout(_))) => {
+                return Some("timed out".into());
+            }
+            Some(PostgresError::NoSuitableServer { tried, .. }) => {
+                return Some(scrub(&tried.join(", ")).into_owned());
+            }
+            Some(unsuitable @ PostgresError::Unsuitable { .. }) => {
+                return Some(unsuitable.to_string());
+            }
+            _ => {}
         }
         let db = find::<DbError>(err)?;
         Some(scrub(&format!("{} (SQLSTATE {})", db.message(), db.code().code())).into_owned())
@@ -46,6 +81,17 @@ impl ErrorVocabulary for Vocabulary {
     }
 
     fn class(&self, err: &(dyn StdError + 'static)) -> Option<ErrorClass> {
+        match err.downcast_ref::<PostgresError>() {
+            Some(PostgresError::NoSuitableServer { permanent, .. }) => {
+                return Some(if *permanent {
+                    ErrorClass::Permanent
+                } else {
+                    ErrorClass::Transient
+                });
+            }
+            Some(PostgresError::Unsuitable { .. }) => return Some(ErrorClass::Transient),
+            _ => {}
+        }
         if let Some(db) = find::<DbError>(err) {
             let code = db.code();
             let permanent = *code == SqlState::INVALID_PASSWORD
@@ -89,5 +135,60 @@ mod tests {
         .into();
         assert_eq!(wait.summary(), "timed out");
         assert_eq!(wait.class(), ErrorClass::Transient);
+    }
+
+    #[test]
+    fn an_unsuitable_server_is_transient_and_says_why() {
+        let err: ConnectError = PostgresError::Unsuitable {
+            why: "read-only",
+            attrs: "read-write",
+        }
+        .into();
+        assert_eq!(
+            err.chain(),
+            "server is read-only (target_session_attrs=read-write)"
+        );
+        assert_eq!(err.summary(), err.chain());
+        assert_eq!(err.class(), ErrorClass::Transient);
+        let standby: ConnectError = PostgresError::Unsuitable {
+            why: "standby",
+            attrs: "primary",
+        }
+        .into();
+        assert_eq!(
+            standby.chain(),
+            "server is a standby (target_session_attrs=primary)"
+        );
+    }
+
+    #[test]
+    fn no_suitable_server_names_each_host_and_is_permanent_only_when_every_host_was() {
+        let tried = vec![
+            "db-a:5432 read-only".to_owned(),
+            "db-b:5432 connection refused".to_owned(),
+        ];
+        let err: ConnectError = PostgresError::NoSuitableServer {
+            attrs: "read-write",
+            tried: tried.clone(),
+            permanent: false,
+        }
+        .into();
+        assert_eq!(
+            err.chain(),
+            "no suitable server (target_session_attrs=read-write): \
+             db-a:5432 read-only, db-b:5432 connection refused"
+        );
+        assert_eq!(
+            err.summary(),
+            "db-a:5432 read-only, db-b:5432 connection refused"
+        );
+        assert_eq!(err.class(), ErrorClass::Transient);
+        let everywhere: ConnectError = PostgresError::NoSuitableServer {
+            attrs: "any",
+            tried,
+            permanent: true,
+        }
+        .into();
+        assert_eq!(everywhere.class(), ErrorClass::Permanent);
     }
 }

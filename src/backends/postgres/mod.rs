@@ -7,6 +7,7 @@
 pub mod connector;
 pub mod error;
 pub mod options;
+pub mod servers;
 pub mod tls;
 
 pub use self::connector::PostgresConnector;
@@ -28,7 +29,7 @@ impl PostgresOptions {
         limits: PoolLimits,
         timeout: std::time::Duration,
     ) -> Result<PostgresConnector, ConnectError> {
-        PostgresConnector::new(&self.config, &self.tls, limits, timeout)
+        PostgresConnector::new(self, limits, timeout)
     }
 }
 

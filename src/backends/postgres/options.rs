@@ -16,14 +16,97 @@ use crate::tls::{ClientIdentity, Roots, load_certs, load_key};
 /// A PostgreSQL database, as `DATABASE_URL` names it.
 #[derive(Clone)]
 pub struct PostgresOptions {
+    /// The whole URL's configuration (every host).
     pub config: Box<tokio_postgres::Config>,
     pub tls: PostgresTls,
     /// The URL with its password hidden.
     pub display: String,
+    /// Its hosts, in the URL's order, each with a configuration of its own.
+    pub servers: Vec<Server>,
+    /// `target_session_attrs`, when the URL gives it.
+    pub attrs: Option<SessionAttrs>,
+}
+
+impl PostgresOptions {
+    /// Whether readygate chooses among servers and checks their role: the
+    /// URL names several hosts or a `target_session_attrs`.
+    pub fn several(&self) -> bool {
+        self.servers.len() > 1 || self.attrs.is_some()
+    }
+}
+
+/// One host of a PostgreSQL URL.
+#[derive(Clone)]
+pub struct Server {
+    /// `host:port`, as `/ready` and the logs show it.
+    pub shown: String,
+    /// The URL's configuration with this host alone.
+    pub config: tokio_postgres::Config,
+}
+
+/// libpq's `target_session_attrs` (PostgreSQL 14's values): what a server
+/// must be for readygate to use it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SessionAttrs {
+    Any,
+    ReadWrite,
+    ReadOnly,
+    Primary,
+    Standby,
+    PreferStandby,
+}
+
+/// What a server says of itself: `pg_is_in_recovery()` and
+/// `transaction_read_only`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Role {
+    pub standby: bool,
+    pub read_only: bool,
+}
+
+impl Role {
+    /// `primary` or `standby`.
+    pub fn name(self) -> &'static str {
+        if self.standby { "standby" } else { "primary" }
+    }
+}
+
+impl SessionAttrs {
+    pub const NAMES: &'static [(&'static str, SessionAttrs)] = &[
+        ("any", SessionAttrs::Any),
+        ("read-write", SessionAttrs::ReadWrite),
+        ("read-only", SessionAttrs::ReadOnly),
+        ("primary", SessionAttrs::Primary),
+        ("standby", SessionAttrs::Standby),
+        ("prefer-standby", SessionAttrs::PreferStandby),
+    ];
+
+    pub fn name(self) -> &'static str {
+        Self::NAMES
+            .iter()
+            .find(|(_, a)| *a == self)
+            .map_or("any", |(n, _)| n)
+    }
+
+    /// Why a server of `role` does not do, in a word (`read-only`, `not
+    /// read-only`, `standby`, `not a standby`); `None` when it does.
+    /// `prefer-standby` takes any server here: its preference is the order
+    /// in which servers are tried.
+    pub fn refusal(self, role: Role) -> Option<&'static str> {
+        match self {
+            SessionAttrs::ReadWrite if role.read_only => Some("read-only"),
+            SessionAttrs::ReadOnly if !role.read_only => Some("not read-only"),
+            SessionAttrs::Primary if role.standby => Some("standby"),
+            SessionAttrs::Standby if !role.standby => Some("not a standby"),
+            _ => None,
+        }
+    }
 }
 
 /// The options of a `postgres://` URL (`value`, shown as `shown`), every
-/// problem recorded in `c` against `var`.
+/// problem recorded in `c` against `var`. A URL with several hosts
+/// (`host1:port1,host2:port2`, libpq's form) is read by tokio-postgres
+/// alone, since it is not a URL to the `url` crate.
 pub(crate) fn parse(
     c: &mut Checker,
     var: &'static str,
@@ -31,12 +114,36 @@ pub(crate) fn parse(
     shown: &str,
     accepted: &str,
 ) -> Option<PostgresOptions> {
-    let parsed = c.url_with_host(var, value, shown, accepted)?;
     // libpq's TLS parameters are ours to read: tokio-postgres knows only
-    // three of the five sslmodes, and no files.
-    let (rest, params) = split_tls_params(&parsed);
+    // three of the five sslmodes, and no files; so is target_session_attrs,
+    // of which it knows two values.
+    let (rest, params) = if has_several_hosts(value) {
+        split_params_of_text(value)
+    } else {
+        let parsed = c.url_with_host(var, value, shown, accepted)?;
+        split_params(&parsed)
+    };
     let tls = tls_config(c, var, shown, &params);
-    let config = match tokio_postgres::Config::from_str(rest.as_str()) {
+    let attrs = match params.target_session_attrs.as_deref() {
+        None => Some(None),
+        Some(name) => match SessionAttrs::NAMES.iter().find(|(n, _)| *n == name) {
+            Some((_, attrs)) => Some(Some(*attrs)),
+            None => {
+                c.fail(
+                    var,
+                    shown,
+                    format!("has target_session_attrs={name:?}"),
+                    "target_session_attrs: any, read-write, read-only, primary, standby, prefer-standby",
+                );
+                None
+            }
+        },
+    };
+    let config = match tokio_postgres::Config::from_str(&rest) {
+        Ok(config) if config.get_hosts().is_empty() => {
+            c.fail(var, shown, "names no host", accepted);
+            None
+        }
         Ok(config) => Some(config),
         Err(e) => {
             c.fail(
@@ -48,47 +155,151 @@ pub(crate) fn parse(
             None
         }
     };
-    let (mut config, tls) = (config?, tls?);
+    let (mut config, tls, attrs) = (config?, tls?, attrs?);
     config.ssl_mode(tls.mode.driver_mode());
     Some(PostgresOptions {
+        servers: servers(&config),
         config: Box::new(config),
         tls,
         display: shown.to_owned(),
+        attrs,
     })
 }
 
-/// libpq's TLS parameters of a PostgreSQL URL, as written.
+/// Whether a URL's authority names several hosts (`a:1,b:2`).
+fn has_several_hosts(value: &str) -> bool {
+    let rest = value.split_once("://").map_or(value, |(_, rest)| rest);
+    let authority = rest.split(['/', '?']).next().unwrap_or_default();
+    let hosts = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, hosts)| hosts);
+    hosts.contains(',')
+}
+
+/// Each host of `config` with a configuration of its own: the URL's user,
+/// password, database, options, application name, channel binding and
+/// `sslmode`, with that host and its port (the port list's own, its only
+/// one, or 5432).
+fn servers(config: &tokio_postgres::Config) -> Vec<Server> {
+    use tokio_postgres::config::Host;
+    let (hosts, ports) = (config.get_hosts(), config.get_ports());
+    if hosts.len() == 1 {
+        let port = ports.first().copied().unwrap_or(5432);
+        return vec![Server {
+            shown: show(&hosts[0], port),
+            config: config.clone(),
+        }];
+    }
+    hosts
+        .iter()
+        .enumerate()
+        .map(|(i, host)| {
+            let port = match ports {
+                [one] => *one,
+                ports => ports.get(i).copied().unwrap_or(5432),
+            };
+            let mut one = tokio_postgres::Config::new();
+            match host {
+                Host::Tcp(name) => one.host(name),
+                Host::Unix(path) => one.host_path(path),
+            };
+            one.port(port)
+                .ssl_mode(config.get_ssl_mode())
+                .channel_binding(config.get_channel_binding());
+            if let Some(user) = config.get_user() {
+                one.user(user);
+            }
+            if let Some(password) = config.get_password() {
+                one.password(password);
+            }
+            if let Some(dbname) = config.get_dbname() {
+                one.dbname(dbname);
+            }
+            if let Some(options) = config.get_options() {
+                one.options(options);
+            }
+            if let Some(name) = config.get_application_name() {
+                one.application_name(name);
+            }
+            Server {
+                shown: show(host, port),
+                config: one,
+            }
+        })
+        .collect()
+}
+
+/// `host:port` (`[::1]:port` for an IPv6 address, `path:port` for a unix
+/// socket's directory).
+fn show(host: &tokio_postgres::config::Host, port: u16) -> String {
+    match host {
+        tokio_postgres::config::Host::Tcp(name) if name.contains(':') => format!("[{name}]:{port}"),
+        tokio_postgres::config::Host::Tcp(name) => format!("{name}:{port}"),
+        tokio_postgres::config::Host::Unix(path) => format!("{}:{port}", path.display()),
+    }
+}
+
+/// The parameters of a PostgreSQL URL that readygate reads itself, as
+/// written.
 #[derive(Debug, Default)]
-struct TlsParams {
+struct Params {
     sslmode: Option<String>,
     sslrootcert: Option<String>,
     sslcert: Option<String>,
     sslkey: Option<String>,
+    target_session_attrs: Option<String>,
 }
 
-/// The URL without libpq's TLS parameters, and those parameters.
-fn split_tls_params(url: &url::Url) -> (url::Url, TlsParams) {
-    let mut params = TlsParams::default();
-    let mut kept = Vec::new();
-    for (key, value) in url.query_pairs() {
-        let slot = match key.as_ref() {
-            "sslmode" => &mut params.sslmode,
-            "sslrootcert" => &mut params.sslrootcert,
-            "sslcert" => &mut params.sslcert,
-            "sslkey" => &mut params.sslkey,
-            _ => {
-                kept.push((key.into_owned(), value.into_owned()));
-                continue;
-            }
+impl Params {
+    /// Takes `key` when it is one of ours; `false` leaves it to
+    /// tokio-postgres.
+    fn take(&mut self, key: &str, value: &str) -> bool {
+        let slot = match key {
+            "sslmode" => &mut self.sslmode,
+            "sslrootcert" => &mut self.sslrootcert,
+            "sslcert" => &mut self.sslcert,
+            "sslkey" => &mut self.sslkey,
+            "target_session_attrs" => &mut self.target_session_attrs,
+            _ => return false,
         };
-        *slot = Some(value.into_owned());
+        *slot = Some(value.to_owned());
+        true
     }
+}
+
+/// The URL without our parameters, and those parameters.
+fn split_params(url: &url::Url) -> (String, Params) {
+    let mut params = Params::default();
+    let kept: Vec<_> = url
+        .query_pairs()
+        .filter(|(key, value)| !params.take(key, value))
+        .map(|(key, value)| (key.into_owned(), value.into_owned()))
+        .collect();
     let mut rest = url.clone();
     rest.set_query(None);
     if !kept.is_empty() {
         rest.query_pairs_mut().extend_pairs(kept);
     }
-    (rest, params)
+    (rest.into(), params)
+}
+
+/// The same for a URL the `url` crate cannot read (several hosts): the
+/// query is split off the text and written back the way `url` would.
+fn split_params_of_text(value: &str) -> (String, Params) {
+    let (base, query) = value.split_once('?').unwrap_or((value, ""));
+    let mut params = Params::default();
+    let mut kept = url::form_urlencoded::Serializer::new(String::new());
+    for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
+        if !params.take(&key, &value) {
+            kept.append_pair(&key, &value);
+        }
+    }
+    let kept = kept.finish();
+    if kept.is_empty() {
+        (base.to_owned(), params)
+    } else {
+        (format!("{base}?{kept}"), params)
+    }
 }
 
 /// PostgreSQL's TLS from the URL's parameters: the mode, the files read
@@ -97,7 +308,7 @@ fn tls_config(
     c: &mut Checker,
     var: &'static str,
     shown: &str,
-    params: &TlsParams,
+    params: &Params,
 ) -> Option<PostgresTls> {
     const MODES: &str = "sslmode: disable, prefer, require, verify-ca, verify-full";
     let mut ok = true;
