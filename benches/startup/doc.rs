@@ -14,7 +14,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, SystemTime};
 
-use crate::{Report, stats};
+use crate::plan::Report;
+use crate::stats;
 
 /// The command that reproduces this run.
 pub fn command(sections: &[&str], quick: bool) -> String {

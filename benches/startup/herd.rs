@@ -21,9 +21,11 @@ use std::time::{Duration, Instant, SystemTime};
 
 use nix::sys::signal::Signal;
 
+use crate::plan::{Plan, Report, flush};
+use crate::spawn::log_lines;
 use crate::stats::{self, max};
 use crate::support::{Gateway, Postgres};
-use crate::{Plan, Report, flush, log_lines, svg};
+use crate::svg;
 
 /// The base interval of every policy (the measurement of the
 /// fixed grid used 500 ms).

@@ -19,9 +19,10 @@ use std::time::Duration;
 
 use crate::http::Conn;
 use crate::load::{self, Wrk};
-use crate::stats::{max, median, min};
+use crate::plan::{Plan, Report, flush};
+use crate::spawn::{Deps, Spec, stop, time_to_ready};
+use crate::stats::{kib_to_mib, max, median, min};
 use crate::support::Gateway;
-use crate::{Deps, Plan, Report, Spec, flush, kib_to_mib, stop, time_to_ready};
 
 /// What readygate must stay within, against the floor.
 const CPU_LIMIT: f64 = 1.05;
@@ -187,7 +188,7 @@ fn table(results: &[Bracketed], plan: &Plan) -> String {
 /// (`EXAMPLE_APP=1`) against the running PostgreSQL and Redis, with the
 /// gateway's settings.
 fn example_app(deps: &Deps) -> Spec {
-    Spec::this_binary(crate::EXAMPLE_APP_ENV, Spec::gateway(deps).env)
+    Spec::this_binary(crate::spawn::EXAMPLE_APP_ENV, Spec::gateway(deps).env)
 }
 
 /// User-space instructions per request of `route` on `server`, from

@@ -10,12 +10,13 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
+use crate::plan::Report;
+use crate::spawn::gateway;
 use crate::stats::{max, median, min};
-use crate::{Report, gateway};
 
 /// Runs of each measurement (fewer with `READYGATE_BENCH_QUICK`).
 fn runs() -> usize {
-    if crate::quick() { 10 } else { 60 }
+    if crate::plan::quick() { 10 } else { 60 }
 }
 
 /// Whether SIGHUP (bit 0), SIGINT (bit 1) and SIGTERM (bit 14) are caught.

@@ -103,3 +103,8 @@ pub fn machine() -> String {
         mem_kib as f64 / 1024.0 / 1024.0
     )
 }
+
+/// KiB (as `/proc` reports them) in MiB.
+pub fn kib_to_mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}

@@ -7,9 +7,10 @@
 
 use std::fmt::Write as _;
 
+use crate::plan::{Plan, Report};
+use crate::spawn::{gateway, stop, time_to_ready};
 use crate::stats::{median, spread};
 use crate::support::{Pki, Postgres, Redis, RedisTlsFiles};
-use crate::{Plan, Report, gateway, stop, time_to_ready};
 
 pub fn startup(plan: &Plan, report: &mut Report) {
     println!(
