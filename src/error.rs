@@ -374,4 +374,55 @@ mod tests {
             assert_eq!(class(&err, &[]), ErrorClass::Transient, "{err}");
         }
     }
+
+    /// A vocabulary that knows nothing: the shared rules alone.
+    struct Mute;
+    impl ErrorVocabulary for Mute {}
+
+    #[test]
+    fn a_vocabulary_that_knows_nothing_leaves_the_shared_rules() {
+        let refused = io::Error::new(io::ErrorKind::ConnectionRefused, "refused");
+        assert_eq!(summary(&refused, &[&Mute]), "connection refused");
+        assert_eq!(class(&refused, &[&Mute]), ErrorClass::Transient);
+        let odd = io::Error::other("a  cause\nof its own");
+        assert_eq!(summary(&Outer(Middle(odd)), &[&Mute]), "a cause of its own");
+        assert_eq!(
+            cause_chain(&Outer(Middle(io::Error::other("x")))),
+            "outer: middle: x"
+        );
+    }
+
+    #[test]
+    fn a_rejected_certificate_is_permanent_and_named_by_rustls() {
+        use rustls::{AlertDescription, CertificateError};
+        let unknown = io::Error::new(
+            io::ErrorKind::InvalidData,
+            rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer),
+        );
+        assert_eq!(class(&unknown, &[]), ErrorClass::Permanent);
+        assert_eq!(
+            summary(&unknown, &[]),
+            "invalid peer certificate: UnknownIssuer"
+        );
+        let ours = rustls::Error::AlertReceived(AlertDescription::CertificateRequired);
+        assert_eq!(class(&ours, &[]), ErrorClass::Permanent);
+        assert_eq!(
+            summary(&ours, &[]),
+            "received fatal alert: CertificateRequired"
+        );
+        // A handshake cut short is not a refusal: retrying can help.
+        let cut = rustls::Error::AlertReceived(AlertDescription::InternalError);
+        assert_eq!(class(&cut, &[]), ErrorClass::Transient);
+    }
+
+    #[test]
+    fn a_failure_debugs_as_the_backends_error() {
+        let err: ConnectError = Probe.into();
+        assert_eq!(format!("{err:?}"), "Backend(Probe)");
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("probe")]
+    struct Probe;
+    named_by!(Probe, []);
 }
