@@ -40,32 +40,39 @@ async fn db_time(deps: web::Data<Dependencies>) -> HttpResponse {
 async fn database_time(db: &Database) -> Result<String, String> {
     match db {
         Database::Postgres(pool) => {
-            let client = pool.get().await.map_err(|e| e.to_string())?;
+            let client = pool.get().await.map_err(chain)?;
             let row = client
                 .query_one("SELECT now()::text", &[])
                 .await
-                .map_err(|e| e.to_string())?;
-            row.try_get(0).map_err(|e| e.to_string())
+                .map_err(chain)?;
+            row.try_get(0).map_err(chain)
         }
         Database::Mysql(pool) => {
-            let mut conn = pool.get().await.map_err(|e| e.to_string())?;
+            let mut conn = pool.get().await.map_err(chain)?;
             let now: Option<String> = conn
                 .run(async |c| c.query_first("SELECT CAST(NOW(6) AS CHAR)").await)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(chain)?;
             now.ok_or_else(|| "no row".to_owned())
         }
         Database::Sqlite(pool) => {
-            let conn = pool.get().await.map_err(|e| e.to_string())?;
+            let conn = pool.get().await.map_err(chain)?;
             conn.interact(|c| {
                 c.query_row("SELECT datetime('now')", [], |row| row.get::<_, String>(0))
             })
             .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())
+            .map_err(chain)?
+            .map_err(chain)
         }
         _ => Err("this example does not know the configured database".to_owned()),
     }
+}
+
+/// An error as the route answers it: its whole cause chain, since the
+/// client crates' top-level texts (tokio-postgres' `db error`) say little;
+/// no password (`readygate::error::cause_chain` scrubs them).
+fn chain(e: impl std::error::Error + 'static) -> String {
+    readygate::error::cause_chain(&e)
 }
 
 /// A visit counter in the cache (Redis `INCR`, or the in-memory cache).
@@ -77,7 +84,7 @@ async fn visits(deps: web::Data<Dependencies>) -> HttpResponse {
             .arg(KEY)
             .query_async::<i64>(&mut manager.clone())
             .await
-            .map_err(|e| e.to_string()),
+            .map_err(chain),
         Cache::Memory(cache) => {
             let next = cache
                 .get(KEY)
