@@ -241,8 +241,10 @@ fn pgbouncer_passes_queries_through_in_transaction_mode() {
     );
     assert_eq!(bouncer.addr(), format!("127.0.0.1:{}", bouncer.port()));
 
-    // Through it, to the server behind it.
+    // Through it, to the server behind it, counted.
+    let before = bouncer.query_count("postgres");
     assert_eq!(bouncer.psql("SELECT 1").unwrap(), "1");
+    assert!(bouncer.query_count("postgres") > before);
     assert_eq!(
         bouncer.psql("SELECT inet_server_port()").unwrap(),
         pg.port().to_string()

@@ -19,7 +19,7 @@ use nix::sys::signal::Signal;
 use tempfile::TempDir;
 
 use super::ports::free_port;
-use super::postgres::{Postgres, psql_tcp_at};
+use super::postgres::{Postgres, psql_rows_at, psql_tcp_at};
 use super::{process, template};
 
 const START_TIMEOUT: Duration = Duration::from_secs(15);
@@ -192,6 +192,17 @@ impl PgBouncer {
     /// separated by `|`; or `Err(stderr)`.
     pub fn admin(&self, command: &str) -> Result<String, String> {
         admin_at(self.port, command)
+    }
+
+    /// How many queries it has passed to a server for `database` so far
+    /// (`SHOW STATS`'s `total_query_count`).
+    pub fn query_count(&self, database: &str) -> u64 {
+        let rows = psql_rows_at(self.port, "postgres", "pgbouncer", "SHOW STATS")
+            .unwrap_or_else(|e| panic!("SHOW STATS on pgbouncer port {}: {e}", self.port));
+        rows.iter()
+            .find(|row| row.get("database").map(String::as_str) == Some(database))
+            .and_then(|row| row.get("total_query_count")?.parse().ok())
+            .unwrap_or(0)
     }
 
     /// Its log so far.

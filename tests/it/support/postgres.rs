@@ -13,6 +13,7 @@
 //! ([`Postgres::set_read_only`]); [`multi_host_url`] lists several servers
 //! in one libpq URL.
 
+use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -886,6 +887,48 @@ pub fn psql_tcp_at(
     } else {
         Err(String::from_utf8_lossy(&out.stderr).into_owned())
     }
+}
+
+/// Runs `sql` as [`psql_tcp_at`] does, and reads its output as a table:
+/// one map a row, from column name to value (for admin commands such as
+/// PgBouncer's `SHOW STATS`, whose columns differ between versions).
+pub fn psql_rows_at(
+    port: u16,
+    user: &str,
+    database: &str,
+    sql: &str,
+) -> Result<Vec<BTreeMap<String, String>>, String> {
+    let out = install()
+        .client_command("psql")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-U",
+            user,
+            "-d",
+            database,
+        ])
+        .args(["-X", "-w", "-v", "ON_ERROR_STOP=1", "-A", "-F", "|"])
+        .args(["-P", "footer=off", "-c", sql])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run psql: {e}"));
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap_or_default().split('|').collect();
+    Ok(lines
+        .map(|line| {
+            header
+                .iter()
+                .zip(line.split('|'))
+                .map(|(k, v)| ((*k).to_owned(), v.to_owned()))
+                .collect()
+        })
+        .collect())
 }
 
 /// Runs `pg_isready -h 127.0.0.1 -p PORT` once (1 s timeout) and returns its
