@@ -18,8 +18,8 @@ use crate::support::gateway::http_request;
 use crate::support::postgres::pg_isready;
 use crate::support::redis::resp_request;
 use crate::support::{
-    BlackHole, Gateway, LoadingRedis, Postgres, Redis, StartingUpPostgres, free_port, port_is_open,
-    wait_until,
+    BlackHole, Gateway, LoadingRedis, PgBouncer, Postgres, Redis, StartingUpPostgres, free_port,
+    multi_host_url, port_is_open, wait_until,
 };
 
 fn connect(port: u16) -> std::io::Result<TcpStream> {
@@ -139,6 +139,147 @@ fn postgres_require_password_makes_tcp_logins_need_it() {
     let got = read_until(&mut stream, |b| b.len() >= 9);
     assert_eq!(got[0], b'R', "{got:?}");
     assert_eq!(i32::from_be_bytes([got[5], got[6], got[7], got[8]]), 10);
+}
+
+#[test]
+fn postgres_standby_streams_what_the_primary_writes() {
+    let primary = Postgres::start_primary();
+    primary.psql("CREATE TABLE replicated (v int); INSERT INTO replicated VALUES (1)");
+
+    let standby = primary.start_standby();
+    assert_ne!(standby.port(), primary.port());
+    assert_eq!(standby.addr(), format!("127.0.0.1:{}", standby.port()));
+    assert!(standby.is_in_recovery());
+    assert!(!primary.is_in_recovery());
+    assert_eq!(
+        primary.psql("SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'"),
+        "1"
+    );
+
+    // A row written after the base backup arrives by streaming.
+    primary.psql("INSERT INTO replicated VALUES (2)");
+    standby.wait_caught_up(&primary);
+    assert_eq!(
+        standby.psql("SELECT string_agg(v::text, ',' ORDER BY v) FROM replicated"),
+        "1,2"
+    );
+    // Over TCP too, and read-only there.
+    let write = standby.psql_tcp("postgres", None, "INSERT INTO replicated VALUES (3)");
+    assert!(
+        write
+            .as_ref()
+            .is_err_and(|e| e.contains("read-only transaction")),
+        "{write:?}"
+    );
+    assert_eq!(
+        multi_host_url(&[standby.port(), primary.port()], Some("read-write")),
+        format!(
+            "postgres://postgres@127.0.0.1:{},127.0.0.1:{}/postgres?target_session_attrs=read-write",
+            standby.port(),
+            primary.port()
+        )
+    );
+    assert_eq!(
+        multi_host_url(&[primary.port()], None),
+        primary.url(),
+        "one host, no attributes: the plain URL"
+    );
+}
+
+#[test]
+fn postgres_promote_makes_the_standby_a_writable_primary() {
+    let mut primary = Postgres::start_primary();
+    primary.psql("CREATE TABLE replicated (v int); INSERT INTO replicated VALUES (1)");
+    let mut standby = primary.start_standby();
+    standby.wait_caught_up(&primary);
+
+    primary.stop();
+    standby.promote();
+
+    assert!(!standby.is_in_recovery());
+    standby
+        .psql_tcp("postgres", None, "INSERT INTO replicated VALUES (2)")
+        .unwrap();
+    assert_eq!(standby.psql("SELECT count(*) FROM replicated"), "2");
+    assert_refused(primary.port());
+}
+
+#[test]
+fn postgres_set_read_only_refuses_writes_until_set_back() {
+    let mut pg = Postgres::start();
+    pg.psql("CREATE TABLE t (v int)");
+
+    pg.set_read_only(true);
+    let write = pg.psql_tcp("postgres", None, "INSERT INTO t VALUES (1)");
+    assert!(
+        write
+            .as_ref()
+            .is_err_and(|e| e.contains("read-only transaction")),
+        "{write:?}"
+    );
+    assert_eq!(
+        pg.psql_tcp("postgres", None, "SHOW transaction_read_only")
+            .unwrap(),
+        "on"
+    );
+    assert!(!pg.is_in_recovery(), "read-only, yet a primary");
+
+    pg.set_read_only(false);
+    pg.psql_tcp("postgres", None, "INSERT INTO t VALUES (1)")
+        .unwrap();
+    assert_eq!(pg.psql("SELECT count(*) FROM t"), "1");
+}
+
+#[test]
+fn pgbouncer_passes_queries_through_in_transaction_mode() {
+    let mut pg = Postgres::start();
+    let bouncer = PgBouncer::start(&pg);
+    assert_ne!(bouncer.port(), pg.port());
+    assert_eq!(
+        bouncer.url(),
+        format!("postgres://postgres@127.0.0.1:{}/postgres", bouncer.port())
+    );
+    assert_eq!(bouncer.addr(), format!("127.0.0.1:{}", bouncer.port()));
+
+    // Through it, to the server behind it, counted.
+    let before = bouncer.query_count("postgres");
+    assert_eq!(bouncer.psql("SELECT 1").unwrap(), "1");
+    assert!(bouncer.query_count("postgres") > before);
+    assert_eq!(
+        bouncer.psql("SELECT inet_server_port()").unwrap(),
+        pg.port().to_string()
+    );
+    let config = bouncer.admin("SHOW CONFIG").unwrap();
+    assert!(
+        config
+            .lines()
+            .any(|l| l.starts_with("pool_mode|transaction|")),
+        "{config}"
+    );
+
+    // The server behind it goes away: queries fail, PgBouncer stays; back
+    // again, they pass once more.
+    pg.stop();
+    let query = bouncer.psql("SELECT 1");
+    assert!(
+        query
+            .as_ref()
+            .is_err_and(|e| e.contains("query_wait_timeout")),
+        "{query:?}"
+    );
+    assert!(port_is_open(bouncer.port()));
+    pg.start_server();
+    assert!(
+        wait_until(Duration::from_secs(10), Duration::from_millis(100), || {
+            bouncer.psql("SELECT 1").is_ok()
+        }),
+        "{}",
+        bouncer.log()
+    );
+
+    let port = bouncer.port();
+    drop(bouncer);
+    assert_refused(port);
 }
 
 #[test]

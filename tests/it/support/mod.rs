@@ -4,7 +4,10 @@
 //! - [`ports`]: free loopback ports.
 //! - [`postgres`] / [`mariadb`] / [`redis`]: real servers in temporary directories, on free
 //!   ports (never the machine's standard 5432/6379 services), that can be
-//!   stopped and restarted on the same port.
+//!   stopped and restarted on the same port; PostgreSQL also as a primary
+//!   with streaming standbys ([`Postgres::start_primary`]).
+//! - [`pgbouncer`]: a real PgBouncer (transaction pooling) in front of a
+//!   test PostgreSQL.
 //! - [`faults`]: loopback listeners speaking the real wire protocols to
 //!   produce faults a real server cannot produce on demand.
 //! - [`gateway`]: the `readygate` binary as a child process, with its output
@@ -18,6 +21,7 @@ pub mod gateway;
 pub mod http_service;
 pub mod inprocess;
 pub mod mariadb;
+pub mod pgbouncer;
 pub mod ports;
 pub mod postgres;
 pub mod process;
@@ -38,9 +42,11 @@ pub use inprocess::{InProcess, StderrCapture};
 #[allow(unused_imports)]
 pub use mariadb::Mariadb;
 #[allow(unused_imports)]
+pub use pgbouncer::PgBouncer;
+#[allow(unused_imports)]
 pub use ports::{free_port, port_is_open, wait_port_closed};
 #[allow(unused_imports)]
-pub use postgres::Postgres;
+pub use postgres::{Postgres, multi_host_url};
 #[allow(unused_imports)]
 pub use redis::{Redis, RedisTlsFiles};
 

@@ -6,7 +6,15 @@
 //! root, `initdb` and `postgres` (which refuse to run as root) run as the
 //! `postgres` user through `CommandExt::uid/gid`, so the child we spawn *is*
 //! the postmaster and can be signalled and waited for directly.
+//!
+//! For high availability: a primary ([`Postgres::start_primary`]), its
+//! streaming standbys (`pg_basebackup -R`, [`Postgres::start_standby`]),
+//! promotion ([`Postgres::promote`]) and a server turned read-only
+//! ([`Postgres::set_read_only`]); [`multi_host_url`] lists several servers
+//! in one libpq URL.
 
+use std::collections::BTreeMap;
+use std::ffi::OsStr;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
@@ -71,6 +79,47 @@ impl PgInstall {
 
     fn chown(&self, path: &Path) {
         template::chown(path, self.run_as);
+    }
+
+    /// The path of `name`, a binary that only some tests need (e.g.
+    /// `pg_basebackup`, `pg_ctl`); panics naming the package when missing.
+    fn required_tool(&self, name: &str) -> PathBuf {
+        let path = self.tool(name);
+        if !path.is_file() {
+            panic!(
+                "PostgreSQL binary `{name}` not found in {} (from PG_BIN or \
+                 /usr/lib/postgresql/*/bin). Install it with `apt-get install postgresql`",
+                self.bin.display()
+            );
+        }
+        path
+    }
+
+    /// Runs the server-side tool `name` with `args` (as the `postgres` user
+    /// when root, in `cwd`); panics with its output when it fails, with
+    /// `context` (e.g. a log's tail) appended.
+    fn run_server_tool(
+        &self,
+        name: &str,
+        args: &[&OsStr],
+        cwd: &Path,
+        context: impl Fn() -> String,
+    ) {
+        self.required_tool(name);
+        let out = self
+            .server_command(name, cwd)
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {name}: {e}"));
+        if !out.status.success() {
+            panic!(
+                "{name} {args:?} failed ({}):\n{}\n{}\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr),
+                context()
+            );
+        }
     }
 }
 
@@ -409,33 +458,7 @@ impl Postgres {
         password: Option<&str>,
         sql: &str,
     ) -> Result<String, String> {
-        let mut cmd = install().client_command("psql");
-        cmd.args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &self.port.to_string(),
-            "-U",
-            user,
-            "-d",
-            "postgres",
-        ])
-        .args(["-X", "-w", "-v", "ON_ERROR_STOP=1", "-Atc", sql]);
-        if let Some(pw) = password {
-            cmd.env("PGPASSWORD", pw);
-        }
-        let out = cmd
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run psql: {e}"));
-        if out.status.success() {
-            let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
-            while text.ends_with('\n') {
-                text.pop();
-            }
-            Ok(text)
-        } else {
-            Err(String::from_utf8_lossy(&out.stderr).into_owned())
-        }
+        psql_tcp_at(self.port, (user, password), "postgres", sql)
     }
 
     /// Creates `role` (LOGIN, `password`) and makes every TCP login need a
@@ -594,6 +617,218 @@ impl Postgres {
     }
 }
 
+/// Settings of a primary that standbys stream from (`-c name=value`):
+/// `wal_level = replica` is the default but is the point, so it is said;
+/// WAL is kept for a standby that starts late.
+const PRIMARY_SETTINGS: &[(&str, &str)] = &[
+    ("wal_level", "replica"),
+    ("max_wal_senders", "10"),
+    ("wal_keep_size", "128MB"),
+];
+
+/// How long a standby may take to catch up, to be promoted, or a reload to
+/// take effect.
+const REPLICATION_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Streaming replication: a primary and its standbys (`pg_basebackup -R`),
+/// promotion, and a server turned read-only.
+impl Postgres {
+    /// A running server that standbys can stream from ([`Postgres::start_standby`]):
+    /// `wal_level = replica`, `max_wal_senders`, and replication connections
+    /// from 127.0.0.1 trusted in `pg_hba.conf`.
+    pub fn start_primary() -> Postgres {
+        let mut pg = Postgres::reserve();
+        pg.settings = PRIMARY_SETTINGS
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let hba = pg.data.join("pg_hba.conf");
+        fs::write(
+            &hba,
+            "# written by the readygate test support (start_primary)\n\
+             local all all trust\n\
+             host all all 127.0.0.1/32 trust\n\
+             local replication all trust\n\
+             host replication all 127.0.0.1/32 trust\n",
+        )
+        .unwrap_or_else(|e| panic!("write {}: {e}", hba.display()));
+        install().chown(&hba);
+        process::start_on_a_free_port(pg)
+    }
+
+    /// A streaming standby of this running primary (made by
+    /// [`Postgres::start_primary`]), in a temporary directory of its own, on
+    /// a free port: `pg_basebackup -h 127.0.0.1 -p <primary port> -U postgres
+    /// -D <data> -R -X stream` (a fast checkpoint), then started with
+    /// `hot_standby = on`. Returns once it accepts connections, is in
+    /// recovery and streams from the primary (panics with its log's tail
+    /// otherwise). Killed when dropped, like any [`Postgres`].
+    pub fn start_standby(&self) -> Postgres {
+        let pg = install();
+        let dir = tempfile::Builder::new()
+            .prefix("readygate-pg-standby-")
+            .tempdir()
+            .unwrap_or_else(|e| panic!("create a temp dir: {e}"));
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755))
+            .unwrap_or_else(|e| panic!("chmod {}: {e}", dir.path().display()));
+        let data = dir.path().join("data");
+        fs::create_dir(&data).unwrap_or_else(|e| panic!("create {}: {e}", data.display()));
+        fs::set_permissions(&data, fs::Permissions::from_mode(0o700))
+            .unwrap_or_else(|e| panic!("chmod {}: {e}", data.display()));
+        pg.chown(&data);
+        let port = self.port.to_string();
+        let args: Vec<&OsStr> = [
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-U",
+            "postgres",
+            "-w",
+            "-R",
+            "-X",
+            "stream",
+            "--checkpoint=fast",
+            "--no-sync",
+            "-D",
+        ]
+        .into_iter()
+        .map(OsStr::new)
+        .chain([data.as_os_str()])
+        .collect();
+        pg.run_server_tool("pg_basebackup", &args, dir.path(), || {
+            format!("primary's log tail:\n{}", tail_file(&self.log, 20))
+        });
+        let log = dir.path().join("postgres.log");
+        let mut settings = self.settings.clone();
+        settings.push("hot_standby=on".to_owned());
+        let standby = Postgres {
+            dir,
+            data,
+            log,
+            port: free_port(),
+            child: None,
+            frozen: Vec::new(),
+            settings,
+        };
+        let standby = process::start_on_a_free_port(standby);
+        standby.wait_for(
+            &format!("be in recovery, streaming from port {}", self.port),
+            || {
+                standby.try_psql("SELECT pg_is_in_recovery()").as_deref() == Ok("t")
+                    && standby
+                        .try_psql("SELECT status FROM pg_stat_wal_receiver")
+                        .as_deref()
+                        == Ok("streaming")
+            },
+        );
+        standby
+    }
+
+    /// Whether the server is in recovery (`SELECT pg_is_in_recovery()`): a
+    /// standby. Panics when it cannot be asked.
+    pub fn is_in_recovery(&self) -> bool {
+        self.psql("SELECT pg_is_in_recovery()") == "t"
+    }
+
+    /// Waits until this standby has replayed everything `primary` has
+    /// committed so far: a `CHECKPOINT` on the primary flushes its WAL (the
+    /// servers run with `synchronous_commit = off`, and only flushed WAL is
+    /// sent), then `pg_last_wal_replay_lsn()` must reach the primary's
+    /// `pg_current_wal_flush_lsn()`.
+    pub fn wait_caught_up(&self, primary: &Postgres) {
+        primary.psql("CHECKPOINT");
+        let lsn = primary.psql("SELECT pg_current_wal_flush_lsn()");
+        let sql = format!("SELECT pg_last_wal_replay_lsn() >= '{lsn}'::pg_lsn");
+        self.wait_for(&format!("replay the primary's WAL up to {lsn}"), || {
+            self.try_psql(&sql).as_deref() == Ok("t")
+        });
+    }
+
+    /// Promotes this standby (`pg_ctl promote -D <data> -w`) and waits
+    /// until it has left recovery: it takes writes from then on.
+    pub fn promote(&mut self) {
+        let data = self.data.clone();
+        let log = self.log.clone();
+        let args: Vec<&OsStr> = ["promote", "-w", "-t", "30", "-D"]
+            .into_iter()
+            .map(OsStr::new)
+            .chain([data.as_os_str()])
+            .collect();
+        install().run_server_tool("pg_ctl", &args, self.dir.path(), || {
+            format!("log tail:\n{}", tail_file(&log, 20))
+        });
+        self.wait_for("leave recovery after pg_ctl promote", || {
+            self.try_psql("SELECT pg_is_in_recovery()").as_deref() == Ok("f")
+        });
+    }
+
+    /// Turns every new transaction read-only (`on`) or back
+    /// (`ALTER SYSTEM SET default_transaction_read_only`, then
+    /// `pg_reload_conf()`), and waits until a new session sees it.
+    pub fn set_read_only(&mut self, on: bool) {
+        let value = if on { "on" } else { "off" };
+        self.psql(&format!(
+            "ALTER SYSTEM SET default_transaction_read_only = {value}"
+        ));
+        assert_eq!(self.psql("SELECT pg_reload_conf()"), "t");
+        self.wait_for(
+            &format!("take default_transaction_read_only = {value}"),
+            || {
+                self.try_psql("SHOW default_transaction_read_only")
+                    .as_deref()
+                    == Ok(value)
+            },
+        );
+    }
+
+    /// `127.0.0.1:PORT`, as `/ready` and the logs name a server.
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// [`Postgres::psql`] without panicking: `Err(stderr)` on failure.
+    fn try_psql(&self, sql: &str) -> Result<String, String> {
+        let out = self.psql_output(sql);
+        if out.status.success() {
+            let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+            while text.ends_with('\n') {
+                text.pop();
+            }
+            Ok(text)
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    }
+
+    /// Polls `condition` every 20 ms for [`REPLICATION_TIMEOUT`]; panics
+    /// saying what the server did not `what`, with its log's tail.
+    fn wait_for(&self, what: &str, mut condition: impl FnMut() -> bool) {
+        let deadline = Instant::now() + REPLICATION_TIMEOUT;
+        while !condition() {
+            if Instant::now() >= deadline {
+                panic!(
+                    "postgres on port {} did not {what} within {REPLICATION_TIMEOUT:?}; log tail:\n{}",
+                    self.port,
+                    tail_file(&self.log, 30)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// A libpq multi-host URL over 127.0.0.1: `postgres://postgres@127.0.0.1:P1,127.0.0.1:P2/postgres`,
+/// with `?target_session_attrs=VALUE` when given.
+pub fn multi_host_url(ports: &[u16], target_session_attrs: Option<&str>) -> String {
+    let hosts: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    let mut url = format!("postgres://postgres@{}/postgres", hosts.join(","));
+    if let Some(value) = target_session_attrs {
+        url.push_str(&format!("?target_session_attrs={value}"));
+    }
+    url
+}
+
 impl process::Server for Postgres {
     fn try_start_server(&mut self) -> Result<(), String> {
         Postgres::try_start_server(self)
@@ -612,6 +847,88 @@ impl Drop for Postgres {
         // exit before it does; SIGKILL after 10 s.
         self.shutdown_with(Signal::SIGQUIT);
     }
+}
+
+/// Runs `sql` with `psql -Atc` over TCP on 127.0.0.1:`port` as `user` with
+/// its password (`PGPASSWORD`; `None`: no password, never prompts), in
+/// `database`, without `.psqlrc`: `Ok(stdout)` without the trailing
+/// newline, or `Err(stderr)`. For any server speaking the protocol (a
+/// [`Postgres`], a [`super::PgBouncer`] and its admin console).
+pub fn psql_tcp_at(
+    port: u16,
+    (user, password): (&str, Option<&str>),
+    database: &str,
+    sql: &str,
+) -> Result<String, String> {
+    let mut cmd = install().client_command("psql");
+    cmd.args([
+        "-h",
+        "127.0.0.1",
+        "-p",
+        &port.to_string(),
+        "-U",
+        user,
+        "-d",
+        database,
+    ])
+    .args(["-X", "-w", "-v", "ON_ERROR_STOP=1", "-Atc", sql]);
+    if let Some(pw) = password {
+        cmd.env("PGPASSWORD", pw);
+    }
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run psql: {e}"));
+    if out.status.success() {
+        let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+        while text.ends_with('\n') {
+            text.pop();
+        }
+        Ok(text)
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+/// Runs `sql` as [`psql_tcp_at`] does, and reads its output as a table:
+/// one map a row, from column name to value (for admin commands such as
+/// PgBouncer's `SHOW STATS`, whose columns differ between versions).
+pub fn psql_rows_at(
+    port: u16,
+    user: &str,
+    database: &str,
+    sql: &str,
+) -> Result<Vec<BTreeMap<String, String>>, String> {
+    let out = install()
+        .client_command("psql")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-U",
+            user,
+            "-d",
+            database,
+        ])
+        .args(["-X", "-w", "-v", "ON_ERROR_STOP=1", "-A", "-F", "|"])
+        .args(["-P", "footer=off", "-c", sql])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run psql: {e}"));
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap_or_default().split('|').collect();
+    Ok(lines
+        .map(|line| {
+            header
+                .iter()
+                .zip(line.split('|'))
+                .map(|(k, v)| ((*k).to_owned(), v.to_owned()))
+                .collect()
+        })
+        .collect())
 }
 
 /// Runs `pg_isready -h 127.0.0.1 -p PORT` once (1 s timeout) and returns its
