@@ -63,8 +63,9 @@ impl ErrorVocabulary for Vocabulary {
             Some(PostgresError::NoSuitableServer { tried, .. }) => {
                 return Some(scrub(&tried.join(", ")).into_owned());
             }
-            Some(unsuitable @ PostgresError::Unsuitable { .. }) => {
-                return Some(unsuitable.to_string());
+            // The tally's short name; the lines give the attributes.
+            Some(PostgresError::Unsuitable { why, .. }) => {
+                return Some(format!("server is {}", long(why)));
             }
             _ => {}
         }
@@ -148,7 +149,7 @@ mod tests {
             err.chain(),
             "server is read-only (target_session_attrs=read-write)"
         );
-        assert_eq!(err.summary(), err.chain());
+        assert_eq!(err.summary(), "server is read-only");
         assert_eq!(err.class(), ErrorClass::Transient);
         let standby: ConnectError = PostgresError::Unsuitable {
             why: "standby",
