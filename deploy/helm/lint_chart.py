@@ -496,6 +496,10 @@ def check_release(result: dict[str, Any], values: dict[str, Any]) -> str:
 def scenarios(rng: random.Random) -> list[tuple[str, dict[str, Any]]]:
     out: list[tuple[str, dict[str, Any]]] = [
         ("defaults", {}),
+        # libpq's multi-host form: several hosts, target_session_attrs.
+        ("PostgreSQL primary and standbys, target_session_attrs=read-write", {"secret": {
+            "DATABASE_URL": "postgres://app:pw@db-a:5432,db-b:5432,db-c/app"
+                            "?target_session_attrs=read-write&sslmode=require"}}),
         ("redis, DB_MAX_RETRIES=10, intervals 5000 (DB slower)", {"config": {
             "CACHE_TYPE": "redis", "DB_MAX_RETRIES": "10", "DB_RETRY_INTERVAL_MS": "5000",
             "REDIS_RETRY_INTERVAL_MS": "5000"},
