@@ -762,3 +762,73 @@ fn every_postgres_connection_carries_keepalive_and_a_user_timeout() {
         );
     }
 }
+
+// ---- servers that hang rather than refuse ------------------------------
+
+/// Each host's share of the attempt when the first of two hangs: half of
+/// this, long enough for the second on a loaded machine.
+const HANGING_TIMEOUT_MS: u64 = 4000;
+
+#[test]
+fn a_first_host_that_never_answers_does_not_use_up_the_attempt() {
+    // Arrange: the first host accepts connections and never says a word;
+    // the second is a primary.
+    let hole = BlackHole::start();
+    let pg = Postgres::start();
+    let url = multi_host_url(&[hole.port(), pg.port()], Some("read-write"));
+
+    // Act: each host gets half of DB_CONNECT_TIMEOUT_MS; without that
+    // share, the first would take the whole attempt, every attempt.
+    let gw = builder(&url)
+        .env("DB_CONNECT_TIMEOUT_MS", HANGING_TIMEOUT_MS.to_string())
+        .spawn();
+
+    // Assert
+    assert!(
+        gw.wait_for_status("/ready", 200, LIMIT),
+        "never ready past a silent first host:\n{}",
+        gw.output()
+    );
+    assert_connected_to(&gw, &pg.addr(), "primary");
+    assert!(hole.connections() >= 1, "the first host was tried first");
+}
+
+#[test]
+fn failover_from_a_frozen_primary_finds_the_promoted_standby() {
+    // Arrange: connected to the primary; the standby follows it.
+    let mut primary = Postgres::start_primary();
+    let mut standby = primary.start_standby();
+    let url = multi_host_url(&[primary.port(), standby.port()], Some("read-write"));
+    let gw = builder(&url)
+        .env("DB_CONNECT_TIMEOUT_MS", HANGING_TIMEOUT_MS.to_string())
+        .spawn();
+    assert!(gw.wait_for_status("/ready", 200, LIMIT), "{}", gw.output());
+    assert_connected_to(&gw, &primary.addr(), "primary");
+
+    // Act: the primary freezes (SIGSTOP: connections accepted by its
+    // kernel, never answered), and the standby is promoted.
+    primary.freeze();
+    assert!(
+        gw.wait_for_status("/ready", 503, LIMIT),
+        "a frozen primary stayed ready:\n{}",
+        gw.output()
+    );
+    standby.promote();
+
+    // Assert: the checks choose again and find the new primary, although
+    // the frozen one, listed first, never answers.
+    assert!(
+        gw.wait_for_status("/ready", 200, LIMIT),
+        "the promoted standby was never found past the frozen primary:\n{}",
+        gw.output()
+    );
+    assert_connected_to(&gw, &standby.addr(), "primary");
+    let line = lines_with(&gw, "DB connection restored after");
+    assert_eq!(line.len(), 1, "{}", gw.output());
+    assert!(
+        line[0].contains(&format!("(server {}, primary)", standby.addr())),
+        "{}",
+        line[0]
+    );
+    primary.thaw();
+}
