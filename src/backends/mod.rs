@@ -89,7 +89,7 @@ impl DatabaseUrl {
     /// `DATABASE_URL` (or the file's content, named by `var`), by scheme;
     /// every problem recorded in `c`.
     pub(crate) fn parse(c: &mut Checker, var: &'static str, raw: &str) -> Option<DatabaseUrl> {
-        const ACCEPTED: &str = "postgres://[user[:password]@]host[:port][/database], postgresql://..., mysql://[user[:password]@]host[:port][/database], mariadb://..., or sqlite://PATH";
+        const ACCEPTED: &str = "postgres://[user[:password]@]host[:port][,host[:port]...][/database][?target_session_attrs=...], postgresql://..., mysql://[user[:password]@]host[:port][/database], mariadb://..., or sqlite://PATH";
         let (value, shown, scheme, rest) = c.url(var, raw, ACCEPTED)?;
         match scheme.as_str() {
             "sqlite" => sqlite::parse(c, var, rest, &shown, ACCEPTED).map(DatabaseUrl::Sqlite),
