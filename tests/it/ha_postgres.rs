@@ -57,11 +57,7 @@ fn database(gw: &Gateway) -> serde_json::Value {
 /// The `readygate_dependency_server_info` samples of the database: their
 /// (server, role) labels and values.
 fn server_info(gw: &Gateway) -> Vec<(String, String, f64)> {
-    let (status, text) = gw.get("/metrics").unwrap();
-    assert_eq!(status, 200);
-    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned())))
-        .unwrap_or_else(|e| panic!("/metrics is not Prometheus text ({e}):\n{text}"));
-    scrape
+    gw.metrics()
         .samples
         .iter()
         .filter(|s| {

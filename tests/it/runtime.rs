@@ -34,11 +34,7 @@ fn ready_body(gw: &Gateway) -> serde_json::Value {
 }
 
 fn metric(gw: &Gateway, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    let (status, text) = gw.get("/metrics").unwrap();
-    assert_eq!(status, 200);
-    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned())))
-        .unwrap_or_else(|e| panic!("/metrics is not Prometheus text ({e}):\n{text}"));
-    scrape
+    gw.metrics()
         .samples
         .iter()
         .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))

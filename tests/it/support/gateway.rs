@@ -574,6 +574,17 @@ impl Gateway {
         self.http("GET", path, &[]).map(|r| (r.status, r.text()))
     }
 
+    /// `GET /metrics`, parsed (panics unless it is 200 and Prometheus
+    /// text).
+    pub fn metrics(&self) -> prometheus_parse::Scrape {
+        let (status, text) = self
+            .get("/metrics")
+            .unwrap_or_else(|e| panic!("/metrics: {e}"));
+        assert_eq!(status, 200, "/metrics: {text}");
+        prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned())))
+            .unwrap_or_else(|e| panic!("/metrics is not Prometheus text ({e}):\n{text}"))
+    }
+
     /// Polls `GET path` (every 25 ms) until it answers `status`; whether it
     /// did within `timeout`. Gives up early if the process exits.
     pub fn wait_for_status(&self, path: &str, status: u16, timeout: Duration) -> bool {
