@@ -227,4 +227,19 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn a_server_without_tls_when_tls_is_required_is_permanent() {
+        let err: ConnectError = MysqlAttemptError::Connect(mysql_async::Error::Driver(
+            mysql_async::DriverError::NoClientSslFlagFromServer,
+        ))
+        .into();
+        assert_eq!(
+            (err.summary(), err.class()),
+            (
+                "the server does not support TLS".into(),
+                ErrorClass::Permanent
+            )
+        );
+    }
 }
