@@ -192,4 +192,19 @@ mod tests {
         .into();
         assert_eq!(everywhere.class(), ErrorClass::Permanent);
     }
+
+    #[test]
+    fn a_server_without_tls_when_tls_is_required_is_permanent() {
+        // tokio-postgres says it only in words, whatever carries them.
+        let err =
+            std::io::Error::other("error performing TLS handshake: server does not support TLS");
+        assert_eq!(
+            crate::error::summary(&err, &[&Vocabulary]),
+            "the server does not support TLS"
+        );
+        assert_eq!(
+            crate::error::class(&err, &[&Vocabulary]),
+            ErrorClass::Permanent
+        );
+    }
 }
