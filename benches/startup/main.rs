@@ -1,9 +1,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 //! Whole-process benchmarks of readygate (issue 6): start-up to ready,
 //! reaction time and retry schedule, probe cost, memory, shutdown, a herd of
-//! 200 gateways under four retry policies, and the alternatives on paper; each beside a floor measured
-//! in the same run (a minimal actix-web server, this binary re-executed with
-//! `FLOOR_SERVER=1`).
+//! 200 gateways under four retry policies, the alternatives on paper, and a
+//! PostgreSQL failover under the example application; each beside a floor
+//! measured in the same run (a minimal actix-web server, this binary
+//! re-executed with `FLOOR_SERVER=1`).
 //!
 //! ```sh
 //! cargo bench --bench startup                  # everything (about 100 s)
@@ -24,9 +25,9 @@
 //! command line, runs them and writes the report. Each section is a module
 //! of its own (`startup.rs` with `tls.rs`, `reaction.rs`, `schedule.rs`,
 //! `requests.rs` for `probe`, `shutdown.rs`, `signals.rs`, `herd.rs`,
-//! `timeline.rs`, `on_paper.rs` for `paper`); what they share is in
-//! `plan.rs` (the plan, the report) and `spawn.rs` (the processes, their
-//! log lines).
+//! `timeline.rs`, `on_paper.rs` for `paper`, `failover.rs`); what they
+//! share is in `plan.rs` (the plan, the report) and `spawn.rs` (the
+//! processes, their log lines).
 
 #[path = "../../tests/it/support/mod.rs"]
 mod support;
@@ -36,6 +37,7 @@ mod support;
 #[path = "../../examples/app.rs"]
 mod app;
 mod doc;
+mod failover;
 mod floor;
 mod herd;
 mod http;
@@ -64,8 +66,9 @@ use crate::spawn::{Deps, EXAMPLE_APP_ENV};
 use crate::support::gateway::GATEWAY_BIN;
 use crate::support::{Postgres, Redis};
 
-const SECTIONS: [&str; 9] = [
+const SECTIONS: [&str; 10] = [
     "startup", "reaction", "schedule", "probe", "shutdown", "signals", "herd", "timeline", "paper",
+    "failover",
 ];
 
 fn main() -> std::process::ExitCode {
@@ -143,6 +146,9 @@ fn main() -> std::process::ExitCode {
     }
     if run("paper") {
         on_paper::on_paper(&mut report);
+    }
+    if run("failover") {
+        failover::failover(&plan, &mut report);
     }
     drop((pg, redis));
 

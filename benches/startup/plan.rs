@@ -16,6 +16,8 @@ pub struct Plan {
     pub startup_runs: usize,
     pub reaction_runs: usize,
     pub shutdown_runs: usize,
+    /// Failovers, each with a new primary and standby.
+    pub failover_rounds: usize,
     pub herd_size: usize,
     pub herd_late: Duration,
     pub herd_outage: Duration,
@@ -33,6 +35,7 @@ impl Plan {
             startup_runs: if quick { 3 } else { 10 },
             reaction_runs: if quick { 3 } else { 10 },
             shutdown_runs: if quick { 2 } else { 5 },
+            failover_rounds: if quick { 2 } else { 5 },
             herd_size: if quick { 50 } else { 200 },
             herd_late: Duration::from_secs(3),
             herd_outage: Duration::from_secs(if quick { 12 } else { 30 }),
