@@ -415,3 +415,122 @@ fn tls_config(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backends::DatabaseUrl;
+    use crate::config::tests::{pem_files, problems, raw};
+
+    fn options(url: &str) -> PostgresOptions {
+        let s = raw(&["--database-url", url]).validate().unwrap();
+        let DatabaseUrl::Postgres(options) = s.database.url else {
+            panic!("not PostgreSQL: {url}");
+        };
+        options
+    }
+
+    #[test]
+    fn our_parameters_are_read_and_the_rest_reach_tokio_postgres() {
+        let (_dir, ca, _key) = pem_files();
+        for (url, mode) in [
+            (
+                "postgres://h/db?sslmode=disable&application_name=gw",
+                SslMode::Disable,
+            ),
+            (
+                "postgres://h/db?application_name=gw&sslmode=require",
+                SslMode::Require,
+            ),
+            (
+                &format!("postgres://h/db?sslmode=verify-ca&sslrootcert={ca}&application_name=gw"),
+                SslMode::VerifyCa,
+            ),
+        ] {
+            let o = options(url);
+            assert_eq!(o.tls.mode, mode, "{url}");
+            assert_eq!(o.config.get_application_name(), Some("gw"), "{url}");
+            assert_eq!(o.attrs, None, "{url}");
+        }
+        assert_eq!(options("postgres://h/db").tls.mode, SslMode::Prefer);
+    }
+
+    #[test]
+    fn several_hosts_each_get_their_port_and_the_urls_parameters() {
+        let o = options(
+            "postgres://app:pw@db-a:6432,db-b,[::1]:7000/app?target_session_attrs=primary&sslmode=disable&application_name=gw",
+        );
+        let shown: Vec<_> = o.servers.iter().map(|s| s.shown.as_str()).collect();
+        assert_eq!(shown, ["db-a:6432", "db-b:5432", "[::1]:7000"]);
+        assert_eq!(o.attrs, Some(SessionAttrs::Primary));
+        assert!(o.several());
+        for s in &o.servers {
+            assert_eq!(s.config.get_hosts().len(), 1, "{}", s.shown);
+            assert_eq!(s.config.get_user(), Some("app"));
+            assert_eq!(s.config.get_password(), Some(&b"pw"[..]));
+            assert_eq!(s.config.get_dbname(), Some("app"));
+            assert_eq!(s.config.get_application_name(), Some("gw"));
+            assert_eq!(
+                s.config.get_ssl_mode(),
+                tokio_postgres::config::SslMode::Disable
+            );
+        }
+        let one = options("postgres://h:6000/db");
+        assert!(!one.several());
+        assert_eq!(one.servers[0].shown, "h:6000");
+        assert!(options("postgres://h/db?target_session_attrs=any").several());
+    }
+
+    #[test]
+    fn each_target_session_attrs_value_is_accepted_and_an_unknown_one_named() {
+        for (name, attrs) in SessionAttrs::NAMES {
+            let o = options(&format!("postgres://a,b/db?target_session_attrs={name}"));
+            assert_eq!(o.attrs, Some(*attrs));
+            assert_eq!(attrs.name(), *name);
+        }
+        let p = problems(&[
+            "--database-url",
+            "postgres://a,b/db?target_session_attrs=sometimes",
+        ]);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0].variable, "DATABASE_URL");
+        assert_eq!(p[0].reason, "has target_session_attrs=\"sometimes\"");
+        let p = problems(&["--database-url", "postgres://h/db?sslmode=sometimes"]);
+        assert_eq!(p[0].reason, "has sslmode=\"sometimes\"");
+    }
+
+    #[test]
+    fn what_each_value_refuses() {
+        let (primary, read_only_primary, standby) = (
+            Role {
+                standby: false,
+                read_only: false,
+            },
+            Role {
+                standby: false,
+                read_only: true,
+            },
+            Role {
+                standby: true,
+                read_only: true,
+            },
+        );
+        use SessionAttrs::*;
+        for (attrs, role, refusal) in [
+            (Any, standby, None),
+            (ReadWrite, primary, None),
+            (ReadWrite, read_only_primary, Some("read-only")),
+            (ReadWrite, standby, Some("read-only")),
+            (ReadOnly, primary, Some("not read-only")),
+            (ReadOnly, read_only_primary, None),
+            (Primary, read_only_primary, None),
+            (Primary, standby, Some("standby")),
+            (Standby, primary, Some("not a standby")),
+            (Standby, standby, None),
+            (PreferStandby, primary, None),
+        ] {
+            assert_eq!(attrs.refusal(role), refusal, "{attrs:?} {role:?}");
+        }
+        assert_eq!((primary.name(), standby.name()), ("primary", "standby"));
+    }
+}

@@ -89,3 +89,17 @@ pub struct PostgresTls {
     pub mode: SslMode,
     pub client: Arc<ClientConfig>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_sslmode_has_its_libpq_name() {
+        let names: Vec<_> = SslMode::NAMES.iter().map(|(_, m)| m.name()).collect();
+        assert_eq!(
+            names,
+            ["disable", "prefer", "require", "verify-ca", "verify-full"]
+        );
+    }
+}

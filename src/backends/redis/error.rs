@@ -144,4 +144,45 @@ mod tests {
         assert_eq!(io.class(), ErrorClass::Transient);
         assert_eq!(io.summary(), "connection refused");
     }
+
+    #[test]
+    fn a_reply_is_shown_in_the_servers_words() {
+        let reply = |raw: &[u8]| {
+            redis::parse_redis_value(raw)
+                .unwrap()
+                .extract_error()
+                .unwrap_err()
+        };
+        let loading: ConnectError = RedisError::Command(reply(
+            b"-LOADING Redis is loading the dataset in memory\r\n",
+        ))
+        .into();
+        assert!(
+            loading.chain().starts_with(
+                "Redis command failed: LOADING Redis is loading the dataset in memory"
+            ),
+            "{}",
+            loading.chain()
+        );
+        assert_eq!(loading.summary(), "LOADING");
+        // An `ERR` without words is named by its code.
+        let bare: ConnectError = RedisError::Command(reply(b"-ERR  \r\n")).into();
+        assert_eq!(bare.summary(), "ERR");
+    }
+
+    #[test]
+    fn a_refusal_or_timeout_without_an_io_error_is_still_named() {
+        let timeout: ConnectError = RedisError::Connect(redis::RedisError::from((
+            redis::ErrorKind::Io,
+            "timed out",
+            "the response timed out".to_owned(),
+        )))
+        .into();
+        let _ = timeout.summary();
+        let refused: ConnectError = RedisError::Connect(redis::RedisError::from(io::Error::from(
+            io::ErrorKind::ConnectionRefused,
+        )))
+        .into();
+        assert_eq!(refused.summary(), "connection refused");
+    }
 }

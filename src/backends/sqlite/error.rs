@@ -34,3 +34,21 @@ impl ErrorVocabulary for Vocabulary {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::{ConnectError, ErrorClass};
+
+    #[test]
+    fn a_pool_wait_that_runs_out_is_a_transient_timeout() {
+        let wait: ConnectError = SqliteError::Pool(deadpool_sqlite::PoolError::Timeout(
+            deadpool_sqlite::TimeoutType::Wait,
+        ))
+        .into();
+        assert_eq!(wait.summary(), "timed out");
+        assert_eq!(wait.class(), ErrorClass::Transient);
+        let worker: ConnectError = SqliteError::Interact("panicked".into()).into();
+        assert_eq!(worker.summary(), "SQLite worker failed: panicked");
+    }
+}
