@@ -180,3 +180,39 @@ fn check_waits_for_a_late_database() {
         gw.output()
     );
 }
+
+#[test]
+fn the_example_answers_a_database_error_with_its_whole_cause_chain() {
+    // Arrange: serving; then the database refuses new connections and the
+    // pooled ones end.
+    let pg = Postgres::start();
+    let base = spawn_example(&[
+        "--database-url".into(),
+        pg.url(),
+        "--cache-type".into(),
+        "none".into(),
+    ]);
+    assert_eq!(get(&base, "/app/db-time").0, 200);
+    let elsewhere = |sql: &str| {
+        crate::support::postgres::psql_tcp_at(pg.port(), ("postgres", None), "template1", sql)
+            .unwrap()
+    };
+    elsewhere("ALTER DATABASE postgres ALLOW_CONNECTIONS false");
+    elsewhere(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = 'postgres' AND pid <> pg_backend_pid()",
+    );
+
+    // Act
+    let (status, body) = get(&base, "/app/db-time");
+
+    // Assert: the server's own words and code, not tokio-postgres' "db
+    // error" alone.
+    assert_eq!(status, 503, "{body}");
+    let error = body["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("not currently accepting connections (SQLSTATE 55000)"),
+        "{body}"
+    );
+    elsewhere("ALTER DATABASE postgres ALLOW_CONNECTIONS true");
+}
