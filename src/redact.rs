@@ -21,48 +21,130 @@ const MIN_SCRUB_LEN: usize = 4;
 
 static SECRETS: RwLock<Vec<String>> = RwLock::new(Vec::new());
 
-/// The `user:password@` part of `scheme://user:password@host/...`, as byte
-/// offsets of the password, if there is one. Works on malformed URLs too: the
-/// user-info ends at the last `@` before the path, so a password holding an
-/// unencoded `@` or `/` is still covered.
-fn password_span(raw: &str) -> Option<(usize, usize)> {
-    let start = raw.find("://")? + 3;
-    let rest = &raw[start..];
-    let at = rest.rfind('@')?;
-    let colon = rest[..at].find(':')?;
-    Some((start + colon + 1, start + at))
+/// The schemes for which WHATWG's URL parser (the `url` crate, which the
+/// clients use) needs no `//` and takes `\` for `/`.
+const SPECIAL_SCHEMES: [&str; 6] = ["http", "https", "ws", "wss", "ftp", "file"];
+
+fn is_special(scheme: &str) -> bool {
+    SPECIAL_SCHEMES
+        .iter()
+        .any(|s| s.eq_ignore_ascii_case(scheme))
 }
 
-/// The URL with its password replaced by `***`. A value without `://` is
+/// Where the authority (`user:password@host:port`) of `raw` may begin, and
+/// whether its scheme is special: after the scheme that starts `raw` as
+/// WHATWG's parser reads it (a special scheme needs no slashes:
+/// `https:user:pw@host` is a URL with a password), and after the first
+/// `://` (a list such as `WAIT_FOR`'s `name=http://...`).
+fn authority_starts(raw: &str) -> Vec<(usize, bool)> {
+    let mut starts = Vec::new();
+    let lead = raw.len() - raw.trim_start_matches(|c| c <= ' ').len();
+    if let Some(colon) = raw[lead..].find(':') {
+        let scheme = &raw[lead..lead + colon];
+        let after = &raw[lead + colon + 1..];
+        let valid = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+        let slashes = if is_special(scheme) {
+            Some(after.len() - after.trim_start_matches(['/', '\\']).len())
+        } else {
+            after.starts_with("//").then_some(2)
+        };
+        if let (true, Some(slashes)) = (valid, slashes) {
+            starts.push((lead + colon + 1 + slashes, is_special(scheme)));
+        }
+    }
+    if let Some(i) = raw.find("://") {
+        let scheme = raw[..i]
+            .rsplit(|c: char| !c.is_ascii_alphanumeric() && !matches!(c, '+' | '-' | '.'))
+            .next()
+            .unwrap_or_default();
+        if !starts.iter().any(|(start, _)| *start == i + 3) {
+            starts.push((i + 3, is_special(scheme)));
+        }
+    }
+    starts
+}
+
+/// The passwords of `raw`, as byte offsets: for each place its authority
+/// may begin ([`authority_starts`]), the password as the clients delimit it
+/// (the authority ends at the first `/`, `?` or `#`, or `\` for a special
+/// scheme; the user-info at the authority's last `@`), and the password of
+/// a malformed URL, whose user-info ends at the last `@` of all, so that a
+/// password holding an unencoded `@` or `/` is still covered.
+fn password_spans(raw: &str) -> Vec<(usize, usize)> {
+    let mut spans = Vec::new();
+    for (start, special) in authority_starts(raw) {
+        let rest = &raw[start..];
+        let end = rest
+            .find(|c| matches!(c, '/' | '?' | '#') || special && c == '\\')
+            .unwrap_or(rest.len());
+        for at in [rest[..end].rfind('@'), rest.rfind('@')]
+            .into_iter()
+            .flatten()
+        {
+            if let Some(colon) = rest[..at].find(':') {
+                spans.push((start + colon + 1, start + at));
+            }
+        }
+    }
+    spans
+}
+
+/// The URL with its passwords replaced by `***`. A value without `://` is
 /// not recognisably a URL and might be a bare secret, so it is hidden whole.
 pub fn redact_url(raw: &str) -> String {
     if !raw.contains("://") {
         return format!("<{} characters hidden>", raw.chars().count());
     }
-    match password_span(raw) {
-        Some((from, to)) if from < to => format!("{}{MASK}{}", &raw[..from], &raw[to..]),
-        _ => raw.to_owned(),
+    // Spans that overlap are hidden as one.
+    let mut spans = password_spans(raw);
+    spans.retain(|(from, to)| from < to);
+    spans.sort_unstable();
+    let mut merged: Vec<(usize, usize)> = Vec::new();
+    for (from, to) in spans {
+        match merged.last_mut() {
+            Some(last) if from <= last.1 => last.1 = last.1.max(to),
+            _ => merged.push((from, to)),
+        }
     }
+    let mut shown = raw.to_owned();
+    for (from, to) in merged.into_iter().rev() {
+        shown.replace_range(from..to, MASK);
+    }
+    shown
 }
 
-/// Remember the password of `raw` (as written and percent-decoded) so that
-/// [`scrub`] removes it from any text.
+/// Remember the passwords of `raw` ([`password_spans`]), as written and
+/// percent-decoded, so that [`scrub`] removes them from any text.
 pub fn register_url_secrets(raw: &str) {
-    let Some((from, to)) = password_span(raw) else {
-        return;
-    };
-    let written = &raw[from..to];
-    let decoded = percent_decode_str(written).decode_utf8_lossy().into_owned();
+    let spans = password_spans(raw);
     let Ok(mut secrets) = SECRETS.write() else {
         return;
     };
-    for secret in [written.to_owned(), decoded] {
-        if secret.len() >= MIN_SCRUB_LEN && !secrets.contains(&secret) {
-            secrets.push(secret);
+    for (from, to) in spans {
+        let written = &raw[from..to];
+        let decoded = percent_decode_str(written).decode_utf8_lossy().into_owned();
+        for secret in [written.to_owned(), decoded] {
+            if secret.len() >= MIN_SCRUB_LEN && !secrets.contains(&secret) {
+                secrets.push(secret);
+            }
         }
     }
     // Longest first, so a secret that contains another is removed whole.
     secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+}
+
+/// Forget every secret [`register_url_secrets`] remembered: for the fuzz
+/// targets, which validate settings millions of times in one process and
+/// need each input to start from an empty list. Not for applications: a
+/// forgotten password is no longer scrubbed.
+#[doc(hidden)]
+pub fn forget_url_secrets() {
+    if let Ok(mut secrets) = SECRETS.write() {
+        secrets.clear();
+    }
 }
 
 /// `text` with every registered secret replaced by `***`.
@@ -131,6 +213,30 @@ mod tests {
         register_url_secrets("postgres://app:p%40ss%2Fword42@db/app");
         let text = "auth failed: p%40ss%2Fword42 / p@ss/word42";
         assert_eq!(scrub(text), "auth failed: *** / ***");
+    }
+
+    /// Found by the fuzz target `redact`: the user-info ended at the last
+    /// `@` of all, so with an `@` after the host (in a query value, a
+    /// path) the password a client sends was not the one registered.
+    #[test]
+    fn scrubs_the_password_a_client_sends_when_an_at_follows_the_host() {
+        register_url_secrets("postgres://app:qu3ry-pw@db/app?application_name=me@host");
+        assert_eq!(scrub("auth failed: qu3ry-pw"), "auth failed: ***");
+        register_url_secrets("http://svc:b4ckslash@auth\\health@x");
+        assert_eq!(scrub("b4ckslash"), "***");
+    }
+
+    /// Found by the fuzz target `redact`: to WHATWG's parser, and so to
+    /// the clients, `https:user:pw@host` is a URL with a password; a `://`
+    /// later in the text was taken for the start of the URL.
+    #[test]
+    fn special_schemes_need_no_slashes() {
+        assert_eq!(
+            redact_url("https:svc:w4itpass@auth/cb?next=http://x"),
+            "https:svc:***@auth/cb?next=http://x"
+        );
+        register_url_secrets("https:svc:n0sl4shes@auth/cb?next=http://x");
+        assert_eq!(scrub("n0sl4shes"), "***");
     }
 
     #[test]

@@ -62,21 +62,30 @@ pub fn init(settings: LogSettings) {
 }
 
 /// `text` on one line: control characters (a newline in a server's error
-/// message, say) are written escaped (`\\n`, `\\u{1b}`), so that nothing
-/// from outside can start a line of its own.
+/// message, say) and Unicode's line and paragraph separators are written
+/// escaped (`\n`, `\u{1b}`, `\u{2028}`), so that nothing from outside can
+/// start a line of its own; a backslash is written `\\`, so that the line
+/// reads back as the text (an escaped newline and a server's own `\n`
+/// differ).
 pub fn escape_controls(text: &str) -> Cow<'_, str> {
-    if !text.chars().any(char::is_control) {
+    if !text.chars().any(needs_escape) {
         return Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len() + 8);
     for c in text.chars() {
-        if c.is_control() {
+        if needs_escape(c) {
             out.extend(c.escape_default());
         } else {
             out.push(c);
         }
     }
     Cow::Owned(out)
+}
+
+/// What [`escape_controls`] escapes: control characters, U+2028 and
+/// U+2029 (line breaks to many readers, though not controls), `\`.
+fn needs_escape(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\\')
 }
 
 struct JsonFields<'a>(&'a mut Map<String, Json>);
@@ -109,5 +118,25 @@ mod tests {
             "db error\\n2026-01-01T00:00:00Z ERROR forged\\r\\t\\u{1b}[31m"
         );
         assert_eq!(escape_controls("café ✓"), "café ✓");
+    }
+
+    /// Found by the fuzz target `log_escape`: a server's text holding a
+    /// backslash (`C:\temp\new`) printed as an escaped tab and newline
+    /// would, so an escaped line could not be read back.
+    #[test]
+    fn backslashes_are_escaped_so_the_line_reads_back() {
+        assert_eq!(escape_controls(r"C:\temp\new"), r"C:\\temp\\new");
+        assert_eq!(escape_controls("a\\n\n"), r"a\\n\n");
+    }
+
+    /// Found by the fuzz target `log_escape`: Unicode's line and paragraph
+    /// separators are no control characters, yet readers (editors, log
+    /// viewers, JavaScript) break lines at them.
+    #[test]
+    fn unicode_line_separators_are_escaped() {
+        assert_eq!(
+            escape_controls("one\u{2028}two\u{2029}three\u{85}four"),
+            r"one\u{2028}two\u{2029}three\u{85}four"
+        );
     }
 }

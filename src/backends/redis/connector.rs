@@ -27,6 +27,17 @@ pub struct RedisConnector {
     tls: bool,
 }
 
+/// The error reply in `bytes`, the first read of a fresh connection before
+/// it sent anything: the text of a RESP error (`-ERR max number of clients
+/// reached\r\n` gives `ERR max number of clients reached`), up to the
+/// first CR or LF, trimmed, invalid UTF-8 replaced; `None` for anything
+/// else (no `-`, an empty reply). Pure, for the fuzz target `server_reply`.
+pub fn parse_greeting(bytes: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(bytes);
+    let reply = text.strip_prefix('-')?.split(['\r', '\n']).next()?.trim();
+    (!reply.is_empty()).then(|| reply.to_owned())
+}
+
 /// How long a fresh connection waits for a greeting: a server turning
 /// clients away writes it at once; a healthy one writes nothing.
 const GREETING_WAIT: Duration = Duration::from_millis(100);
@@ -74,9 +85,7 @@ impl RedisConnector {
             }
         };
         let n = tokio::time::timeout(GREETING_WAIT, read).await.ok()?.ok()?;
-        let text = String::from_utf8_lossy(&buf[..n]);
-        let reply = text.strip_prefix('-')?.lines().next()?.trim();
-        (!reply.is_empty()).then(|| reply.to_owned())
+        parse_greeting(&buf[..n])
     }
 
     /// A failed connection attempt, with the server's greeting when it
@@ -144,5 +153,35 @@ impl RedisConnector {
         ConnectionManager::new_lazy_with_config(self.client.clone(), self.config.clone())
             .ok()
             .map(|manager| Connected::Cache(Cache::Redis(manager)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_greeting;
+
+    #[test]
+    fn a_greeting_is_the_first_line_of_an_error_reply() {
+        assert_eq!(
+            parse_greeting(b"-ERR max number of clients reached\r\n").as_deref(),
+            Some("ERR max number of clients reached")
+        );
+        assert_eq!(
+            parse_greeting(b"-LOADING busy\r\n-ERR second\r\n").as_deref(),
+            Some("LOADING busy")
+        );
+        assert_eq!(
+            parse_greeting(b"-ERR caf\xff\r\n").as_deref(),
+            Some("ERR caf\u{fffd}")
+        );
+        // Found by the fuzz target `server_reply`: a lone CR ends a RESP
+        // line too (an error reply holds neither CR nor LF).
+        assert_eq!(
+            parse_greeting(b"-ERR one\rtwo\r\n").as_deref(),
+            Some("ERR one")
+        );
+        for other in [&b""[..], b"+OK\r\n", b"-", b"-  \r\n", b"-\r\nERR late\r\n"] {
+            assert_eq!(parse_greeting(other), None, "{other:?}");
+        }
     }
 }
