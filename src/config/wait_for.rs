@@ -47,7 +47,15 @@ impl Checker {
         let mut entries = Vec::new();
         let mut ok = true;
         if let Some(raw) = raw {
+            // Each entry's URL, so that each entry's password is known on
+            // its own (found by the fuzz target `settings`: the list
+            // registered whole hid only one password of two).
             register_url_secrets(raw);
+            for entry in raw.split(',') {
+                if let Some((_, url)) = entry.split_once('=') {
+                    register_url_secrets(url.trim());
+                }
+            }
             let value = self.present(VAR, raw, ACCEPTED)?;
             let mut seen = BTreeSet::new();
             for entry in value.split(',').map(str::trim) {
@@ -217,5 +225,16 @@ mod tests {
             assert!(text.contains(words), "{words:?} missing:\n{text}");
         }
         assert!(!text.contains("hunter22"), "{text}");
+    }
+
+    #[test]
+    fn every_entrys_password_is_scrubbed_from_free_text() {
+        parse(
+            "a=http://u:first-secret@h1/x,b=http://v:second-secret@h2/y",
+            None,
+        )
+        .unwrap();
+        let text = "first-secret and second-secret";
+        assert_eq!(crate::redact::scrub(text), "*** and ***");
     }
 }
