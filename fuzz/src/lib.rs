@@ -206,34 +206,6 @@ fn client_urls(
     urls
 }
 
-/// Known issues in files the fuzzing branch may not change, reported to
-/// their owner (see docs/testing.md#fuzzing): the property is not asserted
-/// for inputs that reach them, so that CI stays green and every other
-/// input is still checked. Each is removed when its fix lands.
-pub mod known {
-    /// `config/wait_for.rs` registers `WAIT_FOR`'s whole list as one URL
-    /// (`register_url_secrets(raw)`), so the password of an entry is not
-    /// scrubbed from free text when the list holds two passwords, or when
-    /// the entry's URL has no `://` (`https:user:pw@host`, a URL to the
-    /// clients). Registers each entry's URL, as the fix will, so that the
-    /// property still checks how each is registered.
-    pub fn register_wait_for_entries(list: Option<&String>) {
-        for entry in list.map_or("", |l| l.as_str()).trim().split(',') {
-            if let Some((_, url)) = entry.split_once('=') {
-                readygate::redact::register_url_secrets(url.trim());
-            }
-        }
-    }
-
-    /// A value with a control character is shown unredacted when its
-    /// variable does not end in `_URL` (`WAIT_FOR`, and the content of
-    /// `DATABASE_URL_FILE` and `REDIS_URL_FILE`): `config/check.rs`,
-    /// `Checker::present`.
-    pub fn control_character_shown_whole(value: &str) -> bool {
-        value.trim().chars().any(char::is_control)
-    }
-}
-
 /// Validate `values` (variable → text, given as `--flag=value`; `files`:
 /// the content of the `*_FILE` settings among them, already written) and
 /// check what holds for every input:
@@ -277,14 +249,6 @@ pub fn check_settings(
         .iter()
         .flat_map(|u| password_forms(&u.url).into_iter().map(move |pw| (u, pw)))
         .filter(|(_, pw)| pw.contains(MARKER) && once(pw))
-        .filter(|(u, _)| {
-            let whole = match (u.variable, u.from_file) {
-                (_, true) => Some(&u.url),
-                ("WAIT_FOR", false) => values.get("WAIT_FOR"),
-                _ => None,
-            };
-            !whole.is_some_and(|w| known::control_character_shown_whole(w))
-        })
         .collect();
     match &result {
         Ok(settings) => {
@@ -326,7 +290,6 @@ pub fn check_settings(
         }
         Err(other) => panic!("validate failed with {other}, not a list of problems"),
     }
-    known::register_wait_for_entries(values.get("WAIT_FOR"));
     for u in &urls {
         // The `url` crate drops tabs and newlines (a client would send the
         // password without them); readygate refuses such a value first.

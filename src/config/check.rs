@@ -73,8 +73,11 @@ impl Checker {
             );
             None
         } else if value.chars().any(char::is_control) {
-            // URLs may hold a password: shown as every URL is.
-            let shown = if variable.ends_with("_URL") {
+            // A URL may hold a password: shown as every URL is, whatever
+            // the variable (a `WAIT_FOR` list, a `*_URL_FILE`'s content);
+            // a value that may be a secret without `://` is hidden whole
+            // (found by the fuzz target `settings`).
+            let shown = if value.contains("://") || may_hold_secret(variable) {
                 crate::redact::redact_url(value)
             } else {
                 value.to_owned()
@@ -252,4 +255,10 @@ impl Checker {
         }
         found
     }
+}
+
+/// Whether a variable's value may be or hold a secret: a URL setting, a
+/// `*_FILE` (whose content is checked under its name), a password.
+fn may_hold_secret(variable: &str) -> bool {
+    variable.ends_with("_URL") || variable.ends_with("_FILE") || variable.contains("PASSWORD")
 }

@@ -268,3 +268,23 @@ fn documented_settings_list_every_variable_with_its_default() {
     assert!(s.contains(&("DB_MAX_RETRIES".into(), "3".into())));
     assert!(s.contains(&("REDIS_RETRY_INTERVAL_MS".into(), "2000".into())));
 }
+
+#[test]
+fn a_control_character_never_shows_a_password() {
+    // Found by the fuzz target `settings`: a value with a control character
+    // was shown whole unless its variable ended in `_URL`.
+    let text = |p: Vec<Problem>| p.iter().map(ToString::to_string).collect::<String>();
+    let listed = text(problems(&[
+        "--wait-for",
+        "auth=https://svc:w4itpass@auth/he\u{1}alth",
+    ]));
+    assert!(listed.contains("WAIT_FOR"), "{listed}");
+    assert!(!listed.contains("w4itpass"), "{listed}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("url");
+    std::fs::write(&file, "postgres://app:f1lepass@db/a\u{1}pp\n").unwrap();
+    let from_file = text(problems(&["--database-url-file", file.to_str().unwrap()]));
+    assert!(from_file.contains("DATABASE_URL_FILE"), "{from_file}");
+    assert!(!from_file.contains("f1lepass"), "{from_file}");
+}

@@ -49,7 +49,10 @@ impl ErrorVocabulary for Vocabulary {
             ("ERR", Some(detail)) if !detail.trim().is_empty() => {
                 scrub(&one_line(detail)).into_owned()
             }
-            _ => code.to_owned(),
+            // The code is the server's first word, as it sent it: folded onto
+            // one line and scrubbed like its words (found by the fuzz target
+            // `server_reply`).
+            _ => scrub(&one_line(code)).into_owned(),
         })
     }
 
@@ -168,6 +171,24 @@ mod tests {
         // An `ERR` without words is named by its code.
         let bare: ConnectError = RedisError::Command(reply(b"-ERR  \r\n")).into();
         assert_eq!(bare.summary(), "ERR");
+    }
+
+    #[test]
+    fn a_reply_code_is_named_on_one_line_and_scrubbed() {
+        // Found by the fuzz target `server_reply`: the code (a reply's
+        // first word) was the summary as the server sent it.
+        crate::redact::register_url_secrets("redis://:c0desecret@cache:6379/0");
+        let reply = |raw: &[u8]| -> ConnectError {
+            let err = redis::parse_redis_value(raw)
+                .unwrap()
+                .extract_error()
+                .unwrap_err();
+            RedisError::Command(err).into()
+        };
+        let secret = reply(b"-c0desecretNOAUTH x\r\n").summary();
+        assert!(!secret.contains("c0desecret"), "{secret}");
+        let split = reply(b"-LOAD\rING x\r\n").summary();
+        assert!(!split.contains('\r'), "{split:?}");
     }
 
     #[test]
