@@ -1,24 +1,67 @@
 //! `WAIT_FOR`: more dependencies to wait for, from the environment, for the
 //! standalone binary and init containers: `name=URL`, comma-separated, each
 //! URL's scheme naming its backend ([`WaitTarget`], in the list of backends:
-//! `tcp://host:port`, up when a TCP connection opens; `http://host[:port]/path`
-//! or `https://`, up when a `GET` answers 2xx). `WAIT_FOR_OPTIONAL` names
-//! those that must not hold start-up or `/ready`. Here: the names and the
-//! list's rules.
+//! `tcp://`, `http(s)://`, `postgres://`, `mysql://`, `redis://`, `amqp://`,
+//! `nats://`, `mqtt://`, `dns://`). `WAIT_FOR_OPTIONAL` names those that
+//! must not hold start-up or `/ready`. `WAIT_FOR_<NAME>_<SETTING>` sets one
+//! entry's policy or HTTP expectations ([`PER_ENTRY`]). Here: the names and
+//! the list's rules.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Mutex, PoisonError};
 
+use super::RetryFields;
 use super::check::Checker;
 pub use crate::backends::WaitTarget;
+use crate::backends::http::{ExpectStatus, ExpectBody};
 use crate::redact::{redact_url, register_url_secrets};
+use crate::retry::RetryPolicy;
 
 /// One `WAIT_FOR` entry.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct WaitFor {
     pub name: String,
     pub target: WaitTarget,
     /// Not in `WAIT_FOR_OPTIONAL`.
     pub required: bool,
+    /// Its own policy: the shared `WAIT_FOR_*` one, with what its
+    /// `WAIT_FOR_<NAME>_*` variables change.
+    pub policy: RetryPolicy,
+}
+
+/// The settings one entry may have of its own, as
+/// `WAIT_FOR_<NAME>_<SETTING>` (`<NAME>`: the entry's name upper-cased, `-`
+/// as `_`): the retry policy's, then an `http(s)://` entry's expectations.
+pub const PER_ENTRY: [&str; 10] = [
+    "MAX_RETRIES",
+    "RETRY_INTERVAL_MS",
+    "CONNECT_TIMEOUT_MS",
+    "RETRY_BACKOFF",
+    "RETRY_MULTIPLIER",
+    "RETRY_MAX_INTERVAL_MS",
+    "RETRY_JITTER",
+    "STARTUP_TIMEOUT_MS",
+    "EXPECT_STATUS",
+    "EXPECT_BODY",
+];
+
+/// The part of the variables' names an entry's name gives:
+/// `auth-api` gives `AUTH_API`.
+pub fn env_key(name: &str) -> String {
+    name.to_ascii_uppercase().replace('-', "_")
+}
+
+/// A variable's name made `'static`, as a [`super::Problem`] holds it: each
+/// distinct name is leaked once (they are the process's own environment's).
+fn intern(name: &str) -> &'static str {
+    static NAMES: Mutex<BTreeSet<&'static str>> = Mutex::new(BTreeSet::new());
+    let mut names = NAMES.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(known) = names.get(name) {
+        return known;
+    }
+    let leaked: &'static str = Box::leak(name.to_owned().into_boxed_str());
+    names.insert(leaked);
+    leaked
 }
 
 /// The names `WAIT_FOR` may not take.
@@ -42,6 +85,7 @@ impl Checker {
         &mut self,
         raw: Option<&str>,
         optional: Option<&str>,
+        policy: RetryPolicy,
     ) -> Option<Vec<WaitFor>> {
         const VAR: &str = "WAIT_FOR";
         let mut entries = Vec::new();
@@ -59,7 +103,7 @@ impl Checker {
             let value = self.present(VAR, raw, ACCEPTED)?;
             let mut seen = BTreeSet::new();
             for entry in value.split(',').map(str::trim) {
-                match self.wait_entry(entry, &mut seen) {
+                match self.wait_entry(entry, &mut seen, policy) {
                     Some(wait) => entries.push(wait),
                     None => ok = false,
                 }
@@ -90,7 +134,12 @@ impl Checker {
         ok.then_some(entries)
     }
 
-    fn wait_entry(&mut self, entry: &str, seen: &mut BTreeSet<String>) -> Option<WaitFor> {
+    fn wait_entry(
+        &mut self,
+        entry: &str,
+        seen: &mut BTreeSet<String>,
+        policy: RetryPolicy,
+    ) -> Option<WaitFor> {
         const VAR: &str = "WAIT_FOR";
         let shown = redact_url(entry);
         let Some((name, url)) = entry.split_once('=') else {
@@ -144,7 +193,123 @@ impl Checker {
             name: name.to_owned(),
             target,
             required: true,
+            policy,
         })
+    }
+
+    /// The `WAIT_FOR_<NAME>_<SETTING>` variables (`vars`, each as given):
+    /// each must name an entry and a setting, or it is a problem (a typo
+    /// must not pass silently). An entry's policy is `shared`'s settings
+    /// (the `WAIT_FOR_*` values, the database's defaults for the back-off)
+    /// with its own in their place, checked as the database's are.
+    pub(super) fn per_entry(
+        &mut self,
+        entries: &mut [WaitFor],
+        vars: &[(String, String)],
+        shared: &RetryFields<String>,
+    ) {
+        let accepted = format!(
+            "WAIT_FOR_<NAME>_<SETTING>, NAME one of WAIT_FOR's entries ({}) upper-cased with - as _, \
+             SETTING one of {}",
+            entries
+                .iter()
+                .map(|w| env_key(&w.name))
+                .collect::<Vec<_>>()
+                .join(", "),
+            PER_ENTRY.join(", ")
+        );
+        // Entry index -> setting -> (variable, value).
+        let mut given: BTreeMap<usize, BTreeMap<&str, (&'static str, &str)>> = BTreeMap::new();
+        for (var, value) in vars {
+            let rest = var.strip_prefix("WAIT_FOR_").unwrap_or(var);
+            let found = PER_ENTRY.iter().find_map(|setting| {
+                let key = rest.strip_suffix(setting)?.strip_suffix('_')?;
+                (!key.is_empty()).then_some((key, *setting))
+            });
+            let Some((key, setting)) = found else {
+                self.fail(intern(var), value, "is not a setting readygate knows", &accepted);
+                continue;
+            };
+            let matching: Vec<usize> = (0..entries.len())
+                .filter(|&i| env_key(&entries[i].name) == key)
+                .collect();
+            if matching.is_empty() {
+                self.fail(
+                    intern(var),
+                    value,
+                    format!("names no WAIT_FOR entry ({key:?} is none of them)"),
+                    &accepted,
+                );
+            }
+            for i in matching {
+                given
+                    .entry(i)
+                    .or_default()
+                    .insert(setting, (intern(var), value.as_str()));
+            }
+        }
+        for (i, settings) in given {
+            let entry = &mut entries[i];
+            let key = env_key(&entry.name);
+            let var = |setting: &str| intern(&format!("WAIT_FOR_{key}_{setting}"));
+            let value = |setting: &str, shared: &String| {
+                settings
+                    .get(setting)
+                    .map_or_else(|| shared.clone(), |(_, v)| (*v).to_owned())
+            };
+            let vars = RetryFields {
+                max_retries: var("MAX_RETRIES"),
+                interval: var("RETRY_INTERVAL_MS"),
+                backoff: var("RETRY_BACKOFF"),
+                multiplier: var("RETRY_MULTIPLIER"),
+                max_interval: var("RETRY_MAX_INTERVAL_MS"),
+                jitter: var("RETRY_JITTER"),
+                timeout: var("CONNECT_TIMEOUT_MS"),
+                startup_timeout: var("STARTUP_TIMEOUT_MS"),
+            };
+            let values = RetryFields {
+                max_retries: value("MAX_RETRIES", &shared.max_retries),
+                interval: value("RETRY_INTERVAL_MS", &shared.interval),
+                backoff: value("RETRY_BACKOFF", &shared.backoff),
+                multiplier: value("RETRY_MULTIPLIER", &shared.multiplier),
+                max_interval: value("RETRY_MAX_INTERVAL_MS", &shared.max_interval),
+                jitter: value("RETRY_JITTER", &shared.jitter),
+                timeout: value("CONNECT_TIMEOUT_MS", &shared.timeout),
+                startup_timeout: value("STARTUP_TIMEOUT_MS", &shared.startup_timeout),
+            };
+            if let Some(policy) = self.retry_policy(&vars, &values.as_refs()) {
+                entry.policy = policy;
+            }
+            let status = settings.get("EXPECT_STATUS");
+            let body = settings.get("EXPECT_BODY");
+            let WaitTarget::Http { expect, .. } = &mut entry.target else {
+                for (var, value) in status.into_iter().chain(body) {
+                    self.fail(
+                        var,
+                        value,
+                        format!(
+                            "is set, but the entry {:?} is {}://, not http(s)://",
+                            entry.name,
+                            entry.target.backend()
+                        ),
+                        "an expectation of an http:// or https:// entry",
+                    );
+                }
+                continue;
+            };
+            if let Some((var, value)) = status {
+                match ExpectStatus::parse(value) {
+                    Ok(status) => expect.status = status,
+                    Err(reason) => self.fail(var, value, reason, ExpectStatus::ACCEPTED),
+                }
+            }
+            if let Some((var, value)) = body {
+                match ExpectBody::parse(value) {
+                    Ok(body) => expect.body = Some(body),
+                    Err(reason) => self.fail(var, value, reason, ExpectBody::ACCEPTED),
+                }
+            }
+        }
     }
 }
 
@@ -154,7 +319,7 @@ mod tests {
 
     fn parse(raw: &str, optional: Option<&str>) -> Result<Vec<WaitFor>, Vec<String>> {
         let mut c = Checker::default();
-        c.wait_for(Some(raw), optional)
+        c.wait_for(Some(raw), optional, RetryPolicy::fixed(3, std::time::Duration::from_secs(2), std::time::Duration::from_secs(5)))
             .filter(|_| c.problems.is_empty())
             .ok_or_else(|| c.problems.iter().map(ToString::to_string).collect())
     }
