@@ -46,7 +46,8 @@ impl Default for ExpectStatus {
 
 impl ExpectStatus {
     /// What `WAIT_FOR_<NAME>_EXPECT_STATUS` accepts.
-    pub const ACCEPTED: &str = "status codes (100-599) or classes (1xx-5xx), comma-separated: 200,204 or 2xx";
+    pub const ACCEPTED: &str =
+        "status codes (100-599) or classes (1xx-5xx), comma-separated: 200,204 or 2xx";
 
     /// `200,204`, `2xx`, `2xx,301`; `Err` names the first bad item.
     pub fn parse(text: &str) -> Result<ExpectStatus, String> {
@@ -64,7 +65,11 @@ impl ExpectStatus {
             } else {
                 match item.parse::<u16>() {
                     Ok(code) if (100..=599).contains(&code) => expect.codes.push(code),
-                    _ => return Err(format!("has {item:?}, which is not a status from 100 to 599")),
+                    _ => {
+                        return Err(format!(
+                            "has {item:?}, which is not a status from 100 to 599"
+                        ));
+                    }
                 }
             }
         }
@@ -141,7 +146,7 @@ pub enum HttpError {
         expected: String,
         location: Option<String>,
     },
-    #[error("HTTP {status}, body does not match {pattern:?}")]
+    #[error("HTTP {status}, body does not match \"{pattern}\"")]
     Body { status: u16, pattern: String },
     #[error("HTTP {status}, body cannot be read: {reason}")]
     BodyRead { status: u16, reason: String },
@@ -300,6 +305,9 @@ mod tests {
             status: 200,
             pattern: "status: ok".into(),
         };
-        assert_eq!(body.to_string(), "HTTP 200, body does not match \"status: ok\"");
+        assert_eq!(
+            body.to_string(),
+            "HTTP 200, body does not match \"status: ok\""
+        );
     }
 }

@@ -119,7 +119,10 @@ pub enum WaitTarget {
     },
     /// An `http://` or `https://` URL, as written (it may hold a password),
     /// and what its answer must be.
-    Http { url: String, expect: http::Expect },
+    Http {
+        url: String,
+        expect: http::Expect,
+    },
     /// `postgres://`, `postgresql://`: the options `DATABASE_URL` takes.
     Postgres {
         url: String,
@@ -143,7 +146,9 @@ pub enum WaitTarget {
         endpoint: Endpoint,
     },
     /// `dns://host`: the name resolves.
-    Dns { host: String },
+    Dns {
+        host: String,
+    },
 }
 
 impl PartialEq for WaitTarget {
@@ -230,13 +235,17 @@ impl WaitTarget {
                 url: owned(),
                 expect: http::Expect::default(),
             }),
-            "postgres" | "postgresql" => {
-                postgres::options::parse(c, VAR, url, &crate::redact::redact_url(url), WAIT_FOR_ACCEPTED)
-                    .map(|options| WaitTarget::Postgres {
-                        url: owned(),
-                        options: Box::new(options),
-                    })
-            }
+            "postgres" | "postgresql" => postgres::options::parse(
+                c,
+                VAR,
+                url,
+                &crate::redact::redact_url(url),
+                WAIT_FOR_ACCEPTED,
+            )
+            .map(|options| WaitTarget::Postgres {
+                url: owned(),
+                options: Box::new(options),
+            }),
             scheme @ ("mysql" | "mariadb") => mysql::options::parse(
                 c,
                 VAR,
@@ -469,9 +478,11 @@ pub fn wait_for(wait: &WaitFor) -> DependencySpec {
         WaitTarget::Http { url, expect } => DependencySpec::plain(id, policy, shown, move || {
             Ok(http::HttpConnector::new(url, expect))
         }),
-        WaitTarget::Postgres { options, .. } => DependencySpec::plain(id, policy, shown, move || {
-            options.connector(limits, timeout).map(Waited)
-        }),
+        WaitTarget::Postgres { options, .. } => {
+            DependencySpec::plain(id, policy, shown, move || {
+                options.connector(limits, timeout).map(Waited)
+            })
+        }
         WaitTarget::Mysql { options, .. } => DependencySpec::plain(id, policy, shown, move || {
             options.connector(limits, timeout).map(Waited)
         }),
@@ -483,8 +494,8 @@ pub fn wait_for(wait: &WaitFor) -> DependencySpec {
         } => DependencySpec::plain(id, policy, shown, move || {
             Ok(HandshakeConnector::new(protocol, endpoint))
         }),
-        WaitTarget::Dns { host } => DependencySpec::plain(id, policy, shown, move || {
-            Ok(dns::DnsConnector::new(host))
-        }),
+        WaitTarget::Dns { host } => {
+            DependencySpec::plain(id, policy, shown, move || Ok(dns::DnsConnector::new(host)))
+        }
     }
 }

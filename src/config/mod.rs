@@ -214,7 +214,7 @@ pub struct RawSettings {
         default_value = "0"
     )]
     pub redis_startup_timeout_ms: String,
-    /// More dependencies to wait for: name=tcp://host:port or name=http(s)://host[:port][/path] (up on a 2xx answer), comma-separated
+    /// More dependencies to wait for, name=URL, comma-separated: tcp://, http(s):// (up on a 2xx answer), postgres://, mysql://, mariadb://, redis(s)://, amqp(s)://, nats://, mqtt://, dns://; WAIT_FOR_<NAME>_* sets one entry's policy and HTTP expectations
     #[arg(long, global = true, env = "WAIT_FOR", hide_env_values = true)]
     pub wait_for: Option<String>,
     /// Names of WAIT_FOR's entries that are optional (serve without them), comma-separated
@@ -567,17 +567,18 @@ impl RawSettings {
             .zip(interval)
             .zip(timeout)
             .map(|((max, interval), timeout)| RetryPolicy::fixed(max, interval, timeout));
-        let fallback = RetryPolicy::fixed(
-            3,
-            Duration::from_millis(2000),
-            Duration::from_millis(5000),
-        );
+        let fallback =
+            RetryPolicy::fixed(3, Duration::from_millis(2000), Duration::from_millis(5000));
         let entries = c.wait_for(
             self.wait_for.as_deref(),
             self.wait_for_optional.as_deref(),
             shared.unwrap_or(fallback),
         );
-        let entries = entries.map(|mut entries| {
+        let (mut entries, all_good) = entries;
+        {
+            // Checked even when an entry is bad, so that one run names
+            // every problem; a variable naming a bad entry is not one more.
+            let list = &mut entries;
             if shared.is_some() {
                 // The back-off an entry may choose starts from the database's
                 // defaults (the shared policy is a fixed interval).
@@ -598,11 +599,17 @@ impl RawSettings {
                     timeout: self.wait_for_connect_timeout_ms.clone(),
                     startup_timeout: db_default(DB_RETRY.startup_timeout),
                 };
-                c.per_entry(&mut entries, &self.wait_for_entries, &shared_raw);
+                let named: Vec<&str> = self
+                    .wait_for
+                    .as_deref()
+                    .unwrap_or_default()
+                    .split(',')
+                    .filter_map(|entry| Some(entry.split_once('=')?.0.trim()))
+                    .collect();
+                c.per_entry(list, &named, &self.wait_for_entries, &shared_raw);
             }
-            entries
-        });
-        (entries, shared)
+        }
+        (all_good.then_some(entries), shared)
     }
 
     fn http(&self, c: &mut Checker) -> Option<HttpSettings> {

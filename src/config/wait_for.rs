@@ -13,7 +13,7 @@ use std::sync::{Mutex, PoisonError};
 use super::RetryFields;
 use super::check::Checker;
 pub use crate::backends::WaitTarget;
-use crate::backends::http::{ExpectStatus, ExpectBody};
+use crate::backends::http::{ExpectBody, ExpectStatus};
 use crate::redact::{redact_url, register_url_secrets};
 use crate::retry::RetryPolicy;
 
@@ -80,13 +80,14 @@ pub fn valid_name(name: &str) -> bool {
 
 impl Checker {
     /// `WAIT_FOR` and `WAIT_FOR_OPTIONAL`: every bad entry is reported,
-    /// naming it (without a password).
+    /// naming it (without a password). The good entries, and whether all
+    /// were.
     pub(super) fn wait_for(
         &mut self,
         raw: Option<&str>,
         optional: Option<&str>,
         policy: RetryPolicy,
-    ) -> Option<Vec<WaitFor>> {
+    ) -> (Vec<WaitFor>, bool) {
         const VAR: &str = "WAIT_FOR";
         let mut entries = Vec::new();
         let mut ok = true;
@@ -100,7 +101,9 @@ impl Checker {
                     register_url_secrets(url.trim());
                 }
             }
-            let value = self.present(VAR, raw, ACCEPTED)?;
+            let Some(value) = self.present(VAR, raw, ACCEPTED) else {
+                return (entries, false);
+            };
             let mut seen = BTreeSet::new();
             for entry in value.split(',').map(str::trim) {
                 match self.wait_entry(entry, &mut seen, policy) {
@@ -111,11 +114,13 @@ impl Checker {
         }
         if let Some(optional) = optional {
             const OPT: &str = "WAIT_FOR_OPTIONAL";
-            let value = self.present(
+            let Some(value) = self.present(
                 OPT,
                 optional,
                 "names of WAIT_FOR's entries, comma-separated",
-            )?;
+            ) else {
+                return (entries, false);
+            };
             for name in value.split(',').map(str::trim) {
                 match entries.iter_mut().find(|w| w.name == name) {
                     Some(wait) => wait.required = false,
@@ -131,7 +136,7 @@ impl Checker {
                 }
             }
         }
-        ok.then_some(entries)
+        (entries, ok)
     }
 
     fn wait_entry(
@@ -199,12 +204,15 @@ impl Checker {
 
     /// The `WAIT_FOR_<NAME>_<SETTING>` variables (`vars`, each as given):
     /// each must name an entry and a setting, or it is a problem (a typo
-    /// must not pass silently). An entry's policy is `shared`'s settings
+    /// must not pass silently; one naming an entry of `named`, the names
+    /// `WAIT_FOR` writes, that was refused is left to that problem). An
+    /// entry's policy is `shared`'s settings
     /// (the `WAIT_FOR_*` values, the database's defaults for the back-off)
     /// with its own in their place, checked as the database's are.
     pub(super) fn per_entry(
         &mut self,
         entries: &mut [WaitFor],
+        named: &[&str],
         vars: &[(String, String)],
         shared: &RetryFields<String>,
     ) {
@@ -227,13 +235,19 @@ impl Checker {
                 (!key.is_empty()).then_some((key, *setting))
             });
             let Some((key, setting)) = found else {
-                self.fail(intern(var), value, "is not a setting readygate knows", &accepted);
+                self.fail(
+                    intern(var),
+                    value,
+                    "is not a setting readygate knows",
+                    &accepted,
+                );
                 continue;
             };
             let matching: Vec<usize> = (0..entries.len())
                 .filter(|&i| env_key(&entries[i].name) == key)
                 .collect();
-            if matching.is_empty() {
+            let bad_entry = named.iter().any(|n| env_key(n) == key);
+            if matching.is_empty() && !bad_entry {
                 self.fail(
                     intern(var),
                     value,
@@ -315,11 +329,18 @@ impl Checker {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     fn parse(raw: &str, optional: Option<&str>) -> Result<Vec<WaitFor>, Vec<String>> {
         let mut c = Checker::default();
-        c.wait_for(Some(raw), optional, RetryPolicy::fixed(3, std::time::Duration::from_secs(2), std::time::Duration::from_secs(5)))
+        let (entries, _) = c.wait_for(
+            Some(raw),
+            optional,
+            RetryPolicy::fixed(3, Duration::from_secs(2), Duration::from_secs(5)),
+        );
+        Some(entries)
             .filter(|_| c.problems.is_empty())
             .ok_or_else(|| c.problems.iter().map(ToString::to_string).collect())
     }

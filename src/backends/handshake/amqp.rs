@@ -56,7 +56,12 @@ pub(crate) async fn handshake(ep: &Endpoint) -> Result<(), HandshakeError> {
     // without heartbeats (the connection lives for one exchange).
     let (channel_max, frame_max) = match tune.args.get(..6) {
         Some(a) => ([a[0], a[1]], [a[2], a[3], a[4], a[5]]),
-        None => return Err(HandshakeError::Protocol(WHAT, "a short Connection.Tune".into())),
+        None => {
+            return Err(HandshakeError::Protocol(
+                WHAT,
+                "a short Connection.Tune".into(),
+            ));
+        }
     };
     let mut tune_ok = Vec::with_capacity(8);
     tune_ok.extend_from_slice(&channel_max);
@@ -77,7 +82,9 @@ pub(crate) async fn handshake(ep: &Endpoint) -> Result<(), HandshakeError> {
     // reply-code 200, an empty reply-text, no failing class or method.
     write_method(&mut io, CLOSE, &[0, 200, 0, 0, 0, 0, 0]).await?;
     // The server's CloseOk, if it comes: the check has passed either way.
-    let _ = read_method(&mut io).await.map(|m| m.id() == (CONNECTION, CLOSE_OK));
+    let _ = read_method(&mut io)
+        .await
+        .map(|m| m.id() == (CONNECTION, CLOSE_OK));
     Ok(())
 }
 
@@ -107,7 +114,9 @@ fn unexpected(m: &Method, expected: &str) -> HandshakeError {
 /// A `Connection.Close` from the server: a refused login is permanent, the
 /// rest transient.
 fn refusal(args: &[u8]) -> HandshakeError {
-    let code = args.get(..2).map_or(0, |c| u16::from_be_bytes([c[0], c[1]]));
+    let code = args
+        .get(..2)
+        .map_or(0, |c| u16::from_be_bytes([c[0], c[1]]));
     let text = args
         .get(2)
         .and_then(|&n| args.get(3..3 + usize::from(n)))
@@ -129,7 +138,11 @@ async fn write(io: &mut Box<dyn Io>, bytes: &[u8]) -> Result<(), HandshakeError>
 }
 
 /// A method frame on channel 0 of class Connection.
-async fn write_method(io: &mut Box<dyn Io>, method: u16, args: &[u8]) -> Result<(), HandshakeError> {
+async fn write_method(
+    io: &mut Box<dyn Io>,
+    method: u16,
+    args: &[u8],
+) -> Result<(), HandshakeError> {
     let size = u32::try_from(4 + args.len())
         .map_err(|_| HandshakeError::Protocol(WHAT, "a frame too large".into()))?;
     let mut frame = Vec::with_capacity(12 + args.len());
@@ -167,13 +180,19 @@ async fn read_method(io: &mut (impl AsyncRead + Unpin + ?Sized)) -> Result<Metho
         }
         let body = read_n(WHAT, io, size.saturating_add(1), FRAME_LIMIT).await?;
         if body.last() != Some(&FRAME_END) {
-            return Err(HandshakeError::Protocol(WHAT, "a frame without its end byte".into()));
+            return Err(HandshakeError::Protocol(
+                WHAT,
+                "a frame without its end byte".into(),
+            ));
         }
         if head[0] == FRAME_HEARTBEAT {
             continue;
         }
         let Some(ids) = body.get(..4) else {
-            return Err(HandshakeError::Protocol(WHAT, "a short method frame".into()));
+            return Err(HandshakeError::Protocol(
+                WHAT,
+                "a short method frame".into(),
+            ));
         };
         return Ok(Method {
             class: u16::from_be_bytes([ids[0], ids[1]]),
@@ -192,7 +211,9 @@ fn start_mechanisms(args: &[u8]) -> Result<String, HandshakeError> {
     let at = 6usize.saturating_add(table_len as usize);
     let len = args.get(at..at + 4).ok_or_else(short)?;
     let len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
-    let text = args.get(at + 4..(at + 4).saturating_add(len)).ok_or_else(short)?;
+    let text = args
+        .get(at + 4..(at + 4).saturating_add(len))
+        .ok_or_else(short)?;
     Ok(String::from_utf8_lossy(text).into_owned())
 }
 

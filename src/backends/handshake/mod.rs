@@ -61,7 +61,9 @@ impl Endpoint {
                 .decode_utf8()
                 .map(|s| s.into_owned())
         };
-        let user = Some(parsed.username()).filter(|u| !u.is_empty()).map(decode);
+        let user = Some(parsed.username())
+            .filter(|u| !u.is_empty())
+            .map(decode);
         let password = parsed.password().map(decode);
         let path = decode(parsed.path().strip_prefix('/').unwrap_or(parsed.path()));
         match (user.transpose(), password.transpose(), path) {

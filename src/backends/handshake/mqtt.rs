@@ -43,11 +43,20 @@ pub(crate) async fn handshake(ep: &Endpoint) -> Result<(), HandshakeError> {
             WHAT,
             "the server refuses MQTT 3.1.1".into(),
         )),
-        2 => Err(HandshakeError::Refused(WHAT, refused("identifier rejected"))),
+        2 => Err(HandshakeError::Refused(
+            WHAT,
+            refused("identifier rejected"),
+        )),
         3 => Err(HandshakeError::Refused(WHAT, refused("server unavailable"))),
-        4 => Err(HandshakeError::Auth(WHAT, refused("bad user name or password"))),
+        4 => Err(HandshakeError::Auth(
+            WHAT,
+            refused("bad user name or password"),
+        )),
         5 => Err(HandshakeError::Auth(WHAT, refused("not authorized"))),
-        code => Err(HandshakeError::Refused(WHAT, format!("CONNACK code {code}"))),
+        code => Err(HandshakeError::Refused(
+            WHAT,
+            format!("CONNACK code {code}"),
+        )),
     }
 }
 
@@ -81,8 +90,9 @@ fn connect_packet(ep: &Endpoint) -> Result<Vec<u8>, HandshakeError> {
 }
 
 fn string(out: &mut Vec<u8>, s: &str) -> Result<(), HandshakeError> {
-    let len = u16::try_from(s.len())
-        .map_err(|_| HandshakeError::Refused(WHAT, "a user name or password over 65535 bytes".into()))?;
+    let len = u16::try_from(s.len()).map_err(|_| {
+        HandshakeError::Refused(WHAT, "a user name or password over 65535 bytes".into())
+    })?;
     out.extend_from_slice(&len.to_be_bytes());
     out.extend_from_slice(s.as_bytes());
     Ok(())

@@ -48,13 +48,15 @@ pub(crate) async fn handshake(ep: &Endpoint) -> Result<(), HandshakeError> {
             "-ERR" => {
                 let why = line.trim_start_matches("-ERR").trim().trim_matches('\'');
                 let why = clip(why);
-                return Err(if why.to_ascii_lowercase().contains("authorization")
-                    || why.to_ascii_lowercase().contains("authentication")
-                {
-                    HandshakeError::Auth(WHAT, why)
-                } else {
-                    HandshakeError::Refused(WHAT, why)
-                });
+                return Err(
+                    if why.to_ascii_lowercase().contains("authorization")
+                        || why.to_ascii_lowercase().contains("authentication")
+                    {
+                        HandshakeError::Auth(WHAT, why)
+                    } else {
+                        HandshakeError::Refused(WHAT, why)
+                    },
+                );
             }
             _ => {
                 return Err(HandshakeError::Protocol(
@@ -101,7 +103,10 @@ async fn read_line(
     if read == 0 {
         return Err(HandshakeError::Io(
             WHAT,
-            std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the server closed the connection"),
+            std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the server closed the connection",
+            ),
         ));
     }
     if buf.last() != Some(&b'\n') {
@@ -136,7 +141,10 @@ mod tests {
     #[test]
     fn connect_carries_a_user_and_password_or_a_token() {
         let both = connect(&endpoint(Some("u"), Some("p")));
-        assert_eq!((both["user"].as_str(), both["pass"].as_str()), (Some("u"), Some("p")));
+        assert_eq!(
+            (both["user"].as_str(), both["pass"].as_str()),
+            (Some("u"), Some("p"))
+        );
         let token = connect(&endpoint(Some("t0k"), None));
         assert_eq!(token["auth_token"].as_str(), Some("t0k"));
         assert_eq!(connect(&endpoint(None, None)).get("user"), None);
