@@ -423,4 +423,101 @@ mod tests {
         let text = "first-secret and second-secret";
         assert_eq!(crate::redact::scrub(text), "*** and ***");
     }
+
+    fn shared_raw() -> RetryFields<String> {
+        RetryFields {
+            max_retries: "3".into(),
+            interval: "2000".into(),
+            backoff: "fixed".into(),
+            multiplier: "2".into(),
+            max_interval: "30000".into(),
+            jitter: "0".into(),
+            timeout: "5000".into(),
+            startup_timeout: "0".into(),
+        }
+    }
+
+    fn with_own(vars: &[(&str, &str)]) -> (Vec<WaitFor>, Vec<crate::config::Problem>) {
+        let shared = RetryPolicy::fixed(3, Duration::from_secs(2), Duration::from_secs(5));
+        let mut c = Checker::default();
+        let (mut entries, ok) = c.wait_for(Some("auth-api=http://h/x,db=tcp://h:1"), None, shared);
+        assert!(ok);
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        c.per_entry(&mut entries, &["auth-api", "db"], &vars, &shared_raw());
+        (entries, c.problems)
+    }
+
+    #[test]
+    fn an_entrys_own_settings_override_the_shared_ones_for_it_alone() {
+        let (entries, problems) = with_own(&[
+            ("WAIT_FOR_AUTH_API_MAX_RETRIES", "7"),
+            ("WAIT_FOR_AUTH_API_RETRY_BACKOFF", "exponential"),
+            ("WAIT_FOR_AUTH_API_RETRY_JITTER", "0.5"),
+            ("WAIT_FOR_AUTH_API_EXPECT_STATUS", "200,3xx"),
+            ("WAIT_FOR_AUTH_API_EXPECT_BODY", "ok$"),
+        ]);
+        assert!(problems.is_empty(), "{problems:?}");
+        let auth = &entries[0];
+        assert_eq!(auth.policy.max_attempts, 7);
+        assert_eq!(
+            auth.policy.backoff,
+            crate::retry::Backoff::Exponential {
+                multiplier: crate::retry::Thousandths(2000),
+                max_interval: Duration::from_millis(30_000)
+            }
+        );
+        assert_eq!(auth.policy.jitter, crate::retry::Thousandths(500));
+        assert_eq!(auth.policy.interval, Duration::from_millis(2000));
+        let WaitTarget::Http { expect, .. } = &auth.target else {
+            panic!("not http")
+        };
+        assert!(expect.status.accepts(301) && expect.status.accepts(200));
+        assert!(!expect.status.accepts(204));
+        assert_eq!(expect.body.as_ref().map(ExpectBody::as_str), Some("ok$"));
+        assert_eq!(
+            entries[1].policy,
+            RetryPolicy::fixed(3, Duration::from_secs(2), Duration::from_secs(5))
+        );
+    }
+
+    #[test]
+    fn an_entrys_bad_or_stray_settings_are_named() {
+        let (_, problems) = with_own(&[
+            ("WAIT_FOR_AUTH_API_MAX_RETRIES", "0"),
+            ("WAIT_FOR_AUTH_API_EXPECT_BODY", "(unclosed"),
+            ("WAIT_FOR_AUTH_API_EXPECT_STATUS", "2xx,abc"),
+            ("WAIT_FOR_DB_EXPECT_STATUS", "200"),
+            ("WAIT_FOR_GHOST_MAX_RETRIES", "2"),
+            ("WAIT_FOR_DB_MAX_RETRY", "2"),
+        ]);
+        let found: Vec<(&str, &str)> = problems
+            .iter()
+            .map(|p| (p.variable, p.reason.as_str()))
+            .collect();
+        for (variable, reason) in [
+            ("WAIT_FOR_AUTH_API_MAX_RETRIES", "is below 1"),
+            (
+                "WAIT_FOR_AUTH_API_EXPECT_BODY",
+                "is not a regular expression",
+            ),
+            ("WAIT_FOR_AUTH_API_EXPECT_STATUS", "has \"abc\""),
+            (
+                "WAIT_FOR_DB_EXPECT_STATUS",
+                "is set, but the entry \"db\" is tcp://",
+            ),
+            ("WAIT_FOR_GHOST_MAX_RETRIES", "names no WAIT_FOR entry"),
+            ("WAIT_FOR_DB_MAX_RETRY", "is not a setting readygate knows"),
+        ] {
+            assert!(
+                found
+                    .iter()
+                    .any(|(v, r)| *v == variable && r.starts_with(reason)),
+                "{variable} {reason}: {found:?}"
+            );
+        }
+        assert_eq!(found.len(), 6, "{found:?}");
+    }
 }

@@ -200,9 +200,7 @@ fn the_start_up_budget_agrees_with_the_charts_table() {
             .unwrap_or_else(|e| panic!("{name}: {e}"))
             .settings;
         raw.wait_for_entries = per_entry;
-        let parsed = raw
-            .validate()
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let parsed = raw.validate().unwrap_or_else(|e| panic!("{name}: {e}"));
         let mut budget = parsed.database.retry.worst_case_budget();
         if let CacheSettings::Redis(redis) = &parsed.cache
             && redis.required
