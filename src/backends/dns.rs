@@ -6,9 +6,8 @@
 
 use futures_util::future::{FutureExt, LocalBoxFuture};
 
-use crate::connector::Connector;
+use crate::connector::Exchange;
 use crate::error::{ConnectError, named_by};
-use crate::handles::Connected;
 
 /// Why the name gave no address.
 #[derive(Debug, thiserror::Error)]
@@ -46,22 +45,12 @@ impl DnsConnector {
     }
 }
 
-impl Connector for DnsConnector {
-    type Handle = ();
-
+impl Exchange for DnsConnector {
     fn backend(&self) -> &'static str {
         "dns"
     }
 
-    fn connect(&self) -> LocalBoxFuture<'static, Result<(), ConnectError>> {
+    fn exchange(&self) -> LocalBoxFuture<'static, Result<(), ConnectError>> {
         self.resolve()
-    }
-
-    fn check(&self, _: &()) -> LocalBoxFuture<'static, Result<(), ConnectError>> {
-        self.resolve()
-    }
-
-    fn share(_: &()) -> Connected {
-        Connected::Nothing
     }
 }

@@ -19,9 +19,8 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use futures_util::future::{FutureExt, LocalBoxFuture};
 
-use crate::connector::Connector;
+use crate::connector::Exchange;
 use crate::error::{BackendError, ConnectError, ErrorClass};
-use crate::handles::Connected;
 
 /// How much of a body an expectation reads.
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -242,23 +241,13 @@ impl HttpConnector {
     }
 }
 
-impl Connector for HttpConnector {
-    type Handle = ();
-
+impl Exchange for HttpConnector {
     fn backend(&self) -> &'static str {
         "http"
     }
 
-    fn connect(&self) -> LocalBoxFuture<'static, Result<(), ConnectError>> {
+    fn exchange(&self) -> LocalBoxFuture<'static, Result<(), ConnectError>> {
         self.get()
-    }
-
-    fn check(&self, _: &()) -> LocalBoxFuture<'static, Result<(), ConnectError>> {
-        self.get()
-    }
-
-    fn share(_: &()) -> Connected {
-        Connected::Nothing
     }
 }
 

@@ -26,9 +26,8 @@ use futures_util::future::{FutureExt, LocalBoxFuture};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 
 use crate::config::Checker;
-use crate::connector::Connector;
+use crate::connector::Exchange;
 use crate::error::{BackendError, ConnectError, ErrorClass};
-use crate::handles::Connected;
 
 /// Where a handshake entry connects, and as whom.
 #[derive(Clone)]
@@ -224,26 +223,16 @@ impl HandshakeConnector {
     }
 }
 
-impl Connector for HandshakeConnector {
-    type Handle = ();
-
+impl Exchange for HandshakeConnector {
     fn backend(&self) -> &'static str {
         self.protocol.backend()
     }
 
-    fn connect(&self) -> LocalBoxFuture<'static, Result<(), ConnectError>> {
-        self.shake()
-    }
-
-    fn check(&self, _: &()) -> LocalBoxFuture<'static, Result<(), ConnectError>> {
+    fn exchange(&self) -> LocalBoxFuture<'static, Result<(), ConnectError>> {
         self.shake()
     }
 
     fn encrypted(&self) -> Option<bool> {
         Some(self.endpoint.tls)
-    }
-
-    fn share(_: &()) -> Connected {
-        Connected::Nothing
     }
 }
