@@ -32,7 +32,6 @@ pub(crate) async fn handshake(ep: &Endpoint) -> Result<(), HandshakeError> {
             format!("answered CONNECT with {:02x?}, not a CONNACK", &ack[..]),
         ));
     }
-    let refused = |why: &str| why.to_owned();
     match ack[3] {
         0 => {
             let _ = io.write_all(&DISCONNECT).await;
@@ -43,16 +42,13 @@ pub(crate) async fn handshake(ep: &Endpoint) -> Result<(), HandshakeError> {
             WHAT,
             "the server refuses MQTT 3.1.1".into(),
         )),
-        2 => Err(HandshakeError::Refused(
-            WHAT,
-            refused("identifier rejected"),
-        )),
-        3 => Err(HandshakeError::Refused(WHAT, refused("server unavailable"))),
+        2 => Err(HandshakeError::Refused(WHAT, "identifier rejected".into())),
+        3 => Err(HandshakeError::Refused(WHAT, "server unavailable".into())),
         4 => Err(HandshakeError::Auth(
             WHAT,
-            refused("bad user name or password"),
+            "bad user name or password".into(),
         )),
-        5 => Err(HandshakeError::Auth(WHAT, refused("not authorized"))),
+        5 => Err(HandshakeError::Auth(WHAT, "not authorized".into())),
         code => Err(HandshakeError::Refused(
             WHAT,
             format!("CONNACK code {code}"),
