@@ -9,7 +9,7 @@
 use std::time::{Duration, Instant};
 
 use crate::startup::lines_with;
-use crate::support::{Gateway, HttpService, Postgres, Redis, free_port, wait_until};
+use crate::support::{Gateway, HttpService, Nats, Postgres, Redis, free_port, wait_until};
 
 const SECOND: Duration = Duration::from_secs(1);
 
@@ -289,6 +289,91 @@ fn a_wrong_amqp_password_is_permanent() {
         "{output}"
     );
     assert!(!output.contains("not-the-guest-pw"), "{output}");
+}
+
+#[test]
+fn an_amqp_vhost_that_is_not_open_is_retried() {
+    // Arrange: the machine's RabbitMQ, a vhost it does not have (as while
+    // it imports its definitions at boot).
+    let gw = Gateway::builder()
+        .env(
+            "WAIT_FOR",
+            "rabbit=amqp://guest:guest@127.0.0.1:5672/not-there-yet",
+        )
+        .env("WAIT_FOR_MAX_RETRIES", "2")
+        .env("WAIT_FOR_RETRY_INTERVAL_MS", "100")
+        .spawn();
+
+    // Act
+    let code = gw.wait_exit(15 * SECOND);
+
+    // Assert: transient: both attempts, each naming the server's refusal.
+    assert_eq!(code, Some(69), "{}", gw.output());
+    let failed = lines_with(&gw, "rabbit connection failed");
+    assert_eq!(failed.len(), 2, "{}", gw.output());
+    assert!(failed[0].contains("530 NOT_ALLOWED"), "{}", failed[0]);
+}
+
+#[test]
+fn a_nats_server_that_goes_down_is_down_and_back_when_it_returns_and_a_wrong_password_is_permanent()
+{
+    // Arrange: a NATS server of the test's own, and one that needs a
+    // password, given a wrong one (optional, so that the gateway serves).
+    let mut nats = Nats::start();
+    let locked = Nats::start_with_auth("app", "right-nats-secret");
+    let gw = Gateway::builder()
+        .env(
+            "WAIT_FOR",
+            format!(
+                "bus={},locked=nats://app:wrong-nats-secret@127.0.0.1:{}",
+                nats.url(),
+                locked.port()
+            ),
+        )
+        .env("WAIT_FOR_OPTIONAL", "locked")
+        .env("WAIT_FOR_MAX_RETRIES", "5")
+        .env("WAIT_FOR_RETRY_INTERVAL_MS", "100")
+        .env("HEALTH_CHECK_INTERVAL_MS", "100")
+        .spawn();
+    assert!(
+        gw.wait_for_status("/ready", 200, 10 * SECOND),
+        "{}",
+        gw.output()
+    );
+    assert!(
+        gw.wait_for_line(
+            "locked is optional: serving without it, not trying again",
+            5 * SECOND
+        )
+        .is_some(),
+        "{}",
+        gw.output()
+    );
+
+    // Act: the server stops.
+    nats.stop();
+
+    // Assert: down, then back.
+    assert!(
+        gw.wait_for_status("/ready", 503, 5 * SECOND),
+        "{}",
+        gw.output()
+    );
+    assert_eq!(ready_json(&gw)["dependencies"]["bus"]["state"], "down");
+    nats.start_server();
+    assert!(
+        gw.wait_for_status("/ready", 200, 5 * SECOND),
+        "{}",
+        gw.output()
+    );
+    let output = gw.output();
+    assert_eq!(
+        lines_with(&gw, "locked connection failed").len(),
+        1,
+        "{output}"
+    );
+    assert!(output.contains("NATS refused the credentials"), "{output}");
+    assert!(!output.contains("wrong-nats-secret"), "{output}");
 }
 
 #[test]
