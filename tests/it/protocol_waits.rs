@@ -139,7 +139,8 @@ fn a_port_speaking_another_protocol_is_not_up() {
             "WAIT_FOR",
             format!(
                 "pg=postgres://postgres@127.0.0.1:{port}/postgres,rabbit=amqp://127.0.0.1:{port},\
-                 bus=nats://127.0.0.1:{port},mosquitto=mqtt://127.0.0.1:{port}"
+                 bus=nats://127.0.0.1:{port},mosquitto=mqtt://127.0.0.1:{port},\
+                 secure=amqps://127.0.0.1:{port},tls=rediss://127.0.0.1:{port}"
             ),
         )
         .env("WAIT_FOR_MAX_RETRIES", "2")
@@ -160,6 +161,8 @@ fn a_port_speaking_another_protocol_is_not_up() {
         "rabbit (amqp)",
         "bus (nats)",
         "mosquitto (mqtt)",
+        "secure (amqp)",
+        "tls (redis)",
     ] {
         assert!(errors[0].contains(what), "{what}: {}", errors[0]);
     }

@@ -289,6 +289,38 @@ mod tests {
         assert!(matches!(refusal(&[1]), HandshakeError::Refused(_, _)));
     }
 
+    /// What a peer that is not an AMQP server may send: each is an error
+    /// naming it, never a panic or a large allocation.
+    #[tokio::test(flavor = "current_thread")]
+    async fn bytes_that_are_not_amqp_frames_are_refused() {
+        let huge = [1u8, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF];
+        for (bytes, words) in [
+            (&b"-ERR unknown command\r\n"[..], "not an AMQP frame"),
+            (&b"AMQP\x00\x00\x09\x01"[..], "protocol header"),
+            (&huge[..], "more than"),
+            (&[1u8, 0, 0, 0, 0, 0, 4, 0, 10][..], "early eof"),
+            (
+                &[1u8, 0, 0, 0, 0, 0, 2, 0, 10, 0xCE][..],
+                "a short method frame",
+            ),
+            (&[1u8, 0, 0, 0, 0, 0, 1, 7, 0][..], "without its end byte"),
+        ] {
+            let err = read_method(&mut &bytes[..])
+                .await
+                .err()
+                .map(|e| crate::error::cause_chain(&e));
+            assert!(
+                err.as_deref().is_some_and(|e| e.contains(words)),
+                "{bytes:?}: {err:?}"
+            );
+        }
+        // A heartbeat is skipped; the method after it is read.
+        let mut frames = vec![8u8, 0, 0, 0, 0, 0, 0, 0xCE];
+        frames.extend_from_slice(&[1, 0, 0, 0, 0, 0, 4, 0, 10, 0, 41, 0xCE]);
+        let m = read_method(&mut &frames[..]).await.unwrap();
+        assert_eq!(m.id(), (CONNECTION, OPEN_OK));
+    }
+
     #[test]
     fn start_ok_carries_plain_credentials() {
         let args = start_ok("u", "p");

@@ -102,7 +102,7 @@ pub enum HandshakeError {
     #[error("{0} connection failed during the handshake")]
     Io(&'static str, #[source] io::Error),
     /// The port answers, but not as this protocol's server does: not up.
-    #[error("not a {0} server: {1}")]
+    #[error("the server does not speak {0}: {1}")]
     Protocol(&'static str, String),
     /// The server refused the credentials: permanent.
     #[error("{0} refused the credentials: {1}")]
@@ -116,7 +116,7 @@ pub enum HandshakeError {
 impl BackendError for HandshakeError {
     fn summary(&self) -> String {
         match self {
-            HandshakeError::Protocol(what, _) => format!("not a {what} server"),
+            HandshakeError::Protocol(what, _) => format!("does not speak {what}"),
             HandshakeError::Auth(..) => "authentication failed".into(),
             HandshakeError::Refused(_, why) => crate::error::one_line(why),
             _ => crate::error::summary(self, &[]),
