@@ -9,7 +9,9 @@
 use std::time::{Duration, Instant};
 
 use crate::startup::lines_with;
-use crate::support::{Gateway, HttpService, Nats, Postgres, Redis, free_port, wait_until};
+use crate::support::{
+    Gateway, HttpService, Mosquitto, Nats, Postgres, Redis, free_port, wait_until,
+};
 
 const SECOND: Duration = Duration::from_secs(1);
 
@@ -377,6 +379,51 @@ fn a_nats_server_that_goes_down_is_down_and_back_when_it_returns_and_a_wrong_pas
     );
     assert!(output.contains("NATS refused the credentials"), "{output}");
     assert!(!output.contains("wrong-nats-secret"), "{output}");
+}
+
+#[test]
+fn an_mqtt_login_is_up_with_the_right_password_and_a_wrong_one_is_permanent() {
+    // Arrange: a Mosquitto of the test's own that needs a password.
+    let broker = Mosquitto::start_with_password("app", "right-mqtt-secret");
+    let port = broker.port();
+    let gw = Gateway::builder()
+        .env(
+            "WAIT_FOR",
+            format!(
+                "mq=mqtt://app:right-mqtt-secret@127.0.0.1:{port},\
+                 wrong=mqtt://app:wrong-mqtt-secret@127.0.0.1:{port}"
+            ),
+        )
+        .env("WAIT_FOR_OPTIONAL", "wrong")
+        .env("WAIT_FOR_MAX_RETRIES", "5")
+        .env("WAIT_FOR_RETRY_INTERVAL_MS", "100")
+        .spawn();
+
+    // Act
+    let served = gw.wait_for_status("/ready", 200, 10 * SECOND);
+    let gave_up = gw
+        .wait_for_line(
+            "wrong is optional: serving without it, not trying again",
+            5 * SECOND,
+        )
+        .is_some();
+
+    // Assert
+    assert!(served && gave_up, "{}", gw.output());
+    let output = gw.output();
+    assert_eq!(
+        lines_with(&gw, "wrong connection failed").len(),
+        1,
+        "{output}"
+    );
+    assert!(output.contains("MQTT refused the credentials"), "{output}");
+    assert!(
+        lines_with(&gw, "mq connection failed").is_empty(),
+        "{output}"
+    );
+    for secret in ["right-mqtt-secret", "wrong-mqtt-secret"] {
+        assert!(!output.contains(secret), "{output}");
+    }
 }
 
 #[test]

@@ -32,12 +32,17 @@ pub(crate) async fn handshake(ep: &Endpoint) -> Result<(), HandshakeError> {
             format!("answered CONNECT with {:02x?}, not a CONNACK", &ack[..]),
         ));
     }
-    match ack[3] {
-        0 => {
-            let _ = io.write_all(&DISCONNECT).await;
-            let _ = io.flush().await;
-            Ok(())
-        }
+    connack(ack[3])?;
+    let _ = io.write_all(&DISCONNECT).await;
+    let _ = io.flush().await;
+    Ok(())
+}
+
+/// What a `CONNACK`'s return code means: 0 accepted; a refused user name
+/// or password (4) or client (5) is permanent, the rest transient.
+fn connack(code: u8) -> Result<(), HandshakeError> {
+    match code {
+        0 => Ok(()),
         1 => Err(HandshakeError::Protocol(
             WHAT,
             "the server refuses MQTT 3.1.1".into(),
@@ -127,6 +132,24 @@ mod tests {
             remaining_length(&mut out, n);
             assert_eq!(out, bytes, "{n}");
         }
+    }
+
+    #[test]
+    fn a_refused_login_is_permanent_and_an_unavailable_server_transient() {
+        use crate::error::{BackendError, ErrorClass};
+        assert!(connack(0).is_ok());
+        for (code, class) in [
+            (1, ErrorClass::Transient),
+            (2, ErrorClass::Transient),
+            (3, ErrorClass::Transient),
+            (4, ErrorClass::Permanent),
+            (5, ErrorClass::Permanent),
+            (9, ErrorClass::Transient),
+        ] {
+            let err = connack(code).unwrap_err();
+            assert_eq!(err.class(), class, "{code}: {err}");
+        }
+        assert_eq!(connack(4).unwrap_err().summary(), "authentication failed");
     }
 
     #[test]
