@@ -89,3 +89,44 @@ pub(crate) fn checked<H: 'static>(
         .map(move |result| result.map(|()| handle))
         .boxed_local()
 }
+
+/// A dependency whose attempt and runtime check are one and the same
+/// exchange with the server, and whose handle is nothing (`WAIT_FOR`'s
+/// `tcp://`, `http(s)://`, `dns://` and handshake entries): it is a
+/// [`Connector`] by this alone.
+pub trait Exchange: Unpin + 'static {
+    /// As [`Connector::backend`].
+    fn backend(&self) -> &'static str;
+
+    /// One whole exchange, from connecting to the answer.
+    fn exchange(&self) -> LocalBoxFuture<'static, Result<(), ConnectError>>;
+
+    /// As [`Connector::encrypted`].
+    fn encrypted(&self) -> Option<bool> {
+        None
+    }
+}
+
+impl<E: Exchange> Connector for E {
+    type Handle = ();
+
+    fn backend(&self) -> &'static str {
+        Exchange::backend(self)
+    }
+
+    fn connect(&self) -> LocalBoxFuture<'static, Result<(), ConnectError>> {
+        self.exchange()
+    }
+
+    fn check(&self, _: &()) -> LocalBoxFuture<'static, Result<(), ConnectError>> {
+        self.exchange()
+    }
+
+    fn encrypted(&self) -> Option<bool> {
+        Exchange::encrypted(self)
+    }
+
+    fn share(_: &()) -> Connected {
+        Connected::Nothing
+    }
+}

@@ -141,7 +141,7 @@ pub fn from_settings(settings: &Settings) -> Vec<DependencySpec> {
     let mut specs = vec![backends::database(&settings.database)];
     specs.extend(backends::cache(&settings.cache));
     for wait in &settings.wait_for {
-        specs.push(backends::wait_for(wait, settings.wait_retry));
+        specs.push(backends::wait_for(wait));
     }
     specs
 }

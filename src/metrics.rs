@@ -17,6 +17,14 @@ pub struct DependencyLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct InfoLabels {
+    pub dependency: String,
+    /// What it is (`postgres`, `redis`, `http`, `amqp`...), as `/ready`'s
+    /// `backend`: a `WAIT_FOR` entry's scheme.
+    pub backend: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct AttemptLabels {
     pub dependency: String,
     /// `success` or `failure`.
@@ -52,6 +60,8 @@ type PoolSource = Box<dyn Fn() -> PoolStatus + Send + Sync>;
 pub struct Metrics {
     registry: Registry,
     pub dependency_up: Family<DependencyLabels, Gauge>,
+    /// 1 for each dependency, labelled with its backend.
+    pub dependency_info: Family<InfoLabels, Gauge>,
     pub connect_attempts: Family<AttemptLabels, Counter>,
     pub state_changes: Family<DependencyLabels, Counter>,
     pub startup_duration: Gauge<f64, AtomicU64>,
@@ -69,6 +79,7 @@ impl Default for Metrics {
     fn default() -> Self {
         let mut registry = Registry::default();
         let dependency_up = Family::<DependencyLabels, Gauge>::default();
+        let dependency_info = Family::<InfoLabels, Gauge>::default();
         let connect_attempts = Family::<AttemptLabels, Counter>::default();
         let state_changes = Family::<DependencyLabels, Counter>::default();
         let startup_duration = Gauge::<f64, AtomicU64>::default();
@@ -81,6 +92,11 @@ impl Default for Metrics {
             "readygate_dependency_up",
             "Whether the dependency is up (1) or not (0)",
             dependency_up.clone(),
+        );
+        registry.register(
+            "readygate_dependency_info",
+            "Each dependency and its backend (1)",
+            dependency_info.clone(),
         );
         registry.register(
             "readygate_dependency_connect_attempts",
@@ -125,6 +141,7 @@ impl Default for Metrics {
         Metrics {
             registry,
             dependency_up,
+            dependency_info,
             connect_attempts,
             state_changes,
             startup_duration,

@@ -197,6 +197,13 @@ impl Health {
             .dependency_up
             .get_or_create(&Self::labels(dependency))
             .set(0);
+        self.metrics
+            .dependency_info
+            .get_or_create(&crate::metrics::InfoLabels {
+                dependency: dependency.name().to_owned(),
+                backend: backend.to_owned(),
+            })
+            .set(1);
     }
 
     /// Move to `state`; counts a change only when the state really changes.

@@ -341,13 +341,25 @@ def retry_budget_ms(config: dict[str, Any]) -> int:
     """The start-up budget of the pod: the dependencies are attempted
     concurrently, so the largest of the required ones': the database; Redis
     when CACHE_TYPE is redis and CACHE_REQUIRED is not false; WAIT_FOR's
-    entries (one fixed policy) whenever WAIT_FOR is set."""
+    entries whenever WAIT_FOR is set, each with its own WAIT_FOR_<NAME>_*
+    settings where given, else the shared WAIT_FOR_* (a fixed interval, the
+    database's back-off defaults)."""
     budget = dependency_budget_ms(config, "DB")
     if str(config["CACHE_TYPE"]).lower() == "redis" and str(config["CACHE_REQUIRED"]).lower() != "false":
         budget = max(budget, dependency_budget_ms(config, "REDIS"))
     if str(config["WAIT_FOR"]) != "":
-        attempts, interval = int(config["WAIT_FOR_MAX_RETRIES"]), int(config["WAIT_FOR_RETRY_INTERVAL_MS"])
-        budget = max(budget, attempts * (int(config["WAIT_FOR_CONNECT_TIMEOUT_MS"]) + interval) - interval)
+        shared = {
+            "MAX_RETRIES": config["WAIT_FOR_MAX_RETRIES"],
+            "RETRY_INTERVAL_MS": config["WAIT_FOR_RETRY_INTERVAL_MS"],
+            "CONNECT_TIMEOUT_MS": config["WAIT_FOR_CONNECT_TIMEOUT_MS"],
+            "RETRY_BACKOFF": "fixed", "RETRY_MULTIPLIER": "2", "RETRY_MAX_INTERVAL_MS": "30000",
+            "RETRY_JITTER": "0", "STARTUP_TIMEOUT_MS": "0",
+        }
+        for entry in str(config["WAIT_FOR"]).split(","):
+            p = "WAIT_FOR_" + entry.split("=")[0].strip().upper().replace("-", "_")
+            own = {f"{p}_{k}": config.get(f"{p}_{k}", "") for k in shared}
+            entry_config = {k: (v if setting_text(v) != "" else shared[k[len(p) + 1:]]) for k, v in own.items()}
+            budget = max(budget, dependency_budget_ms(entry_config, p))
     return budget
 
 
@@ -385,7 +397,9 @@ def check_release(result: dict[str, Any], values: dict[str, Any]) -> str:
     # Numbers (as --set gives them) must reach the ConfigMap as text.
     text = setting_text
     # An empty value is an unset setting: left out (the program refuses "").
-    config_data = {k: text(config[k]) for k in CONFIG_VARS if text(config[k]) != ""}
+    # The program's settings, and any WAIT_FOR_<NAME>_<SETTING> of one entry.
+    keys = CONFIG_VARS + sorted(k for k in config if k.startswith("WAIT_FOR_") and k not in CONFIG_VARS)
+    config_data = {k: text(config[k]) for k in keys if text(config[k]) != ""}
     expect(cm["data"] == config_data,
            f"ConfigMap data {cm['data']} != config {config}")
 
@@ -584,6 +598,9 @@ REJECTED = [
     ("REDIS_CONNECT_TIMEOUT_MS \"\" (empty)", {"config": {"REDIS_CONNECT_TIMEOUT_MS": ""}}),
     ("DB_CONNECT_TIMEOUT_MS above one day", {"config": {"DB_CONNECT_TIMEOUT_MS": "86400001"}}),
     ("misspelt key DB_MAX_RETRY", {"config": {"DB_MAX_RETRY": "3"}}),
+    ("misspelt per-entry key WAIT_FOR_AUTH_MAX_RETRY", {"config": {"WAIT_FOR_AUTH_MAX_RETRY": "3"}}),
+    ("WAIT_FOR_AUTH_MAX_RETRIES \"three\"", {"config": {"WAIT_FOR_AUTH_MAX_RETRIES": "three"}}),
+    ("WAIT_FOR_AUTH_RETRY_BACKOFF \"linear\"", {"config": {"WAIT_FOR_AUTH_RETRY_BACKOFF": "linear"}}),
     ("LOG_LEVEL \"verbose\"", {"config": {"LOG_LEVEL": "verbose"}}),
     ("PORT \"0\"", {"config": {"PORT": "0"}}),
     ("DATABASE_URL mssql://", {"secret": {"DATABASE_URL": "mssql://h/db"}}),

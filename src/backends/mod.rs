@@ -10,6 +10,8 @@
 //! ([`database`], [`cache`], [`wait_for`]). `docs/architecture.md` shows how
 //! a new backend is added.
 
+pub mod dns;
+pub mod handshake;
 pub mod http;
 pub mod memory;
 pub mod mysql;
@@ -21,17 +23,19 @@ pub mod tcp;
 
 use std::fmt;
 
+use futures_util::future::LocalBoxFuture;
+
+use self::handshake::{Endpoint, HandshakeConnector, Protocol};
 use self::memory::MemoryCache;
 use self::mysql::{MysqlOptions, MysqlPool};
 use self::postgres::PostgresOptions;
 use self::sqlite::SqliteOptions;
 use crate::config::{CacheSettings, Checker, DatabaseSettings, WaitFor};
-use crate::connector::PoolLimits;
+use crate::connector::{Connector, PoolLimits};
 use crate::dependencies::DependencySpec;
 use crate::dependency::{DependencyActor, Identity};
-use crate::error::ErrorVocabulary;
-use crate::handles::PoolStatus;
-use crate::retry::RetryPolicy;
+use crate::error::{ConnectError, ErrorVocabulary};
+use crate::handles::{Connected, PoolStatus};
 use crate::status::Dependency;
 
 /// The database actor: PostgreSQL, or another database with
@@ -106,17 +110,57 @@ impl DatabaseUrl {
     }
 }
 
-/// Where a `WAIT_FOR` entry points.
-#[derive(Clone, PartialEq, Eq)]
+/// Where a `WAIT_FOR` entry points, by its URL's scheme.
+#[derive(Clone)]
 pub enum WaitTarget {
     Tcp {
         host: String,
         port: u16,
     },
-    /// An `http://` or `https://` URL, as written (it may hold a password).
+    /// An `http://` or `https://` URL, as written (it may hold a password),
+    /// and what its answer must be.
     Http {
         url: String,
+        expect: http::Expect,
     },
+    /// `postgres://`, `postgresql://`: the options `DATABASE_URL` takes.
+    Postgres {
+        url: String,
+        options: Box<PostgresOptions>,
+    },
+    /// `mysql://`, `mariadb://`: the options `DATABASE_URL` takes.
+    Mysql {
+        url: String,
+        options: Box<MysqlOptions>,
+    },
+    /// `redis://`, `rediss://` (the platform's roots; `#insecure` as for
+    /// `REDIS_URL`).
+    Redis {
+        url: String,
+        tls: Option<redis::RedisTls>,
+    },
+    /// `amqp://`, `amqps://`, `nats://`, `mqtt://`: a protocol's handshake.
+    Handshake {
+        url: String,
+        protocol: Protocol,
+        endpoint: Endpoint,
+    },
+    /// `dns://host`: the name resolves.
+    Dns {
+        host: String,
+    },
+}
+
+impl PartialEq for WaitTarget {
+    fn eq(&self, other: &Self) -> bool {
+        let expect = |t: &WaitTarget| match t {
+            WaitTarget::Http { expect, .. } => Some(expect.clone()),
+            _ => None,
+        };
+        self.backend() == other.backend()
+            && self.shown() == other.shown()
+            && expect(self) == expect(other)
+    }
 }
 
 impl std::fmt::Debug for WaitTarget {
@@ -126,11 +170,18 @@ impl std::fmt::Debug for WaitTarget {
 }
 
 impl WaitTarget {
-    /// Its backend, shown on `/ready` and in the metrics' labels.
+    /// Its backend, shown on `/ready` and in the metrics' labels: the
+    /// scheme (`https` is `http`, `rediss` `redis`, `amqps` `amqp`,
+    /// `postgresql` `postgres`).
     pub fn backend(&self) -> &'static str {
         match self {
             WaitTarget::Tcp { .. } => "tcp",
             WaitTarget::Http { .. } => "http",
+            WaitTarget::Postgres { .. } => "postgres",
+            WaitTarget::Mysql { options, .. } => options.backend,
+            WaitTarget::Redis { .. } => "redis",
+            WaitTarget::Handshake { protocol, .. } => protocol.backend(),
+            WaitTarget::Dns { .. } => "dns",
         }
     }
 
@@ -138,19 +189,27 @@ impl WaitTarget {
     pub fn shown(&self) -> String {
         match self {
             WaitTarget::Tcp { host, port } => format!("tcp://{host}:{port}"),
-            WaitTarget::Http { url } => crate::redact::redact_url(url),
+            WaitTarget::Dns { host } => format!("dns://{host}"),
+            WaitTarget::Http { url, .. }
+            | WaitTarget::Postgres { url, .. }
+            | WaitTarget::Mysql { url, .. }
+            | WaitTarget::Redis { url, .. }
+            | WaitTarget::Handshake { url, .. } => crate::redact::redact_url(url),
         }
     }
 }
 
 /// What `WAIT_FOR` accepts, as a bad entry's problem says.
-pub const WAIT_FOR_ACCEPTED: &str = "name=tcp://host:port or name=http(s)://host[:port][/path], comma-separated; \
+pub const WAIT_FOR_ACCEPTED: &str = "name=URL, comma-separated, the URL one of tcp://host:port, http(s)://host[:port][/path], \
+                                     postgres(ql)://..., mysql://..., mariadb://..., redis(s)://..., amqp(s)://...[/vhost], \
+                                     nats://host[:port], mqtt://host[:port], dns://host; \
                                      a name is 1-63 of a-z, 0-9, - and _, starting with a letter";
 
 impl WaitTarget {
     /// The target of a `WAIT_FOR` entry by its URL's scheme (`url` as
     /// written, `parsed`, naming `host`); a problem recorded in `c` against
-    /// `WAIT_FOR`, the entry shown as `shown`, for an unknown scheme.
+    /// `WAIT_FOR`, the entry shown as `shown`, for an unknown scheme or a
+    /// URL its backend refuses.
     pub(crate) fn parse(
         c: &mut Checker,
         shown: &str,
@@ -158,15 +217,67 @@ impl WaitTarget {
         parsed: &url::Url,
         host: &str,
     ) -> Option<WaitTarget> {
+        const VAR: &str = "WAIT_FOR";
+        let owned = || url.to_owned();
+        let handshake = |c: &mut Checker, protocol, port, tls| {
+            Endpoint::parse(c, shown, parsed, host, port, tls).map(|endpoint| {
+                WaitTarget::Handshake {
+                    url: url.to_owned(),
+                    protocol,
+                    endpoint,
+                }
+            })
+        };
         match parsed.scheme() {
             "tcp" => tcp::parse(c, shown, parsed, host)
                 .map(|(host, port)| WaitTarget::Tcp { host, port }),
             "http" | "https" => Some(WaitTarget::Http {
-                url: url.to_owned(),
+                url: owned(),
+                expect: http::Expect::default(),
+            }),
+            "postgres" | "postgresql" => postgres::options::parse(
+                c,
+                VAR,
+                url,
+                &crate::redact::redact_url(url),
+                WAIT_FOR_ACCEPTED,
+            )
+            .map(|options| WaitTarget::Postgres {
+                url: owned(),
+                options: Box::new(options),
+            }),
+            scheme @ ("mysql" | "mariadb") => mysql::options::parse(
+                c,
+                VAR,
+                url,
+                &crate::redact::redact_url(url),
+                scheme,
+                WAIT_FOR_ACCEPTED,
+            )
+            .map(|options| WaitTarget::Mysql {
+                url: owned(),
+                options: Box::new(options),
+            }),
+            "redis" | "rediss" => redis::options::url(c, VAR, url).map(|(url, rediss)| {
+                let tls = rediss.then(|| redis::RedisTls {
+                    insecure: url.ends_with("#insecure"),
+                    ..redis::RedisTls::default()
+                });
+                WaitTarget::Redis { url, tls }
+            }),
+            "amqp" => handshake(c, Protocol::Amqp, 5672, false),
+            "amqps" => handshake(c, Protocol::Amqp, 5671, true),
+            "nats" => handshake(c, Protocol::Nats, 4222, false),
+            "mqtt" => handshake(c, Protocol::Mqtt, 1883, false),
+            "dns" => Some(WaitTarget::Dns {
+                host: host
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .to_owned(),
             }),
             other => {
                 c.fail(
-                    "WAIT_FOR",
+                    VAR,
                     shown,
                     format!("has an entry with the scheme {other:?}"),
                     WAIT_FOR_ACCEPTED,
@@ -174,6 +285,43 @@ impl WaitTarget {
                 None
             }
         }
+    }
+}
+
+/// A backend's connector used for a `WAIT_FOR` entry: its attempts and
+/// checks as they are for `DATABASE_URL` or `REDIS_URL`, but its handle
+/// reaches no one (the application's database and cache are those).
+pub struct Waited<C>(pub C);
+
+impl<C: Connector> Connector for Waited<C> {
+    type Handle = C::Handle;
+
+    fn backend(&self) -> &'static str {
+        self.0.backend()
+    }
+
+    fn connect(&self) -> LocalBoxFuture<'static, Result<C::Handle, ConnectError>> {
+        self.0.connect()
+    }
+
+    fn check(&self, handle: &C::Handle) -> LocalBoxFuture<'static, Result<(), ConnectError>> {
+        self.0.check(handle)
+    }
+
+    fn sever(&self) {
+        self.0.sever();
+    }
+
+    fn encrypted(&self) -> Option<bool> {
+        self.0.encrypted()
+    }
+
+    fn server(&self) -> Option<crate::connector::ServerInfo> {
+        self.0.server()
+    }
+
+    fn share(_: &C::Handle) -> Connected {
+        Connected::Nothing
     }
 }
 
@@ -306,8 +454,9 @@ pub fn cache(cache: &CacheSettings) -> Option<DependencySpec> {
     ))
 }
 
-/// A `WAIT_FOR` entry's dependency, by its scheme.
-pub fn wait_for(wait: &WaitFor, policy: RetryPolicy) -> DependencySpec {
+/// A `WAIT_FOR` entry's dependency, by its scheme, with its own policy
+/// (`WAIT_FOR_<NAME>_*`, else the shared `WAIT_FOR_*`).
+pub fn wait_for(wait: &WaitFor) -> DependencySpec {
     let id = Identity {
         dependency: Dependency::named(&wait.name),
         label: wait.name.clone(),
@@ -315,13 +464,38 @@ pub fn wait_for(wait: &WaitFor, policy: RetryPolicy) -> DependencySpec {
         required: wait.required,
         settings: Some("WAIT_FOR".into()),
     };
-    let shown = wait.target.shown();
+    let (policy, shown) = (wait.policy, wait.target.shown());
+    let timeout = policy.attempt_timeout;
+    // One connection: the entry is checked, not used.
+    let limits = PoolLimits {
+        size: 1,
+        wait: timeout,
+    };
     match wait.target.clone() {
         WaitTarget::Tcp { host, port } => DependencySpec::plain(id, policy, shown, move || {
             Ok(tcp::TcpConnector::new(host, port))
         }),
-        WaitTarget::Http { url } => {
-            DependencySpec::plain(id, policy, shown, move || Ok(http::HttpConnector::new(url)))
+        WaitTarget::Http { url, expect } => DependencySpec::plain(id, policy, shown, move || {
+            Ok(http::HttpConnector::new(url, expect))
+        }),
+        WaitTarget::Postgres { options, .. } => {
+            DependencySpec::plain(id, policy, shown, move || {
+                options.connector(limits, timeout).map(Waited)
+            })
+        }
+        WaitTarget::Mysql { options, .. } => DependencySpec::plain(id, policy, shown, move || {
+            options.connector(limits, timeout).map(Waited)
+        }),
+        WaitTarget::Redis { url, tls } => DependencySpec::plain(id, policy, shown, move || {
+            redis::RedisConnector::new(&url, tls.as_ref(), timeout).map(Waited)
+        }),
+        WaitTarget::Handshake {
+            protocol, endpoint, ..
+        } => DependencySpec::plain(id, policy, shown, move || {
+            Ok(HandshakeConnector::new(protocol, endpoint))
+        }),
+        WaitTarget::Dns { host } => {
+            DependencySpec::plain(id, policy, shown, move || Ok(dns::DnsConnector::new(host)))
         }
     }
 }

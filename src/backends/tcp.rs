@@ -4,9 +4,8 @@
 use futures_util::future::{FutureExt, LocalBoxFuture};
 
 use crate::config::Checker;
-use crate::connector::Connector;
+use crate::connector::Exchange;
 use crate::error::{ConnectError, named_by};
-use crate::handles::Connected;
 
 /// Why the connection did not open (named by the I/O error's kind).
 #[derive(Debug, thiserror::Error)]
@@ -58,22 +57,12 @@ impl TcpConnector {
     }
 }
 
-impl Connector for TcpConnector {
-    type Handle = ();
-
+impl Exchange for TcpConnector {
     fn backend(&self) -> &'static str {
         "tcp"
     }
 
-    fn connect(&self) -> LocalBoxFuture<'static, Result<(), ConnectError>> {
+    fn exchange(&self) -> LocalBoxFuture<'static, Result<(), ConnectError>> {
         self.open()
-    }
-
-    fn check(&self, _: &()) -> LocalBoxFuture<'static, Result<(), ConnectError>> {
-        self.open()
-    }
-
-    fn share(_: &()) -> Connected {
-        Connected::Nothing
     }
 }

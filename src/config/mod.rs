@@ -18,7 +18,7 @@ pub(crate) use self::check::Checker;
 pub use self::check::Problem;
 use self::retry::DB_RETRY;
 pub(crate) use self::retry::{REDIS_RETRY, RetryFields};
-pub use self::wait_for::{WaitFor, WaitTarget, valid_name};
+pub use self::wait_for::{PER_ENTRY, WaitFor, WaitTarget, env_key, valid_name};
 pub use crate::backends::DatabaseUrl;
 pub use crate::backends::redis::RedisSettings;
 use crate::redact::register_url_secrets;
@@ -214,7 +214,7 @@ pub struct RawSettings {
         default_value = "0"
     )]
     pub redis_startup_timeout_ms: String,
-    /// More dependencies to wait for: name=tcp://host:port or name=http(s)://host[:port][/path] (up on a 2xx answer), comma-separated
+    /// More dependencies to wait for, name=URL, comma-separated: tcp://, http(s):// (up on a 2xx answer), postgres://, mysql://, mariadb://, redis(s)://, amqp(s)://, nats://, mqtt://, dns://; WAIT_FOR_<NAME>_* sets one entry's policy and HTTP expectations
     #[arg(long, global = true, env = "WAIT_FOR", hide_env_values = true)]
     pub wait_for: Option<String>,
     /// Names of WAIT_FOR's entries that are optional (serve without them), comma-separated
@@ -273,6 +273,11 @@ pub struct RawSettings {
     /// Which URL settings were given rather than defaulted ([`Cli::parse_args`]).
     #[arg(skip)]
     pub given: Given,
+    /// The environment's other `WAIT_FOR_*` variables, (name, value):
+    /// `WAIT_FOR_<NAME>_<SETTING>`, one entry's own ([`Cli::parse_args`]
+    /// reads them; each must name an entry and a setting).
+    #[arg(skip)]
+    pub wait_for_entries: Vec<(String, String)>,
 }
 
 /// Which settings were given (on the command line, in the environment or
@@ -304,6 +309,19 @@ impl Cli {
             database_url: given("database_url"),
             redis_url: given("redis_url"),
         };
+        let shared: Vec<String> = documented_settings()
+            .into_iter()
+            .map(|(var, _)| var)
+            .chain(optional_settings())
+            .collect();
+        cli.settings.wait_for_entries = std::env::vars_os()
+            .filter_map(|(var, value)| {
+                let var = var.into_string().ok()?;
+                (var.starts_with("WAIT_FOR_") && !shared.contains(&var))
+                    .then(|| (var, value.to_string_lossy().into_owned()))
+            })
+            .collect();
+        cli.settings.wait_for_entries.sort();
         Ok(cli)
     }
 }
@@ -457,8 +475,7 @@ impl RawSettings {
         let mut c = Checker::default();
         let database = self.database(&mut c);
         let cache = self.cache(&mut c);
-        let wait_for = c.wait_for(self.wait_for.as_deref(), self.wait_for_optional.as_deref());
-        let wait_retry = self.wait_retry(&mut c);
+        let (wait_for, wait_retry) = self.wait_for(&mut c);
         let health = c.millis("HEALTH_CHECK_INTERVAL_MS", &self.health_check_interval_ms);
         let http = self.http(&mut c);
         let shutdown = self.shutdown(&mut c);
@@ -534,8 +551,9 @@ impl RawSettings {
         }
     }
 
-    /// `WAIT_FOR_*`: one fixed-interval policy for every entry.
-    fn wait_retry(&self, c: &mut Checker) -> Option<RetryPolicy> {
+    /// `WAIT_FOR`'s entries and their shared policy (`WAIT_FOR_*`: a fixed
+    /// interval), each entry's own settings (`WAIT_FOR_<NAME>_*`) applied.
+    fn wait_for(&self, c: &mut Checker) -> (Option<Vec<WaitFor>>, Option<RetryPolicy>) {
         let max = c.retries("WAIT_FOR_MAX_RETRIES", &self.wait_for_max_retries);
         let interval = c.millis(
             "WAIT_FOR_RETRY_INTERVAL_MS",
@@ -545,7 +563,53 @@ impl RawSettings {
             "WAIT_FOR_CONNECT_TIMEOUT_MS",
             &self.wait_for_connect_timeout_ms,
         );
-        Some(RetryPolicy::fixed(max?, interval?, timeout?))
+        let shared = max
+            .zip(interval)
+            .zip(timeout)
+            .map(|((max, interval), timeout)| RetryPolicy::fixed(max, interval, timeout));
+        let fallback =
+            RetryPolicy::fixed(3, Duration::from_millis(2000), Duration::from_millis(5000));
+        let entries = c.wait_for(
+            self.wait_for.as_deref(),
+            self.wait_for_optional.as_deref(),
+            shared.unwrap_or(fallback),
+        );
+        let (mut entries, all_good) = entries;
+        {
+            // Checked even when an entry is bad, so that one run names
+            // every problem; a variable naming a bad entry is not one more.
+            let list = &mut entries;
+            if shared.is_some() {
+                // The back-off an entry may choose starts from the database's
+                // defaults (the shared policy is a fixed interval).
+                let db_default = |var: &str| {
+                    documented_settings()
+                        .into_iter()
+                        .find(|(v, _)| v == var)
+                        .map(|(_, default)| default)
+                        .unwrap_or_default()
+                };
+                let shared_raw = RetryFields {
+                    max_retries: self.wait_for_max_retries.clone(),
+                    interval: self.wait_for_retry_interval_ms.clone(),
+                    backoff: db_default(DB_RETRY.backoff),
+                    multiplier: db_default(DB_RETRY.multiplier),
+                    max_interval: db_default(DB_RETRY.max_interval),
+                    jitter: db_default(DB_RETRY.jitter),
+                    timeout: self.wait_for_connect_timeout_ms.clone(),
+                    startup_timeout: db_default(DB_RETRY.startup_timeout),
+                };
+                let named: Vec<&str> = self
+                    .wait_for
+                    .as_deref()
+                    .unwrap_or_default()
+                    .split(',')
+                    .filter_map(|entry| Some(entry.split_once('=')?.0.trim()))
+                    .collect();
+                c.per_entry(list, &named, &self.wait_for_entries, &shared_raw);
+            }
+        }
+        (all_good.then_some(entries), shared)
     }
 
     fn http(&self, c: &mut Checker) -> Option<HttpSettings> {

@@ -18,6 +18,21 @@ pub(crate) struct RetryFields<T> {
     pub startup_timeout: T,
 }
 
+impl RetryFields<String> {
+    pub(crate) fn as_refs(&self) -> RetryFields<&String> {
+        RetryFields {
+            max_retries: &self.max_retries,
+            interval: &self.interval,
+            backoff: &self.backoff,
+            multiplier: &self.multiplier,
+            max_interval: &self.max_interval,
+            jitter: &self.jitter,
+            timeout: &self.timeout,
+            startup_timeout: &self.startup_timeout,
+        }
+    }
+}
+
 pub(super) const DB_RETRY: RetryFields<&str> = RetryFields {
     max_retries: "DB_MAX_RETRIES",
     interval: "DB_RETRY_INTERVAL_MS",

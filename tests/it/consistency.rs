@@ -173,12 +173,20 @@ fn the_start_up_budget_agrees_with_the_charts_table() {
         // Every setting passed explicitly, the row's over the defaults, so
         // that the environment of whoever runs the tests cannot interfere.
         let mut settings: BTreeMap<String, String> = program();
+        // One WAIT_FOR entry's own settings, which the program reads from
+        // the environment only.
+        let mut per_entry = Vec::new();
         for (variable, value) in case["config"].as_object().unwrap() {
+            let value = value.as_str().unwrap().to_owned();
+            if !settings.contains_key(variable) && variable.starts_with("WAIT_FOR_") {
+                per_entry.push((variable.clone(), value));
+                continue;
+            }
             assert!(
                 settings.contains_key(variable),
                 "{name}: unknown {variable}"
             );
-            settings.insert(variable.clone(), value.as_str().unwrap().to_owned());
+            settings.insert(variable.clone(), value);
         }
         let mut argv = vec!["readygate".to_owned()];
         // The optional settings (no default) stay unset.
@@ -188,19 +196,19 @@ fn the_start_up_budget_agrees_with_the_charts_table() {
                 variable.to_lowercase().replace('_', "-")
             ));
         }
-        let parsed = Cli::try_parse_from(&argv)
+        let mut raw = Cli::try_parse_from(&argv)
             .unwrap_or_else(|e| panic!("{name}: {e}"))
-            .settings
-            .validate()
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
+            .settings;
+        raw.wait_for_entries = per_entry;
+        let parsed = raw.validate().unwrap_or_else(|e| panic!("{name}: {e}"));
         let mut budget = parsed.database.retry.worst_case_budget();
         if let CacheSettings::Redis(redis) = &parsed.cache
             && redis.required
         {
             budget = budget.max(redis.retry.worst_case_budget());
         }
-        if !parsed.wait_for.is_empty() {
-            budget = budget.max(parsed.wait_retry.worst_case_budget());
+        for wait in &parsed.wait_for {
+            budget = budget.max(wait.policy.worst_case_budget());
         }
         assert_eq!(
             u64::try_from(budget.as_millis()).unwrap(),

@@ -54,7 +54,7 @@ fn three_dependencies_serve_only_when_all_are_up_and_each_is_checked_at_runtime(
     assert!(
         third
             .unwrap()
-            .contains("retrying in 0.1 s: HTTP status 503"),
+            .contains("retrying in 0.1 s: HTTP 503, expected 2xx"),
         "{}",
         gw.output()
     );

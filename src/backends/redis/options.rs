@@ -116,7 +116,7 @@ pub(crate) fn settings(c: &mut Checker, raw: &RawSettings) -> Option<RedisSettin
 }
 
 /// The Redis URL and whether it asks for TLS (`rediss://`).
-fn url(c: &mut Checker, var: &'static str, raw: &str) -> Option<(String, bool)> {
+pub(crate) fn url(c: &mut Checker, var: &'static str, raw: &str) -> Option<(String, bool)> {
     const ACCEPTED: &str = "redis://[user[:password]@]host[:port][/db], or rediss://... for TLS";
     let (value, shown, scheme, _) = c.url(var, raw, ACCEPTED)?;
     let tls = match scheme.as_str() {

@@ -1,22 +1,31 @@
 //! A real HTTP/1.1 service on a free loopback port, for the dependencies
 //! that are other services (`WAIT_FOR=name=http://...`, an application's
 //! own HTTP dependency): it answers every request with the status the test
-//! sets (503 while "starting", then 200), and can be stopped (the port
-//! refuses) and started again on the same port.
+//! sets (503 while "starting", then 200), with the body the test sets
+//! (`{"status":<code>}` unless set) and a `Location` when it sets one, and
+//! can be stopped (the port refuses) and started again on the same port.
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, Shutdown, TcpListener, TcpStream};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU16, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::free_port;
 
+/// What the service answers besides its status.
+#[derive(Default)]
+struct Answer {
+    body: Option<String>,
+    location: Option<String>,
+}
+
 pub struct HttpService {
     port: u16,
     status: Arc<AtomicU16>,
     requests: Arc<AtomicUsize>,
+    answer: Arc<Mutex<Answer>>,
     running: Option<(Arc<AtomicBool>, JoinHandle<()>)>,
 }
 
@@ -34,6 +43,7 @@ impl HttpService {
             port: free_port(),
             status: Arc::new(AtomicU16::new(status)),
             requests: Arc::new(AtomicUsize::new(0)),
+            answer: Arc::default(),
             running: None,
         }
     }
@@ -45,17 +55,22 @@ impl HttpService {
             .unwrap_or_else(|e| panic!("HTTP service: cannot bind 127.0.0.1:{}: {e}", self.port));
         listener.set_nonblocking(true).unwrap();
         let stop = Arc::new(AtomicBool::new(false));
-        let (status, requests, flag) = (
+        let (status, requests, flag, answer) = (
             Arc::clone(&self.status),
             Arc::clone(&self.requests),
             Arc::clone(&stop),
+            Arc::clone(&self.answer),
         );
         let thread = std::thread::spawn(move || {
             while !flag.load(Ordering::SeqCst) {
                 match listener.accept() {
                     Ok((stream, _)) => {
-                        let (status, requests) = (Arc::clone(&status), Arc::clone(&requests));
-                        std::thread::spawn(move || serve(stream, &status, &requests));
+                        let (status, requests, answer) = (
+                            Arc::clone(&status),
+                            Arc::clone(&requests),
+                            Arc::clone(&answer),
+                        );
+                        std::thread::spawn(move || serve(stream, &status, &requests, &answer));
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(5)),
                 }
@@ -75,6 +90,16 @@ impl HttpService {
     /// The status every request gets from now on.
     pub fn set_status(&self, status: u16) {
         self.status.store(status, Ordering::SeqCst);
+    }
+
+    /// The body every request gets from now on.
+    pub fn set_body(&self, body: &str) {
+        self.answer.lock().unwrap().body = Some(body.to_owned());
+    }
+
+    /// A `Location` header on every answer from now on.
+    pub fn set_location(&self, location: &str) {
+        self.answer.lock().unwrap().location = Some(location.to_owned());
     }
 
     pub fn port(&self) -> u16 {
@@ -111,7 +136,12 @@ impl Drop for HttpService {
 }
 
 /// One connection: read the request head, answer, close.
-fn serve(mut stream: TcpStream, status: &AtomicU16, requests: &AtomicUsize) {
+fn serve(
+    mut stream: TcpStream,
+    status: &AtomicU16,
+    requests: &AtomicUsize,
+    answer: &Mutex<Answer>,
+) {
     let _ = stream.set_nonblocking(false);
     let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
     let mut head = Vec::new();
@@ -124,9 +154,16 @@ fn serve(mut stream: TcpStream, status: &AtomicU16, requests: &AtomicUsize) {
     }
     requests.fetch_add(1, Ordering::SeqCst);
     let status = status.load(Ordering::SeqCst);
-    let body = format!("{{\"status\":{status}}}");
+    let (body, location) = {
+        let answer = answer.lock().unwrap();
+        (answer.body.clone(), answer.location.clone())
+    };
+    let body = body.unwrap_or_else(|| format!("{{\"status\":{status}}}"));
+    let location = location
+        .map(|l| format!("Location: {l}\r\n"))
+        .unwrap_or_default();
     let reply = format!(
-        "HTTP/1.1 {status} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "HTTP/1.1 {status} {}\r\nContent-Type: application/json\r\n{location}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         reason(status),
         body.len()
     );

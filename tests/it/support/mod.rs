@@ -6,6 +6,9 @@
 //!   ports (never the machine's standard 5432/6379 services), that can be
 //!   stopped and restarted on the same port; PostgreSQL also as a primary
 //!   with streaming standbys ([`Postgres::start_primary`]).
+//! - [`mosquitto`]: a real Mosquitto of the test's own that needs a password.
+//! - [`nats`]: a real NATS server of the test's own, with or without a
+//!   password, that can be stopped and restarted on the same port.
 //! - [`pgbouncer`]: a real PgBouncer (transaction pooling) in front of a
 //!   test PostgreSQL.
 //! - [`faults`]: loopback listeners speaking the real wire protocols to
@@ -21,6 +24,8 @@ pub mod gateway;
 pub mod http_service;
 pub mod inprocess;
 pub mod mariadb;
+pub mod mosquitto;
+pub mod nats;
 pub mod pgbouncer;
 pub mod ports;
 pub mod postgres;
@@ -41,6 +46,10 @@ pub use http_service::HttpService;
 pub use inprocess::{InProcess, StderrCapture};
 #[allow(unused_imports)]
 pub use mariadb::Mariadb;
+#[allow(unused_imports)]
+pub use mosquitto::Mosquitto;
+#[allow(unused_imports)]
+pub use nats::Nats;
 #[allow(unused_imports)]
 pub use pgbouncer::PgBouncer;
 #[allow(unused_imports)]

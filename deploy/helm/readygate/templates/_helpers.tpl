@@ -85,7 +85,8 @@ The dependencies are attempted concurrently, so the budget is the largest of
 the required ones': the database always; Redis when CACHE_TYPE is redis and
 CACHE_REQUIRED is not false (with memory or none the program never connects
 to it, and an optional cache never holds start-up); WAIT_FOR's entries when it
-is set, with their one fixed policy (MAX_RETRIES x (CONNECT_TIMEOUT_MS +
+is set, each with its policy: its own WAIT_FOR_<NAME>_* settings, else the
+shared WAIT_FOR_* ones (a fixed interval: MAX_RETRIES x (CONNECT_TIMEOUT_MS +
 RETRY_INTERVAL_MS) - RETRY_INTERVAL_MS).
 
 The settings are strings in values.yaml (they go to a ConfigMap) but may be
@@ -99,13 +100,29 @@ sure they are whole numbers in the program's range, without leading zeros).
 {{- $redis := include "readygate.dependencyBudgetMs" (dict "config" $c "prefix" "REDIS") | int64 -}}
 {{- $budget = max $budget $redis -}}
 {{- end -}}
-{{- /* WAIT_FOR's entries share one fixed policy; counted whenever WAIT_FOR is
-     set (the chart does not read WAIT_FOR_OPTIONAL: counting an optional
-     entry only makes the window longer). */ -}}
+{{- /* WAIT_FOR's entries, each with its own policy: config.WAIT_FOR_<NAME>_<SETTING>
+     where given (NAME: the entry's name upper-cased, - as _), else the shared
+     WAIT_FOR_* (a fixed interval, the database's back-off defaults), as the
+     program reads them. Counted whenever WAIT_FOR is set (the chart does not
+     read WAIT_FOR_OPTIONAL: counting an optional entry only makes the window
+     longer). */ -}}
 {{- if ne (include "readygate.str" $c.WAIT_FOR) "" -}}
-{{- $attempts := int64 $c.WAIT_FOR_MAX_RETRIES -}}
-{{- $wait := sub (mul $attempts (add (int64 $c.WAIT_FOR_CONNECT_TIMEOUT_MS) (int64 $c.WAIT_FOR_RETRY_INTERVAL_MS))) (int64 $c.WAIT_FOR_RETRY_INTERVAL_MS) -}}
+{{- range $entry := splitList "," (include "readygate.str" $c.WAIT_FOR) -}}
+{{- $name := trim (index (splitList "=" $entry) 0) -}}
+{{- $p := printf "WAIT_FOR_%s" (upper (replace "-" "_" $name)) -}}
+{{- $e := dict -}}
+{{- $shared := dict "MAX_RETRIES" $c.WAIT_FOR_MAX_RETRIES "RETRY_INTERVAL_MS" $c.WAIT_FOR_RETRY_INTERVAL_MS "CONNECT_TIMEOUT_MS" $c.WAIT_FOR_CONNECT_TIMEOUT_MS "RETRY_BACKOFF" "fixed" "RETRY_MULTIPLIER" "2" "RETRY_MAX_INTERVAL_MS" "30000" "RETRY_JITTER" "0" "STARTUP_TIMEOUT_MS" "0" -}}
+{{- range $setting, $default := $shared -}}
+{{- $key := printf "%s_%s" $p $setting -}}
+{{- $value := $default -}}
+{{- if and (hasKey $c $key) (ne (include "readygate.str" (index $c $key)) "") -}}
+{{- $value = index $c $key -}}
+{{- end -}}
+{{- $_ := set $e $key $value -}}
+{{- end -}}
+{{- $wait := include "readygate.dependencyBudgetMs" (dict "config" $e "prefix" $p) | int64 -}}
 {{- $budget = max $budget $wait -}}
+{{- end -}}
 {{- end -}}
 {{- $budget -}}
 {{- end -}}
