@@ -36,6 +36,7 @@ pub mod connector;
 pub mod dependencies;
 pub mod dependency;
 pub mod error;
+pub mod exec;
 pub mod handles;
 pub mod listener;
 pub mod metrics;

@@ -46,7 +46,7 @@ impl StopSignal {
             .find(|s| usize::try_from(s.number()).ok() == Some(n))
     }
 
-    fn nix(self) -> Signal {
+    pub(crate) fn nix(self) -> Signal {
         match self {
             StopSignal::Term => Signal::SIGTERM,
             StopSignal::Int => Signal::SIGINT,

@@ -8,8 +8,9 @@ use actix::{Actor, System};
 use actix_web::web;
 
 use crate::backends::probe::Probe;
-use crate::config::{Cli, Command, ConfigError, Settings, load_dotenv};
+use crate::config::{Cli, Command, ConfigError, EXEC_USAGE, Settings, load_dotenv};
 use crate::dependencies::{self, DependencyOptions, DependencySpec};
+use crate::exec::ExecCommand;
 use crate::exit;
 use crate::status::Health;
 use crate::supervisor::{Mode, Supervisor};
@@ -67,6 +68,14 @@ impl Gateway {
         self
     }
 
+    /// Once every dependency is ready, run `program` as a child and serve
+    /// only the gateway's endpoints beside it; exit with the program's exit
+    /// code ([`crate::exec`]).
+    pub fn exec(mut self, program: ExecCommand) -> Self {
+        self.mode = Mode::Exec(Arc::new(program));
+        self
+    }
+
     /// The live dependency state (what `/ready` and `/metrics` show).
     pub fn health(&self) -> Health {
         self.health.clone()
@@ -110,13 +119,15 @@ impl Gateway {
         }
         let port = match &mode {
             Mode::Check => None,
-            Mode::Serve(_) => match listener::bind(&settings.http.host, settings.http.port) {
-                Ok(port) => Some(port),
-                Err(e) => {
-                    log::error!("{e}; exiting with code {}", exit::CONFIG);
-                    return exit::CONFIG;
+            Mode::Serve(_) | Mode::Exec(_) => {
+                match listener::bind(&settings.http.host, settings.http.port) {
+                    Ok(port) => Some(port),
+                    Err(e) => {
+                        log::error!("{e}; exiting with code {}", exit::CONFIG);
+                        return exit::CONFIG;
+                    }
                 }
-            },
+            }
         };
         let system = System::new();
         system.block_on(async move {
@@ -147,6 +158,19 @@ pub fn run_cli(early_signals: std::io::Result<()>) -> ExitCode {
             let gateway = Gateway::new(settings);
             match command {
                 Some(Command::Check) => gateway.check_only().run(),
+                Some(Command::Exec { command }) => match ExecCommand::from_args(command) {
+                    Some(program) => gateway.exec(program).run(),
+                    None => {
+                        log::error!(
+                            "{}; exiting with code {}",
+                            ConfigError::CommandLine(format!(
+                                "exec needs a program to run: {EXEC_USAGE}"
+                            )),
+                            exit::CONFIG
+                        );
+                        exit::CONFIG
+                    }
+                },
                 None => gateway.run(),
             }
         }

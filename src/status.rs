@@ -97,6 +97,20 @@ pub struct ReadyReport {
     /// `ready`, `not_ready`, or `draining` once a stop signal came.
     pub status: &'static str,
     pub dependencies: BTreeMap<String, DependencyStatus>,
+    /// `readygate exec`'s program: ready only while it runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub program: Option<ProgramStatus>,
+}
+
+/// The program `readygate exec` runs, on `/ready`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ProgramStatus {
+    /// The program as given (without its arguments).
+    pub command: String,
+    /// Its pid once started.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    pub running: bool,
 }
 
 impl ReadyReport {
@@ -113,6 +127,7 @@ struct Published {
     states: BTreeMap<Dependency, DependencyStatus>,
     /// A stop signal came: not ready, whatever the dependencies.
     draining: bool,
+    program: Option<ProgramStatus>,
     ready: bool,
     body: Bytes,
 }
@@ -126,7 +141,8 @@ impl Published {
             .collect();
         let up = dependencies
             .values()
-            .all(|s| s.state == State::Up || !s.required);
+            .all(|s| s.state == State::Up || !s.required)
+            && self.program.as_ref().is_none_or(|p| p.running);
         ReadyReport {
             status: match (self.draining, up) {
                 (true, _) => "draining",
@@ -134,6 +150,7 @@ impl Published {
                 (false, false) => "not_ready",
             },
             dependencies,
+            program: self.program.clone(),
         }
     }
 
@@ -300,6 +317,14 @@ impl Health {
         }
     }
 
+    /// `readygate exec`'s program: what `/ready` says of it.
+    pub fn set_program(&self, program: ProgramStatus) {
+        if let Ok(mut published) = self.published.write() {
+            published.program = Some(program);
+            published.render();
+        }
+    }
+
     pub fn count_attempt(&self, dependency: &Dependency, outcome: &str) {
         self.metrics
             .connect_attempts
@@ -326,6 +351,7 @@ impl Health {
             .unwrap_or_else(|_| ReadyReport {
                 status: "not_ready",
                 dependencies: BTreeMap::new(),
+                program: None,
             })
     }
 

@@ -37,6 +37,7 @@ mod support;
 #[path = "../../examples/app.rs"]
 mod app;
 mod doc;
+mod exec;
 mod failover;
 mod floor;
 mod herd;
@@ -66,9 +67,9 @@ use crate::spawn::{Deps, EXAMPLE_APP_ENV};
 use crate::support::gateway::GATEWAY_BIN;
 use crate::support::{Postgres, Redis};
 
-const SECTIONS: [&str; 10] = [
+const SECTIONS: [&str; 11] = [
     "startup", "reaction", "schedule", "probe", "shutdown", "signals", "herd", "timeline", "paper",
-    "failover",
+    "failover", "exec",
 ];
 
 fn main() -> std::process::ExitCode {
@@ -149,6 +150,9 @@ fn main() -> std::process::ExitCode {
     }
     if run("failover") {
         failover::failover(&plan, &mut report);
+    }
+    if run("exec") {
+        exec::exec(&deps.db_url, &mut report);
     }
     drop((pg, redis));
 

@@ -466,9 +466,17 @@ def check_release(result: dict[str, Any], values: dict[str, Any]) -> str:
     if values["initCheck"]["enabled"]:
         expect(len(inits) == 1 and inits[0]["args"] == ["check"] and inits[0]["image"] == ctr["image"],
                f"init container {inits}")
+        expect(inits[0].get("command") == ctr.get("command"), f"init container command {inits[0].get('command')}")
         check_env(inits[0])
     else:
         expect(not inits, "init container rendered although initCheck.enabled is false")
+
+    program = values["exec"]["command"]
+    if program:
+        expect(ctr.get("command") == [values["exec"]["path"]] and ctr.get("args") == ["exec", "--", *program],
+               f"readygate exec: command {ctr.get('command')} args {ctr.get('args')}")
+    else:
+        expect("command" not in ctr and "args" not in ctr, "a command although exec.command is empty")
 
     for probe, path in (("startupProbe", "/health"), ("readinessProbe", "/ready"), ("livenessProbe", "/health")):
         expect(ctr[probe]["httpGet"] == {"path": path, "port": "http"}, f"{probe} {ctr[probe]['httpGet']}")
@@ -528,6 +536,10 @@ def scenarios(rng: random.Random) -> list[tuple[str, dict[str, Any]]]:
             "secret": {"DATABASE_URL": "postgres://gw@db/gw?sslmode=verify-full&sslrootcert=/etc/readygate/tls/ca.crt",
                        "REDIS_URL": "rediss://redis:6380/0"},
             "tlsFiles": {"secretName": "readygate-tls"},
+            "initCheck": {"enabled": True}}),
+        ("readygate exec: the application's image runs its program under readygate", {
+            "image": {"repository": "registry.example/shop-api", "tag": "1.4.2"},
+            "exec": {"command": ["/app/server", "--port", "8080"], "path": "/usr/local/bin/readygate"},
             "initCheck": {"enabled": True}}),
         ("TLS files from a ConfigMap", {"tlsFiles": {"configMapName": "readygate-ca", "mountPath": "/certs"}}),
         ("a long drain: SHUTDOWN_DELAY_MS=15000, SHUTDOWN_TIMEOUT_MS=45500, margin 2", {
@@ -620,7 +632,7 @@ RENDER_FAILS = [
 WHOLE_VALUES = {
     "resources", "podSecurityContext", "securityContext", "strategy", "affinity", "nodeSelector",
     "tolerations", "imagePullSecrets", "podAnnotations", "podLabels", "service.annotations",
-    "serviceAccount.annotations", "initCheck.resources", "persistence.accessModes",
+    "serviceAccount.annotations", "initCheck.resources", "persistence.accessModes", "exec.command",
 }
 
 

@@ -46,13 +46,24 @@ pub struct Cli {
     pub settings: RawSettings,
 }
 
-#[derive(Subcommand, Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     /// Check every dependency with the configured retry settings, then exit:
     /// 0 when all are ready, 69 when one is not. Serves no HTTP (for init
     /// containers and compose health checks).
     Check,
+    /// Wait for every dependency, then run CMD as a child, serving /health,
+    /// /ready and /metrics beside it and forwarding SIGTERM/SIGINT/SIGHUP;
+    /// exits with CMD's exit code (128+N when signal N killed it).
+    Exec {
+        /// The program and its arguments, after `--`
+        #[arg(last = true, value_name = "CMD", value_parser = clap::value_parser!(std::ffi::OsString))]
+        command: Vec<std::ffi::OsString>,
+    },
 }
+
+/// The form `readygate exec` takes, for its usage error.
+pub const EXEC_USAGE: &str = "readygate exec [SETTINGS...] -- CMD [ARGS...]";
 
 /// Settings as written, before validation. Each is `global`, so that it
 /// may come after the subcommand too (`readygate check --db-max-retries 1`).

@@ -33,6 +33,8 @@ const SCENARIOS: &[&str] = &[
     "bad-configuration",
     "optional-redis",
     "check-passed",
+    "exec-ready",
+    "exec-sigterm",
 ];
 
 // ---- reading the docs ----------------------------------------------------
@@ -230,12 +232,14 @@ fn replace_number_after(text: &str, prefix: &str, unit: Option<&str>, with: &str
 }
 
 /// What differs between two runs of the same scenario, and nothing else:
-/// timestamps, loopback ports, and measured durations (a number of seconds
+/// timestamps, loopback ports, pids, and measured durations (a number of seconds
 /// after `after ` or `attempt(s) in `). Configured waits (`retrying in
 /// 0.5 s`) and every word stay as they are.
 fn normalise(line: &str) -> String {
     let line = replace_shape(line, "0000-00-00T00:00:00.000Z", "<time>");
     let line = replace_number_after(&line, "127.0.0.1:", None, "<port>");
+    let line = replace_number_after(&line, "(pid ", None, "<pid>");
+    let line = replace_number_after(&line, "\"pid\":", None, "<pid>");
     let mut line = line;
     for prefix in ["after ", "attempt in ", "attempts in "] {
         line = replace_number_after(&line, prefix, Some(" s"), "<secs>");
@@ -687,4 +691,34 @@ fn check_passes_as_documented() {
         gw.output()
     );
     assert_output("check-passed", &gw.lines());
+}
+
+#[test]
+fn exec_runs_and_stops_its_program_as_documented() {
+    let gw = Gateway::builder()
+        .env("SHUTDOWN_DELAY_MS", "300")
+        .env("CACHE_TYPE", "none")
+        .args(&[
+            "exec",
+            "--",
+            "sh",
+            "-c",
+            "trap \"exit 3\" TERM; while :; do sleep 0.05; done",
+        ])
+        .spawn();
+    assert!(
+        gw.wait_for_line("INFO  Started sh ", START).is_some(),
+        "{}",
+        gw.output()
+    );
+    let (_, body) = gw.get("/ready").unwrap();
+    assert_body("exec-ready", &body);
+    gw.signal(Signal::SIGTERM);
+    assert_eq!(
+        gw.wait_exit(Duration::from_secs(10)),
+        Some(3),
+        "{}",
+        gw.output()
+    );
+    assert_output("exec-sigterm", &gw.lines());
 }

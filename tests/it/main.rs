@@ -11,6 +11,7 @@ mod consistency;
 mod dependencies;
 mod docs;
 mod embedding;
+mod exec;
 mod ha_postgres;
 mod lifecycle;
 mod metrics_exposition;

@@ -22,6 +22,7 @@ use actix_web::{App, HttpServer, web};
 use crate::config::{CacheSettings, Settings, ShutdownSettings};
 use crate::dependencies::{DependencySpec, StartArgs};
 use crate::dependency::{Abort, DependencyReport, FailureOutcome, StartupFailure, attempts_text};
+use crate::exec::ExecCommand;
 use crate::exit;
 use crate::handles::{Cache, Connected, Database, Dependencies, MemoryCache, OtherHandles};
 use crate::listener::BoundPort;
@@ -40,6 +41,9 @@ pub enum Mode {
     Serve(Option<ConfigureFn>),
     /// `readygate check`: report and exit 0.
     Check,
+    /// `readygate exec`: serve the gateway's endpoints and run this program
+    /// ([`program`]).
+    Exec(Arc<ExecCommand>),
 }
 
 pub struct Supervisor {
@@ -63,9 +67,13 @@ pub struct Supervisor {
     /// ready (`None` for `readygate check`).
     port: Option<BoundPort>,
     server: Option<ServerHandle>,
+    /// `readygate exec`'s program, once started.
+    program: Option<program::Running>,
     stopping: bool,
     exited: bool,
 }
+
+mod program;
 
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -101,6 +109,7 @@ impl Supervisor {
             others: OtherHandles::default(),
             port,
             server: None,
+            program: None,
             stopping: false,
             exited: false,
         }
@@ -246,6 +255,7 @@ impl Supervisor {
                 return;
             }
             Mode::Serve(configure) => configure.clone(),
+            Mode::Exec(_) => None,
         };
         let listeners = match self.port.take().map(BoundPort::listen) {
             Some(Ok(listeners)) => listeners,
@@ -318,6 +328,10 @@ impl Supervisor {
             "Ready: {names} up after {}; listening on {addrs}",
             Seconds(elapsed)
         );
+        if let Mode::Exec(command) = &self.mode {
+            let command = Arc::clone(command);
+            self.start_program(command, ctx);
+        }
     }
 
     fn gave_up(&mut self, first: StartupFailure, ctx: &mut Context<Self>) {
@@ -483,6 +497,10 @@ impl Handler<ShutdownSignal> for Supervisor {
     type Result = ();
 
     fn handle(&mut self, ShutdownSignal(signal): ShutdownSignal, ctx: &mut Context<Self>) {
+        if self.program.is_some() {
+            self.forward(signal, ctx);
+            return;
+        }
         if self.stopping {
             log::info!("Received {signal} again, stopping now");
             self.exit(exit::OK);
