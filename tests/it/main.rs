@@ -12,6 +12,7 @@ mod dependencies;
 mod docs;
 mod embedding;
 mod ha_postgres;
+mod ha_redis;
 mod lifecycle;
 mod metrics_exposition;
 mod mysql;
