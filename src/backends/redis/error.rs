@@ -31,6 +31,14 @@ pub enum RedisError {
         #[source]
         source: redis::RedisError,
     },
+    /// The master the sentinels name does not answer (yet: until they
+    /// notice it is gone and promote a replica).
+    #[error("the master the sentinels name, {server}, does not answer")]
+    Master {
+        server: String,
+        #[source]
+        source: redis::RedisError,
+    },
     /// The sentinels that answered know no master of that name.
     #[error("no sentinel knows a master named {name:?} ({tried})")]
     UnknownMaster { name: String, tried: String },

@@ -335,9 +335,10 @@ pub(crate) fn sentinel(c: &mut Checker, raw: &RawSettings) -> Option<SentinelSet
                     raw.redis_sentinel_password_file.as_deref(),
                 ),
             )
+            // An empty password is none.
             .map(|(_, password)| {
                 crate::redact::register_secret(&password);
-                Some(password)
+                (!password.is_empty()).then_some(password)
             }),
     };
     Some(SentinelSettings {

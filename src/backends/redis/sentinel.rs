@@ -260,11 +260,10 @@ impl SentinelConnector {
     }
 
     /// `ROLE`'s first word (`master`, `slave`, `sentinel`).
-    async fn role(mut manager: ConnectionManager) -> Result<String, RedisError> {
+    async fn role(mut manager: ConnectionManager) -> Result<String, redis::RedisError> {
         let reply = redis::cmd("ROLE")
             .query_async::<Value>(&mut manager)
-            .await
-            .map_err(RedisError::Command)?;
+            .await?;
         let first = match reply {
             Value::Array(items) => items.into_iter().next(),
             _ => None,
@@ -295,14 +294,23 @@ impl SentinelConnector {
                     let client = client(url.as_str(), tls.as_ref()).map_err(RedisError::Connect)?;
                     let manager = ConnectionManager::new_with_config(client, config)
                         .await
-                        .map_err(RedisError::Connect)?;
+                        .map_err(|source| RedisError::Master {
+                            server: server.clone(),
+                            source,
+                        })?;
                     Master {
                         server: server.clone(),
                         manager,
                     }
                 }
             };
-            let role = Self::role(master.manager.clone()).await?;
+            let role =
+                Self::role(master.manager.clone())
+                    .await
+                    .map_err(|source| RedisError::Master {
+                        server: server.clone(),
+                        source,
+                    })?;
             if role != "master" {
                 return Err(RedisError::NotMaster {
                     name: name.to_string(),
