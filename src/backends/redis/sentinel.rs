@@ -366,6 +366,54 @@ impl Connector for SentinelConnector {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backends::redis::options::parse_node;
+    use crate::config::{CacheSettings, Cli};
+
+    #[test]
+    fn node_entries_need_a_host_and_a_port() {
+        assert_eq!(parse_node("s0:26379"), Ok(("s0".into(), 26379)));
+        assert_eq!(parse_node("[::1]:26379"), Ok(("::1".into(), 26379)));
+        for (bad, words) in [
+            ("", "empty entry"),
+            ("s0", "without a port"),
+            ("s0:", "without a valid port"),
+            ("s0:0", "without a valid port"),
+            ("s0:65536", "without a valid port"),
+            (":26379", "without a valid host"),
+            ("::1:26379", "without a valid host"),
+        ] {
+            let err = parse_node(bad).unwrap_err();
+            assert!(err.contains(words), "{bad:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_sentinels_password_is_read_and_never_shown() {
+        let settings = Cli::parse_args([
+            "readygate",
+            "--cache-type=redis-sentinel",
+            "--redis-sentinel-nodes= s0:26379 , [::1]:26380",
+            "--redis-sentinel-master=mymaster",
+            "--redis-sentinel-password=sentinel-secret-1",
+        ])
+        .unwrap()
+        .settings
+        .validate()
+        .unwrap();
+        let CacheSettings::RedisSentinel(s) = &settings.cache else {
+            panic!("not Sentinel: {:?}", settings.cache)
+        };
+        assert_eq!(
+            s.nodes,
+            [("s0".to_owned(), 26379), ("::1".to_owned(), 26380)]
+        );
+        assert_eq!(s.password.as_deref(), Some("sentinel-secret-1"));
+        assert!(!format!("{settings:?}").contains("sentinel-secret-1"));
+        assert_eq!(
+            crate::redact::scrub("AUTH sentinel-secret-1 failed"),
+            "AUTH *** failed"
+        );
+    }
 
     #[test]
     fn a_master_url_keeps_everything_but_its_address() {
