@@ -200,6 +200,41 @@ fn an_unknown_master_name_exits_69_naming_it() {
 }
 
 #[test]
+fn a_named_master_that_answers_as_a_replica_is_not_ready() {
+    // Arrange: the sentinel watches a server that is in fact a replica.
+    let master = crate::support::Redis::start();
+    let replica = crate::support::Redis::start_replica_of(master.port());
+    let sentinel = start_sentinel(replica.port());
+    let gw = gateway("redis-sentinel")
+        .env(
+            "REDIS_SENTINEL_NODES",
+            format!("127.0.0.1:{}", sentinel.port()),
+        )
+        .env("REDIS_SENTINEL_MASTER", SENTINEL_MASTER)
+        .spawn();
+
+    // Act
+    let code = gw.wait_exit(LIMIT);
+
+    // Assert: transient (every attempt made), then exit 69.
+    assert_eq!(code, Some(69), "{}", gw.output());
+    let errors = lines_with(&gw, "ERROR");
+    assert!(
+        errors[0].contains("(master answers as a replica x2)"),
+        "{}",
+        errors[0]
+    );
+    let attempt = &lines_with(&gw, "Redis connection failed (attempt 1/2)")[0];
+    assert!(
+        attempt.contains(&format!(
+            "Redis at 127.0.0.1:{}, named the master of \"{SENTINEL_MASTER}\" by the sentinels, answers ROLE as \"slave\"",
+            replica.port()
+        )),
+        "{attempt}"
+    );
+}
+
+#[test]
 fn a_cluster_is_ready_from_a_seed_that_does_not_own_the_key_and_writes_land_on_the_owner() {
     // Arrange: the key's slot (3662) is the first node's; the only seed is
     // the second.

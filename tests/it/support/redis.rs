@@ -352,6 +352,21 @@ fn start_with(mut server: Redis, conf: Option<String>, extra: &[String]) -> Redi
     server.started_retrying()
 }
 
+impl Redis {
+    /// A running replica of the server on 127.0.0.1:`master_port`.
+    pub fn start_replica_of(master_port: u16) -> Redis {
+        start_with(
+            Redis::reserve(),
+            None,
+            &[
+                "--replicaof".into(),
+                "127.0.0.1".into(),
+                master_port.to_string(),
+            ],
+        )
+    }
+}
+
 /// The name the test sentinels monitor their master by.
 pub const SENTINEL_MASTER: &str = "mymaster";
 
@@ -381,15 +396,7 @@ impl SentinelSet {
     /// replica and the two other sentinels (so a failover can be agreed).
     pub fn start() -> SentinelSet {
         let master = Redis::start();
-        let replica = start_with(
-            Redis::reserve(),
-            None,
-            &[
-                "--replicaof".into(),
-                "127.0.0.1".into(),
-                master.port.to_string(),
-            ],
-        );
+        let replica = Redis::start_replica_of(master.port);
         let sentinels: Vec<Redis> = (0..3).map(|_| start_sentinel(master.port)).collect();
         let set = SentinelSet {
             master,
