@@ -316,10 +316,17 @@ fn a_cluster_that_lost_a_master_is_down_until_it_returns() {
     assert_eq!(get(&gw, "/app/visits").0, 200);
 }
 
+/// (CACHE_TYPE, settings, the variable named, words of the problem)
+type BadSetting = (
+    &'static str,
+    &'static [(&'static str, &'static str)],
+    &'static str,
+    &'static str,
+);
+
 #[test]
 fn each_bad_sentinel_or_cluster_setting_exits_78_naming_its_variable() {
-    // (CACHE_TYPE, settings, variable named, words)
-    let cases: &[(&str, &[(&str, &str)], &str, &str)] = &[
+    let cases: &[BadSetting] = &[
         (
             "redis-sentinel",
             &[("REDIS_SENTINEL_NODES", "127.0.0.1:26379")],
