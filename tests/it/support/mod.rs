@@ -49,7 +49,8 @@ pub use ports::{free_port, port_is_open, wait_port_closed};
 pub use postgres::{Postgres, multi_host_url};
 #[allow(unused_imports)]
 pub use redis::{
-    Redis, RedisClusterSet, RedisTlsFiles, SENTINEL_MASTER, SentinelSet, start_sentinel,
+    Redis, RedisClusterSet, RedisTlsFiles, SENTINEL_MASTER, SentinelSet, cluster_ok,
+    sentinel_master_port, start_sentinel,
 };
 
 use std::path::Path;

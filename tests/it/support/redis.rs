@@ -430,16 +430,22 @@ impl SentinelSet {
 
     /// The master's port as the first sentinel names it now.
     pub fn master_port(&self) -> Option<u16> {
-        let text = info(self.sentinels[0].port, "sentinel");
-        let address = text.split("address=").nth(1)?;
-        address
-            .split([',', '\r', '\n'])
-            .next()?
-            .rsplit(':')
-            .next()?
-            .parse()
-            .ok()
+        sentinel_master_port(self.sentinels[0].port)
     }
+}
+
+/// The master's port as the sentinel on 127.0.0.1:`sentinel_port` names it
+/// now (`INFO sentinel`).
+pub fn sentinel_master_port(sentinel_port: u16) -> Option<u16> {
+    let text = info(sentinel_port, "sentinel");
+    let address = text.split("address=").nth(1)?;
+    address
+        .split([',', '\r', '\n'])
+        .next()?
+        .rsplit(':')
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// A Redis Cluster of three masters without replicas (`--cluster-port`
@@ -492,6 +498,11 @@ impl RedisClusterSet {
         set
     }
 
+    /// The ports of the nodes.
+    pub fn ports(&self) -> Vec<u16> {
+        self.nodes.iter().map(|n| n.port).collect()
+    }
+
     /// Whether every running node says `cluster_state:STATE` within
     /// `timeout`.
     pub fn wait_state(&self, state: &str, timeout: Duration) -> bool {
@@ -502,4 +513,9 @@ impl RedisClusterSet {
             })
         })
     }
+}
+
+/// Whether the cluster node on 127.0.0.1:`port` says `cluster_state:ok`.
+pub fn cluster_ok(port: u16) -> bool {
+    command_at(port, None, &["CLUSTER", "INFO"]).is_ok_and(|r| r.contains("cluster_state:ok"))
 }
