@@ -99,7 +99,7 @@ impl Poller {
 }
 
 /// `to - from` in ms, negative when `to` came first.
-fn signed_ms(from: Instant, to: Instant) -> f64 {
+pub(crate) fn signed_ms(from: Instant, to: Instant) -> f64 {
     if to >= from {
         ms(to - from)
     } else {

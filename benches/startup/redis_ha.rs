@@ -19,12 +19,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::failover::{Poller, row};
+use crate::failover::{Poller, row, signed_ms};
 use crate::plan::{Plan, Report, flush};
 use crate::spawn::{EXAMPLE_APP_ENV, Spec, stop, time_to_ready};
-use crate::stats::{max, median, ms, spread};
+use crate::stats::{max, median, spread};
 use crate::support::{
-    RedisClusterSet, SENTINEL_MASTER, SentinelSet, cluster_ok, sentinel_master_port,
+    Gateway, RedisClusterSet, SENTINEL_MASTER, SentinelSet, cluster_ok, sentinel_master_port,
 };
 
 /// The application's settings (stated in the output).
@@ -80,14 +80,22 @@ impl Watch {
     }
 }
 
+/// `at - from` in ms (`INFINITY`: it never happened).
 fn since(from: Instant, at: Option<Instant>) -> f64 {
-    at.map_or(f64::INFINITY, |at| {
-        if at >= from {
-            ms(at - from)
-        } else {
-            -ms(from - at)
-        }
-    })
+    at.map_or(f64::INFINITY, |at| signed_ms(from, at))
+}
+
+/// The example application with `cache` (and the settings above), once
+/// `/ready` answered 200.
+fn ready_app(cache: Vec<(&'static str, String)>) -> Gateway {
+    let app = Spec::this_binary(EXAMPLE_APP_ENV, settings(cache)).spawn();
+    time_to_ready(&app).unwrap_or_else(|| {
+        panic!(
+            "the application never answered /ready 200:\n{}",
+            app.output()
+        )
+    });
+    app
 }
 
 struct SentinelRound {
@@ -101,21 +109,11 @@ struct SentinelRound {
 /// `/app/visits` 200.
 fn sentinel_round(lead: Duration) -> SentinelRound {
     let mut set = SentinelSet::start();
-    let app = Spec::this_binary(
-        EXAMPLE_APP_ENV,
-        settings(vec![
-            ("CACHE_TYPE", "redis-sentinel".into()),
-            ("REDIS_SENTINEL_NODES", set.nodes()),
-            ("REDIS_SENTINEL_MASTER", SENTINEL_MASTER.into()),
-        ]),
-    )
-    .spawn();
-    time_to_ready(&app).unwrap_or_else(|| {
-        panic!(
-            "the application never answered /ready 200:\n{}",
-            app.output()
-        )
-    });
+    let app = ready_app(vec![
+        ("CACHE_TYPE", "redis-sentinel".into()),
+        ("REDIS_SENTINEL_NODES", set.nodes()),
+        ("REDIS_SENTINEL_MASTER", SENTINEL_MASTER.into()),
+    ]);
     let ready = Poller::start(app.port(), "/ready");
     let visits = Poller::start(app.port(), "/app/visits");
     let Some(served) = visits.wait_for(200, Instant::now()) else {
@@ -151,23 +149,13 @@ fn sentinel_round(lead: Duration) -> SentinelRound {
 fn cluster_round() -> (f64, f64) {
     let mut cluster = RedisClusterSet::start();
     let ports = cluster.ports();
-    let app = Spec::this_binary(
-        EXAMPLE_APP_ENV,
-        settings(vec![
-            ("CACHE_TYPE", "redis-cluster".into()),
-            (
-                "REDIS_CLUSTER_NODES",
-                format!("127.0.0.1:{},127.0.0.1:{}", ports[0], ports[1]),
-            ),
-        ]),
-    )
-    .spawn();
-    time_to_ready(&app).unwrap_or_else(|| {
-        panic!(
-            "the application never answered /ready 200:\n{}",
-            app.output()
-        )
-    });
+    let app = ready_app(vec![
+        ("CACHE_TYPE", "redis-cluster".into()),
+        (
+            "REDIS_CLUSTER_NODES",
+            format!("127.0.0.1:{},127.0.0.1:{}", ports[0], ports[1]),
+        ),
+    ]);
     let ready = Poller::start(app.port(), "/ready");
     let killed = Instant::now();
     cluster.nodes[2].kill();

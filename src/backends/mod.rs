@@ -303,25 +303,15 @@ pub fn cache(cache: &CacheSettings) -> Option<DependencySpec> {
         settings: Some("REDIS".into()),
     };
     let (policy, shown) = (settings.retry, crate::redact::redact_url(&settings.url));
-    // An optional cache is handed to the application at once: a handle that
-    // connects on first use (`Dependencies::is_up` says whether Redis is
-    // there).
     Some(match cache {
         CacheSettings::RedisSentinel(s) => {
             let s = (**s).clone();
             let shown = format!(
-                "redis-sentinel://{}/{} (master {}; credentials and database of {shown})",
+                "redis-sentinel://{}/{} (credentials and database of {shown})",
                 nodes_shown(&s.nodes),
-                s.master,
                 s.master
             );
-            DependencySpec::new(
-                id,
-                policy,
-                shown,
-                move || s.connector(),
-                move |c: &redis::SentinelConnector| if required { None } else { c.lazy() },
-            )
+            cache_spec(id, policy, shown, move || s.connector(), |c| c.lazy())
         }
         CacheSettings::RedisCluster(s) => {
             let s = (**s).clone();
@@ -329,24 +319,34 @@ pub fn cache(cache: &CacheSettings) -> Option<DependencySpec> {
                 "redis-cluster://{} (credentials of {shown})",
                 nodes_shown(&s.nodes)
             );
-            DependencySpec::new(
-                id,
-                policy,
-                shown,
-                move || s.connector(),
-                move |c: &redis::ClusterConnector| if required { None } else { c.lazy() },
-            )
+            cache_spec(id, policy, shown, move || s.connector(), |c| c.lazy())
         }
         _ => {
             let settings = settings.clone();
-            DependencySpec::new(
+            cache_spec(
                 id,
                 policy,
                 shown,
                 move || settings.connector(),
-                move |c: &redis::RedisConnector| if required { None } else { c.lazy() },
+                |c| c.lazy(),
             )
         }
+    })
+}
+
+/// The cache's spec with connector `C`. An optional cache is handed to the
+/// application at once: `lazy` makes a handle that connects on first use
+/// (`Dependencies::is_up` says whether Redis is there).
+fn cache_spec<C: crate::connector::Connector>(
+    id: Identity,
+    policy: RetryPolicy,
+    shown: String,
+    make: impl FnOnce() -> Result<C, crate::error::ConnectError> + Send + 'static,
+    lazy: fn(&C) -> Option<crate::handles::Connected>,
+) -> DependencySpec {
+    let required = id.required;
+    DependencySpec::new(id, policy, shown, make, move |c: &C| {
+        if required { None } else { lazy(c) }
     })
 }
 
