@@ -252,7 +252,7 @@ pub fn redis_ha(plan: &Plan, report: &mut Report) {
     table.push_str(&row(
         "(c) Sentinel: master SIGKILLed -> first `GET /app/visits` 200 (a working cache)",
         &working,
-        "(b)'s bound + retry interval + connect timeout",
+        "(b)'s bound + retry interval + connect timeout + 250 ms",
         promoted_bound + after_bound,
     ));
     table.push_str(&row(
