@@ -169,6 +169,32 @@ fn unreachable_sentinels_exit_69_naming_them() {
 }
 
 #[test]
+fn an_optional_sentinel_cache_is_handed_over_before_any_master_is_found() {
+    // Arrange: no sentinel answers; the cache is optional.
+    let nodes = format!("127.0.0.1:{}", free_port());
+
+    // Act
+    let (gw, _dir) = example(&[
+        "--cache-type=redis-sentinel".into(),
+        format!("--redis-sentinel-nodes={nodes}"),
+        format!("--redis-sentinel-master={SENTINEL_MASTER}"),
+        "--cache-required=false".into(),
+    ]);
+    let (status, visits) = get(&gw, "/app/visits");
+
+    // Assert: serving, with a Sentinel handle that says why it cannot work
+    // yet (not "no cache configured").
+    assert_eq!(cache(&gw)["backend"], "redis-sentinel");
+    assert_eq!(status, 503, "{visits}");
+    assert!(
+        visits["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("no master found through the sentinels yet")),
+        "{visits}"
+    );
+}
+
+#[test]
 fn an_unknown_master_name_exits_69_naming_it() {
     // Arrange: a real sentinel, which knows another master.
     let master = crate::support::Redis::start();
