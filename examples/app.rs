@@ -75,16 +75,25 @@ fn chain(e: impl std::error::Error + 'static) -> String {
     readygate::error::cause_chain(&e)
 }
 
+/// `INCR key` on any Redis handle (one server, Sentinel's master, a cluster).
+async fn incr(conn: &mut impl redis::aio::ConnectionLike, key: &str) -> Result<i64, String> {
+    redis::cmd("INCR")
+        .arg(key)
+        .query_async::<i64>(conn)
+        .await
+        .map_err(chain)
+}
+
 /// A visit counter in the cache (Redis `INCR`, or the in-memory cache).
 #[get("/app/visits")]
 async fn visits(deps: web::Data<Dependencies>) -> HttpResponse {
     const KEY: &str = "readygate:example:visits";
     let count = match &deps.cache {
-        Cache::Redis(manager) => redis::cmd("INCR")
-            .arg(KEY)
-            .query_async::<i64>(&mut manager.clone())
-            .await
-            .map_err(chain),
+        Cache::Redis(manager) => incr(&mut manager.clone(), KEY).await,
+        // The master the sentinels name, followed through a failover.
+        Cache::RedisSentinel(master) => incr(&mut master.clone(), KEY).await,
+        // The cluster client sends the key to its slot's owner.
+        Cache::RedisCluster(cluster) => incr(&mut cluster.clone(), KEY).await,
         Cache::Memory(cache) => {
             let next = cache
                 .get(KEY)
@@ -95,6 +104,7 @@ async fn visits(deps: web::Data<Dependencies>) -> HttpResponse {
             Ok(next)
         }
         Cache::None => Err("no cache configured (CACHE_TYPE=none)".to_owned()),
+        _ => Err("this example does not know the configured cache".to_owned()),
     };
     match count {
         Ok(visits) => HttpResponse::Ok().json(json!({ "visits": visits })),

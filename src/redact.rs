@@ -136,6 +136,18 @@ pub fn register_url_secrets(raw: &str) {
     secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
 }
 
+/// Remember `secret` itself (a password given on its own, such as
+/// `REDIS_SENTINEL_PASSWORD`), so that [`scrub`] removes it from any text.
+pub fn register_secret(secret: &str) {
+    let Ok(mut secrets) = SECRETS.write() else {
+        return;
+    };
+    if secret.len() >= MIN_SCRUB_LEN && !secrets.iter().any(|s| s == secret) {
+        secrets.push(secret.to_owned());
+    }
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+}
+
 /// Forget every secret [`register_url_secrets`] remembered: for the fuzz
 /// targets, which validate settings millions of times in one process and
 /// need each input to start from an empty list. Not for applications: a

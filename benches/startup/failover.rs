@@ -37,14 +37,14 @@ type Answers = Arc<Mutex<Vec<(Instant, Option<u16>)>>>;
 
 /// `GET path` every [`EVERY`] on a fresh connection, on a thread of its own,
 /// keeping every answer.
-struct Poller {
+pub(crate) struct Poller {
     seen: Answers,
     done: Arc<AtomicBool>,
     thread: JoinHandle<()>,
 }
 
 impl Poller {
-    fn start(port: u16, path: &'static str) -> Poller {
+    pub(crate) fn start(port: u16, path: &'static str) -> Poller {
         let seen: Answers = Arc::new(Mutex::new(Vec::new()));
         let done = Arc::new(AtomicBool::new(false));
         let (s, d) = (Arc::clone(&seen), Arc::clone(&done));
@@ -69,7 +69,7 @@ impl Poller {
     }
 
     /// [`Poller::first`], waiting for it up to [`LIMIT`].
-    fn wait_for(&self, status: u16, after: Instant) -> Option<Instant> {
+    pub(crate) fn wait_for(&self, status: u16, after: Instant) -> Option<Instant> {
         let deadline = Instant::now() + LIMIT;
         loop {
             if let Some(at) = self.first(status, after) {
@@ -92,14 +92,14 @@ impl Poller {
             .count()
     }
 
-    fn finish(self) {
+    pub(crate) fn finish(self) {
         self.done.store(true, Ordering::Relaxed);
         let _ = self.thread.join();
     }
 }
 
 /// `to - from` in ms, negative when `to` came first.
-fn signed_ms(from: Instant, to: Instant) -> f64 {
+pub(crate) fn signed_ms(from: Instant, to: Instant) -> f64 {
     if to >= from {
         ms(to - from)
     } else {
@@ -220,7 +220,7 @@ fn round(lead: Duration, hold: Duration) -> Round {
 }
 
 /// A row of the table: per round, median, max, against `bound`.
-fn row(measure: &str, values: &[f64], bound: &str, bound_ms: u64) -> String {
+pub(crate) fn row(measure: &str, values: &[f64], bound: &str, bound_ms: u64) -> String {
     let rounds: Vec<String> = values.iter().map(|v| format!("{v:.0}")).collect();
     let verdict = if max(values) <= bound_ms as f64 {
         "pass"

@@ -2,7 +2,8 @@
 //! Whole-process benchmarks of readygate (issue 6): start-up to ready,
 //! reaction time and retry schedule, probe cost, memory, shutdown, a herd of
 //! 200 gateways under four retry policies, the alternatives on paper, and a
-//! PostgreSQL failover under the example application; each beside a floor
+//! PostgreSQL failover and a Redis Sentinel failover and Cluster outage
+//! under the example application; each beside a floor
 //! measured in the same run (a minimal actix-web server, this binary
 //! re-executed with `FLOOR_SERVER=1`).
 //!
@@ -25,7 +26,8 @@
 //! command line, runs them and writes the report. Each section is a module
 //! of its own (`startup.rs` with `tls.rs`, `reaction.rs`, `schedule.rs`,
 //! `requests.rs` for `probe`, `shutdown.rs`, `signals.rs`, `herd.rs`,
-//! `timeline.rs`, `on_paper.rs` for `paper`, `failover.rs`); what they
+//! `timeline.rs`, `on_paper.rs` for `paper`, `failover.rs`, `redis_ha.rs`
+//! for `redis-ha`); what they
 //! share is in `plan.rs` (the plan, the report) and `spawn.rs` (the
 //! processes, their log lines).
 
@@ -48,6 +50,7 @@ mod paper;
 mod plan;
 mod probe;
 mod reaction;
+mod redis_ha;
 mod requests;
 mod schedule;
 mod shutdown;
@@ -67,9 +70,9 @@ use crate::spawn::{Deps, EXAMPLE_APP_ENV};
 use crate::support::gateway::GATEWAY_BIN;
 use crate::support::{Postgres, Redis};
 
-const SECTIONS: [&str; 11] = [
+const SECTIONS: [&str; 12] = [
     "startup", "reaction", "schedule", "probe", "shutdown", "signals", "herd", "timeline", "paper",
-    "failover", "exec",
+    "failover", "exec", "redis-ha",
 ];
 
 fn main() -> std::process::ExitCode {
@@ -153,6 +156,9 @@ fn main() -> std::process::ExitCode {
     }
     if run("exec") {
         exec::exec(&deps.db_url, &mut report);
+    }
+    if run("redis-ha") {
+        redis_ha::redis_ha(&plan, &mut report);
     }
     drop((pg, redis));
 

@@ -54,18 +54,22 @@ DEFAULT_CHART = HERE / "readygate"
 
 SEVERITY = {0: "UNKNOWN", 1: "INFO", 2: "WARNING", 3: "ERROR"}
 
-# The program's settings: 32 in the ConfigMap (the empty ones left out), 2 in the Secret.
+# The program's settings: 37 in the ConfigMap (the empty ones left out), 2 in the Secret.
 CONFIG_VARS = [
     "DB_POOL_SIZE", "DB_POOL_TIMEOUT_MS",
     "DB_MAX_RETRIES", "DB_RETRY_INTERVAL_MS", "DB_RETRY_BACKOFF", "DB_RETRY_MULTIPLIER",
     "DB_RETRY_MAX_INTERVAL_MS", "DB_RETRY_JITTER", "DB_CONNECT_TIMEOUT_MS", "DB_STARTUP_TIMEOUT_MS",
     "CACHE_TYPE", "CACHE_REQUIRED",
     "REDIS_MAX_RETRIES", "REDIS_RETRY_INTERVAL_MS", "REDIS_RETRY_BACKOFF", "REDIS_RETRY_MULTIPLIER",
-    "REDIS_RETRY_MAX_INTERVAL_MS", "REDIS_RETRY_JITTER", "REDIS_CONNECT_TIMEOUT_MS", "REDIS_STARTUP_TIMEOUT_MS", "WAIT_FOR", "WAIT_FOR_OPTIONAL", "WAIT_FOR_MAX_RETRIES", "WAIT_FOR_RETRY_INTERVAL_MS", "WAIT_FOR_CONNECT_TIMEOUT_MS",
+    "REDIS_RETRY_MAX_INTERVAL_MS", "REDIS_RETRY_JITTER", "REDIS_CONNECT_TIMEOUT_MS", "REDIS_STARTUP_TIMEOUT_MS",
+    "REDIS_SENTINEL_NODES", "REDIS_SENTINEL_MASTER", "REDIS_SENTINEL_PASSWORD", "REDIS_SENTINEL_PASSWORD_FILE",
+    "REDIS_CLUSTER_NODES", "WAIT_FOR", "WAIT_FOR_OPTIONAL", "WAIT_FOR_MAX_RETRIES", "WAIT_FOR_RETRY_INTERVAL_MS", "WAIT_FOR_CONNECT_TIMEOUT_MS",
     "DATABASE_URL_FILE", "REDIS_URL_FILE", "REDIS_TLS_CA_CERT", "REDIS_TLS_CLIENT_CERT",
     "REDIS_TLS_CLIENT_KEY", "REDIS_TLS_INSECURE", "HEALTH_CHECK_INTERVAL_MS", "SHUTDOWN_DELAY_MS", "SHUTDOWN_TIMEOUT_MS", "HOST", "PORT", "LOG_LEVEL", "LOG_FORMAT",
 ]
 SECRET_VARS = ["DATABASE_URL", "REDIS_URL"]
+# The CACHE_TYPEs that use Redis (and REDIS_URL's credentials).
+REDIS_CACHES = ("redis", "redis-sentinel", "redis-cluster")
 
 
 class Failure(Exception):
@@ -340,12 +344,12 @@ def dependency_budget_ms(config: dict[str, Any], p: str) -> int:
 def retry_budget_ms(config: dict[str, Any]) -> int:
     """The start-up budget of the pod: the dependencies are attempted
     concurrently, so the largest of the required ones': the database; Redis
-    when CACHE_TYPE is redis and CACHE_REQUIRED is not false; WAIT_FOR's
-    entries whenever WAIT_FOR is set, each with its own WAIT_FOR_<NAME>_*
-    settings where given, else the shared WAIT_FOR_* (a fixed interval, the
-    database's back-off defaults)."""
+    when CACHE_TYPE is redis (or redis-sentinel, redis-cluster) and
+    CACHE_REQUIRED is not false; WAIT_FOR's entries whenever WAIT_FOR is set,
+    each with its own WAIT_FOR_<NAME>_* settings where given, else the shared
+    WAIT_FOR_* (a fixed interval, the database's back-off defaults)."""
     budget = dependency_budget_ms(config, "DB")
-    if str(config["CACHE_TYPE"]).lower() == "redis" and str(config["CACHE_REQUIRED"]).lower() != "false":
+    if str(config["CACHE_TYPE"]).lower() in REDIS_CACHES and str(config["CACHE_REQUIRED"]).lower() != "false":
         budget = max(budget, dependency_budget_ms(config, "REDIS"))
     if str(config["WAIT_FOR"]) != "":
         shared = {
@@ -391,7 +395,7 @@ def check_release(result: dict[str, Any], values: dict[str, Any]) -> str:
 
     config = values["config"]
     secret = values["secret"]
-    uses_redis = config["CACHE_TYPE"].lower() == "redis"
+    uses_redis = config["CACHE_TYPE"].lower() in REDIS_CACHES
 
     cm = one("ConfigMap")
     # Numbers (as --set gives them) must reach the ConfigMap as text.

@@ -36,6 +36,7 @@ use crate::dependencies::DependencySpec;
 use crate::dependency::{DependencyActor, Identity};
 use crate::error::{ConnectError, ErrorVocabulary};
 use crate::handles::{Connected, PoolStatus};
+use crate::retry::RetryPolicy;
 use crate::status::Dependency;
 
 /// The database actor: PostgreSQL, or another database with
@@ -390,7 +391,11 @@ impl Database {
 }
 
 /// The cache chosen by `CACHE_TYPE`.
+///
+/// `non_exhaustive`, as [`Database`]: an application matches the caches it
+/// uses and answers the rest with one `_` arm.
 #[derive(Clone)]
+#[non_exhaustive]
 pub enum Cache {
     /// `CACHE_TYPE=none`.
     None,
@@ -398,6 +403,11 @@ pub enum Cache {
     Memory(MemoryCache),
     /// `CACHE_TYPE=redis`: a connection manager that reconnects by itself.
     Redis(self::redis::Manager),
+    /// `CACHE_TYPE=redis-sentinel`: the master the sentinels name, followed
+    /// through failovers.
+    RedisSentinel(self::redis::SentinelManager),
+    /// `CACHE_TYPE=redis-cluster`: the redis crate's cluster client.
+    RedisCluster(self::redis::ClusterConnection),
 }
 
 /// The database's dependency: its actor starts the connector the URL's
@@ -429,29 +439,79 @@ pub fn database(db: &DatabaseSettings) -> DependencySpec {
     }
 }
 
-/// The cache's dependency, when it has one to wait for (Redis).
+/// The cache's dependency, when it has one to wait for (Redis, in any of
+/// its topologies).
 pub fn cache(cache: &CacheSettings) -> Option<DependencySpec> {
-    let CacheSettings::Redis(settings) = cache else {
-        return None;
-    };
-    let settings = (**settings).clone();
+    let settings = cache.redis()?;
     let required = settings.required;
-    Some(DependencySpec::new(
-        Identity {
-            dependency: Dependency::cache(),
-            label: "Redis".into(),
-            what: "Redis cache".into(),
-            required,
-            settings: Some("REDIS".into()),
-        },
-        settings.retry,
-        crate::redact::redact_url(&settings.url),
-        move || settings.connector(),
-        // An optional cache is handed to the application at once: a
-        // manager that connects on first use (`Dependencies::is_up` says
-        // whether Redis is there).
-        move |c: &redis::RedisConnector| if required { None } else { c.lazy() },
-    ))
+    let id = Identity {
+        dependency: Dependency::cache(),
+        label: "Redis".into(),
+        what: "Redis cache".into(),
+        required,
+        settings: Some("REDIS".into()),
+    };
+    let (policy, shown) = (settings.retry, crate::redact::redact_url(&settings.url));
+    Some(match cache {
+        CacheSettings::RedisSentinel(s) => {
+            let s = (**s).clone();
+            let shown = format!(
+                "redis-sentinel://{}/{} (credentials and database of {shown})",
+                nodes_shown(&s.nodes),
+                s.master
+            );
+            cache_spec(id, policy, shown, move || s.connector(), |c| c.lazy())
+        }
+        CacheSettings::RedisCluster(s) => {
+            let s = (**s).clone();
+            let shown = format!(
+                "redis-cluster://{} (credentials of {shown})",
+                nodes_shown(&s.nodes)
+            );
+            cache_spec(id, policy, shown, move || s.connector(), |c| c.lazy())
+        }
+        _ => {
+            let settings = settings.clone();
+            cache_spec(
+                id,
+                policy,
+                shown,
+                move || settings.connector(),
+                |c| c.lazy(),
+            )
+        }
+    })
+}
+
+/// The cache's spec with connector `C`. An optional cache is handed to the
+/// application at once: `lazy` makes a handle that connects on first use
+/// (`Dependencies::is_up` says whether Redis is there).
+fn cache_spec<C: crate::connector::Connector>(
+    id: Identity,
+    policy: RetryPolicy,
+    shown: String,
+    make: impl FnOnce() -> Result<C, crate::error::ConnectError> + Send + 'static,
+    lazy: fn(&C) -> Option<crate::handles::Connected>,
+) -> DependencySpec {
+    let required = id.required;
+    DependencySpec::new(id, policy, shown, make, move |c: &C| {
+        if required { None } else { lazy(c) }
+    })
+}
+
+/// A node list as the `Starting:` line shows it: `h1:p1,h2:p2`.
+fn nodes_shown(nodes: &[(String, u16)]) -> String {
+    nodes
+        .iter()
+        .map(|(host, port)| {
+            if host.contains(':') {
+                format!("[{host}]:{port}")
+            } else {
+                format!("{host}:{port}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// A `WAIT_FOR` entry's dependency, by its scheme, with its own policy

@@ -21,6 +21,7 @@ pub(crate) use self::retry::{REDIS_RETRY, RetryFields};
 pub use self::wait_for::{PER_ENTRY, WaitFor, WaitTarget, env_key, valid_name};
 pub use crate::backends::DatabaseUrl;
 pub use crate::backends::redis::RedisSettings;
+pub use crate::backends::redis::options::{ClusterSettings, SentinelSettings};
 use crate::redact::register_url_secrets;
 use crate::retry::RetryPolicy;
 
@@ -136,7 +137,7 @@ pub struct RawSettings {
         default_value = "0"
     )]
     pub db_startup_timeout_ms: String,
-    /// Cache: memory (in-process), redis, or none
+    /// Cache: memory (in-process), redis, redis-sentinel, redis-cluster, or none
     #[arg(long, global = true, env = "CACHE_TYPE", default_value = "memory")]
     pub cache_type: String,
     /// false: serve without Redis while it is down (it is still checked and reconnected; /ready stays 200); CACHE_TYPE=redis only
@@ -225,6 +226,26 @@ pub struct RawSettings {
         default_value = "0"
     )]
     pub redis_startup_timeout_ms: String,
+    /// CACHE_TYPE=redis-sentinel: the sentinels, host:port,host:port,... (asked in order for the master)
+    #[arg(long, global = true, env = "REDIS_SENTINEL_NODES")]
+    pub redis_sentinel_nodes: Option<String>,
+    /// CACHE_TYPE=redis-sentinel: the name the sentinels monitor the master by (sentinel monitor NAME ...)
+    #[arg(long, global = true, env = "REDIS_SENTINEL_MASTER")]
+    pub redis_sentinel_master: Option<String>,
+    /// CACHE_TYPE=redis-sentinel: the sentinels' own password (requirepass in sentinel.conf), if they have one
+    #[arg(
+        long,
+        global = true,
+        env = "REDIS_SENTINEL_PASSWORD",
+        hide_env_values = true
+    )]
+    pub redis_sentinel_password: Option<String>,
+    /// Read REDIS_SENTINEL_PASSWORD from this file instead (a mounted secret; a trailing newline is ignored)
+    #[arg(long, global = true, env = "REDIS_SENTINEL_PASSWORD_FILE")]
+    pub redis_sentinel_password_file: Option<String>,
+    /// CACHE_TYPE=redis-cluster: seed nodes of the cluster, host:port,host:port,... (the rest is discovered)
+    #[arg(long, global = true, env = "REDIS_CLUSTER_NODES")]
+    pub redis_cluster_nodes: Option<String>,
     /// More dependencies to wait for, name=URL, comma-separated: tcp://, http(s):// (up on a 2xx answer), postgres://, mysql://, mariadb://, redis(s)://, amqp(s)://, nats://, mqtt://, dns://; WAIT_FOR_<NAME>_* sets one entry's policy and HTTP expectations
     #[arg(long, global = true, env = "WAIT_FOR", hide_env_values = true)]
     pub wait_for: Option<String>,
@@ -367,6 +388,23 @@ pub enum CacheSettings {
     None,
     Memory,
     Redis(Box<RedisSettings>),
+    /// `CACHE_TYPE=redis-sentinel`: the master the sentinels name.
+    RedisSentinel(Box<SentinelSettings>),
+    /// `CACHE_TYPE=redis-cluster`.
+    RedisCluster(Box<ClusterSettings>),
+}
+
+impl CacheSettings {
+    /// The Redis settings of any Redis topology (`REDIS_URL`, `REDIS_TLS_*`,
+    /// the retry policy, `CACHE_REQUIRED`).
+    pub fn redis(&self) -> Option<&RedisSettings> {
+        match self {
+            CacheSettings::Redis(r) => Some(r),
+            CacheSettings::RedisSentinel(s) => Some(&s.redis),
+            CacheSettings::RedisCluster(c) => Some(&c.redis),
+            CacheSettings::None | CacheSettings::Memory => None,
+        }
+    }
 }
 
 /// How a stop signal ends the serving gateway.
@@ -559,6 +597,10 @@ impl RawSettings {
             CacheType::Memory => Some(CacheSettings::Memory),
             CacheType::Redis => crate::backends::redis::options::settings(c, self)
                 .map(|redis| CacheSettings::Redis(Box::new(redis))),
+            CacheType::RedisSentinel => crate::backends::redis::options::sentinel(c, self)
+                .map(|s| CacheSettings::RedisSentinel(Box::new(s))),
+            CacheType::RedisCluster => crate::backends::redis::options::cluster(c, self)
+                .map(|s| CacheSettings::RedisCluster(Box::new(s))),
         }
     }
 
@@ -656,11 +698,15 @@ enum CacheType {
     None,
     Memory,
     Redis,
+    RedisSentinel,
+    RedisCluster,
 }
 
 const CACHE_TYPES: &[(&str, CacheType)] = &[
     ("memory", CacheType::Memory),
     ("redis", CacheType::Redis),
+    ("redis-sentinel", CacheType::RedisSentinel),
+    ("redis-cluster", CacheType::RedisCluster),
     ("none", CacheType::None),
 ];
 

@@ -178,6 +178,11 @@ fn optional_settings_are_the_ones_without_a_default() {
             "REDIS_TLS_CA_CERT",
             "REDIS_TLS_CLIENT_CERT",
             "REDIS_TLS_CLIENT_KEY",
+            "REDIS_SENTINEL_NODES",
+            "REDIS_SENTINEL_MASTER",
+            "REDIS_SENTINEL_PASSWORD",
+            "REDIS_SENTINEL_PASSWORD_FILE",
+            "REDIS_CLUSTER_NODES",
             "WAIT_FOR",
             "WAIT_FOR_OPTIONAL"
         ]

@@ -421,8 +421,14 @@ impl Actor for Supervisor {
                 self.health.set_state(&Dependency::cache(), State::Up);
                 self.cache = Some(Cache::Memory(MemoryCache::default()));
             }
-            CacheSettings::Redis(redis) => {
-                if redis.tls.as_ref().is_some_and(|tls| tls.insecure) {
+            CacheSettings::Redis(_)
+            | CacheSettings::RedisSentinel(_)
+            | CacheSettings::RedisCluster(_) => {
+                let redis = self.settings.cache.redis();
+                if redis
+                    .and_then(|r| r.tls.as_ref())
+                    .is_some_and(|tls| tls.insecure)
+                {
                     log::warn!(
                         "Redis TLS certificate verification is OFF (REDIS_TLS_INSECURE=true or \
                          #insecure in REDIS_URL): anyone on the network path can pose as Redis; \
@@ -463,7 +469,9 @@ impl Supervisor {
                 match &self.settings.cache {
                     CacheSettings::Memory => places.push("cache in memory".into()),
                     CacheSettings::None => places.push("no cache".into()),
-                    CacheSettings::Redis(_) => {}
+                    CacheSettings::Redis(_)
+                    | CacheSettings::RedisSentinel(_)
+                    | CacheSettings::RedisCluster(_) => {}
                 }
             }
         }

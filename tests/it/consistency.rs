@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use clap::Parser;
-use readygate::config::{CacheSettings, Cli};
+use readygate::config::Cli;
 use yaml_rust2::{Yaml, YamlLoader};
 
 fn repo_file(relative: &str) -> String {
@@ -202,7 +202,7 @@ fn the_start_up_budget_agrees_with_the_charts_table() {
         raw.wait_for_entries = per_entry;
         let parsed = raw.validate().unwrap_or_else(|e| panic!("{name}: {e}"));
         let mut budget = parsed.database.retry.worst_case_budget();
-        if let CacheSettings::Redis(redis) = &parsed.cache
+        if let Some(redis) = parsed.cache.redis()
             && redis.required
         {
             budget = budget.max(redis.retry.worst_case_budget());

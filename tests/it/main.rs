@@ -13,6 +13,7 @@ mod docs;
 mod embedding;
 mod exec;
 mod ha_postgres;
+mod ha_redis;
 mod lifecycle;
 mod metrics_exposition;
 mod mysql;

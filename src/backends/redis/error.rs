@@ -23,6 +23,38 @@ pub enum RedisError {
     },
     #[error("Redis command failed")]
     Command(#[source] redis::RedisError),
+    /// No sentinel of `REDIS_SENTINEL_NODES` answered; `tried`: each one's
+    /// address and failure.
+    #[error("no sentinel answered ({tried})")]
+    SentinelsUnreachable {
+        tried: String,
+        #[source]
+        source: redis::RedisError,
+    },
+    /// The master the sentinels name does not answer (yet: until they
+    /// notice it is gone and promote a replica).
+    #[error("the master the sentinels name, {server}, does not answer")]
+    Master {
+        server: String,
+        #[source]
+        source: redis::RedisError,
+    },
+    /// The sentinels that answered know no master of that name.
+    #[error("no sentinel knows a master named {name:?} ({tried})")]
+    UnknownMaster { name: String, tried: String },
+    /// The server the sentinels name as the master says it is not (a
+    /// failover under way, or a demoted master).
+    #[error(
+        "Redis at {server}, named the master of {name:?} by the sentinels, answers ROLE as {role:?}"
+    )]
+    NotMaster {
+        name: String,
+        server: String,
+        role: String,
+    },
+    /// `CLUSTER INFO` says the cluster cannot serve every slot.
+    #[error("Redis Cluster reports cluster_state:{state}")]
+    ClusterState { state: String },
 }
 
 named_by!(RedisError, [Vocabulary]);
@@ -32,8 +64,17 @@ pub struct Vocabulary;
 
 impl ErrorVocabulary for Vocabulary {
     fn named_first(&self, err: &(dyn StdError + 'static)) -> Option<String> {
-        let Some(RedisError::TurnedAway { reply, .. }) = err.downcast_ref::<RedisError>() else {
-            return None;
+        let reply = match err.downcast_ref::<RedisError>()? {
+            RedisError::TurnedAway { reply, .. } => reply,
+            RedisError::SentinelsUnreachable { .. } => return Some("sentinels unreachable".into()),
+            RedisError::UnknownMaster { name, .. } => {
+                return Some(format!("unknown master {}", scrub(&one_line(name))));
+            }
+            RedisError::NotMaster { .. } => return Some("master answers as a replica".into()),
+            RedisError::ClusterState { state } => {
+                return Some(format!("cluster_state:{}", one_line(state)));
+            }
+            _ => return None,
         };
         // `ERR` is every error Redis has no code for: its words name it.
         let words = reply.strip_prefix("ERR ").unwrap_or(reply);

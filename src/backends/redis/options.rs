@@ -258,6 +258,158 @@ fn with_insecure_fragment(url: String, tls: Option<&RedisTls>) -> String {
     }
 }
 
+/// `CACHE_TYPE=redis-sentinel`: the sentinels, the master's name and the
+/// sentinels' own password; the master's credentials, database and TLS come
+/// from [`RedisSettings`] (`REDIS_URL`'s host is not used).
+#[derive(Clone)]
+pub struct SentinelSettings {
+    pub redis: RedisSettings,
+    /// `REDIS_SENTINEL_NODES`, in the order they are asked.
+    pub nodes: Vec<(String, u16)>,
+    /// `REDIS_SENTINEL_MASTER`.
+    pub master: String,
+    /// `REDIS_SENTINEL_PASSWORD` (or its file).
+    pub password: Option<String>,
+}
+
+impl fmt::Debug for SentinelSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SentinelSettings")
+            .field("redis", &self.redis)
+            .field("nodes", &self.nodes)
+            .field("master", &self.master)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .finish()
+    }
+}
+
+/// `CACHE_TYPE=redis-cluster`: the seed nodes; credentials and TLS from
+/// [`RedisSettings`].
+#[derive(Clone, Debug)]
+pub struct ClusterSettings {
+    pub redis: RedisSettings,
+    /// `REDIS_CLUSTER_NODES`.
+    pub nodes: Vec<(String, u16)>,
+}
+
+/// What a node list accepts, as its problems say.
+const NODES_ACCEPTED: &str = "host:port,host:port,... (at least one)";
+
+/// `REDIS_SENTINEL_*` with the Redis settings, every problem recorded in `c`.
+pub(crate) fn sentinel(c: &mut Checker, raw: &RawSettings) -> Option<SentinelSettings> {
+    let redis = settings(c, raw);
+    let nodes = nodes(
+        c,
+        "REDIS_SENTINEL_NODES",
+        raw.redis_sentinel_nodes.as_deref(),
+    );
+    let master = match raw.redis_sentinel_master.as_deref() {
+        None => {
+            c.fail(
+                "REDIS_SENTINEL_MASTER",
+                "",
+                "is not set, and CACHE_TYPE=redis-sentinel needs it",
+                "the master's name, as in the sentinels' `sentinel monitor NAME ...`",
+            );
+            None
+        }
+        Some(raw) => c
+            .present(
+                "REDIS_SENTINEL_MASTER",
+                raw,
+                "the master's name, as in the sentinels' `sentinel monitor NAME ...`",
+            )
+            .map(str::to_owned),
+    };
+    let password = match raw.redis_sentinel_password.as_deref() {
+        None if raw.redis_sentinel_password_file.is_none() => Some(None),
+        value => c
+            .secret_or_file(
+                (
+                    "REDIS_SENTINEL_PASSWORD",
+                    value.unwrap_or_default(),
+                    value.is_some(),
+                ),
+                (
+                    "REDIS_SENTINEL_PASSWORD_FILE",
+                    raw.redis_sentinel_password_file.as_deref(),
+                ),
+            )
+            // An empty password is none.
+            .map(|(_, password)| {
+                crate::redact::register_secret(&password);
+                (!password.is_empty()).then_some(password)
+            }),
+    };
+    Some(SentinelSettings {
+        redis: redis?,
+        nodes: nodes?,
+        master: master?,
+        password: password?,
+    })
+}
+
+/// `REDIS_CLUSTER_NODES` with the Redis settings, every problem recorded in
+/// `c`.
+pub(crate) fn cluster(c: &mut Checker, raw: &RawSettings) -> Option<ClusterSettings> {
+    let redis = settings(c, raw);
+    let nodes = nodes(c, "REDIS_CLUSTER_NODES", raw.redis_cluster_nodes.as_deref());
+    Some(ClusterSettings {
+        redis: redis?,
+        nodes: nodes?,
+    })
+}
+
+/// A node list (`host:port,host:port`, `[::1]:port` for IPv6): unset, empty,
+/// an empty entry or one without a port are problems of `var`.
+fn nodes(c: &mut Checker, var: &'static str, raw: Option<&str>) -> Option<Vec<(String, u16)>> {
+    let Some(raw) = raw else {
+        c.fail(
+            var,
+            "",
+            "is not set, and this CACHE_TYPE needs it",
+            NODES_ACCEPTED,
+        );
+        return None;
+    };
+    let list = c.present(var, raw, NODES_ACCEPTED)?;
+    let mut nodes = Vec::new();
+    for entry in list.split(',').map(str::trim) {
+        match parse_node(entry) {
+            Ok(node) => nodes.push(node),
+            Err(reason) => {
+                c.fail(var, list, reason, NODES_ACCEPTED);
+                return None;
+            }
+        }
+    }
+    Some(nodes)
+}
+
+/// One `host:port` entry of a node list, or why it is not one.
+pub fn parse_node(entry: &str) -> Result<(String, u16), String> {
+    if entry.is_empty() {
+        return Err("has an empty entry".into());
+    }
+    let Some((host, port)) = entry.rsplit_once(':') else {
+        return Err(format!("has an entry without a port ({entry:?})"));
+    };
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    if host.is_empty()
+        || host.contains(['/', '@', ' '])
+        || (host.contains(':') && !entry.starts_with('['))
+    {
+        return Err(format!("has an entry without a valid host ({entry:?})"));
+    }
+    match port.parse::<u16>() {
+        Ok(port) if port > 0 => Ok((host.to_owned(), port)),
+        _ => Err(format!("has an entry without a valid port ({entry:?})")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use crate::config::CacheSettings;

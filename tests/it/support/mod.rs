@@ -57,7 +57,10 @@ pub use ports::{free_port, port_is_open, wait_port_closed};
 #[allow(unused_imports)]
 pub use postgres::{Postgres, multi_host_url};
 #[allow(unused_imports)]
-pub use redis::{Redis, RedisTlsFiles};
+pub use redis::{
+    Redis, RedisClusterSet, RedisTlsFiles, SENTINEL_MASTER, SentinelSet, cluster_ok,
+    sentinel_master_port, start_sentinel,
+};
 
 use std::path::Path;
 use std::time::{Duration, Instant};

@@ -111,6 +111,10 @@ pub struct Redis {
     port: u16,
     password: Option<String>,
     tls: Option<RedisTlsFiles>,
+    /// A configuration file, given first (a sentinel's).
+    conf: Option<PathBuf>,
+    /// More arguments, after the usual ones (`--replicaof`, cluster mode).
+    extra: Vec<String>,
     child: Option<Child>,
 }
 
@@ -156,6 +160,8 @@ impl Redis {
             port: free_port(),
             password: None,
             tls: None,
+            conf: None,
+            extra: Vec::new(),
             child: None,
         }
     }
@@ -188,6 +194,9 @@ impl Redis {
             self.stop();
         }
         let mut cmd = Command::new(redis_server_bin());
+        if let Some(conf) = &self.conf {
+            cmd.arg(conf);
+        }
         match &self.tls {
             None => cmd.args(["--port", &self.port.to_string()]),
             Some(tls) => cmd
@@ -212,6 +221,7 @@ impl Redis {
         if let Some(pw) = &self.password {
             cmd.args(["--requirepass", pw]);
         }
+        cmd.args(&self.extra);
         let child = process::spawn_logged(&mut cmd, &self.log, "redis-server");
         self.child = Some(child);
         let (port, password, tls) = (self.port, self.password.clone(), self.tls.is_some());
@@ -296,6 +306,11 @@ impl Redis {
         }
     }
 
+    /// The directory the server runs in.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
     /// The server's log so far.
     pub fn log(&self) -> String {
         fs::read(&self.log)
@@ -318,4 +333,189 @@ impl Drop for Redis {
     fn drop(&mut self) {
         self.shutdown_with(Signal::SIGKILL);
     }
+}
+
+/// `INFO section` on 127.0.0.1:`port`, as text (empty when unanswered).
+fn info(port: u16, section: &str) -> String {
+    command_at(port, None, &["INFO", section]).unwrap_or_default()
+}
+
+/// Started `server`, with `extra` arguments and an optional configuration
+/// file written into its directory first.
+fn start_with(mut server: Redis, conf: Option<String>, extra: &[String]) -> Redis {
+    if let Some(text) = conf {
+        let path = server.dir.path().join("redis.conf");
+        fs::write(&path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+        server.conf = Some(path);
+    }
+    server.extra = extra.to_vec();
+    server.started_retrying()
+}
+
+impl Redis {
+    /// A running replica of the server on 127.0.0.1:`master_port`.
+    pub fn start_replica_of(master_port: u16) -> Redis {
+        start_with(
+            Redis::reserve(),
+            None,
+            &[
+                "--replicaof".into(),
+                "127.0.0.1".into(),
+                master_port.to_string(),
+            ],
+        )
+    }
+}
+
+/// The name the test sentinels monitor their master by.
+pub const SENTINEL_MASTER: &str = "mymaster";
+
+/// A sentinel (`redis-server --sentinel`) watching 127.0.0.1:`master_port`
+/// as [`SENTINEL_MASTER`] (quorum 2, `down-after-milliseconds` 500,
+/// `failover-timeout` 3000).
+pub fn start_sentinel(master_port: u16) -> Redis {
+    let conf = format!(
+        "sentinel monitor {SENTINEL_MASTER} 127.0.0.1 {master_port} 2\n\
+         sentinel down-after-milliseconds {SENTINEL_MASTER} 500\n\
+         sentinel failover-timeout {SENTINEL_MASTER} 3000\n"
+    );
+    start_with(Redis::reserve(), Some(conf), &["--sentinel".into()])
+}
+
+/// A master, a replica of it and three sentinels watching them (quorum 2,
+/// `down-after-milliseconds` 500, `failover-timeout` 3000), each a real
+/// `redis-server` on a free port. Killed when dropped.
+pub struct SentinelSet {
+    pub master: Redis,
+    pub replica: Redis,
+    pub sentinels: Vec<Redis>,
+}
+
+impl SentinelSet {
+    /// Started, once the replica is in sync and every sentinel sees the
+    /// replica and the two other sentinels (so a failover can be agreed).
+    pub fn start() -> SentinelSet {
+        let master = Redis::start();
+        let replica = Redis::start_replica_of(master.port);
+        let sentinels: Vec<Redis> = (0..3).map(|_| start_sentinel(master.port)).collect();
+        let set = SentinelSet {
+            master,
+            replica,
+            sentinels,
+        };
+        let settled =
+            super::wait_until(Duration::from_secs(20), Duration::from_millis(100), || {
+                info(set.replica.port, "replication").contains("master_link_status:up")
+                    && set.sentinels.iter().all(|s| {
+                        let text = info(s.port, "sentinel");
+                        text.contains("slaves=1") && text.contains("sentinels=3")
+                    })
+            });
+        assert!(
+            settled,
+            "the sentinels never settled: {}",
+            info(set.sentinels[0].port, "sentinel")
+        );
+        set
+    }
+
+    /// `REDIS_SENTINEL_NODES`: `127.0.0.1:P1,127.0.0.1:P2,127.0.0.1:P3`.
+    pub fn nodes(&self) -> String {
+        self.sentinels
+            .iter()
+            .map(|s| format!("127.0.0.1:{}", s.port))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// The master's port as the first sentinel names it now.
+    pub fn master_port(&self) -> Option<u16> {
+        sentinel_master_port(self.sentinels[0].port)
+    }
+}
+
+/// The master's port as the sentinel on 127.0.0.1:`sentinel_port` names it
+/// now (`INFO sentinel`).
+pub fn sentinel_master_port(sentinel_port: u16) -> Option<u16> {
+    let text = info(sentinel_port, "sentinel");
+    let address = text.split("address=").nth(1)?;
+    address
+        .split([',', '\r', '\n'])
+        .next()?
+        .rsplit(':')
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// A Redis Cluster of three masters without replicas (`--cluster-port`
+/// chosen free, so the bus port fits; `cluster-node-timeout` 1000 ms),
+/// created with `redis-cli --cluster create`. The first node holds slots
+/// 0-5460, the second 5461-10922, the third the rest. Killed when dropped.
+pub struct RedisClusterSet {
+    pub nodes: Vec<Redis>,
+}
+
+impl RedisClusterSet {
+    pub fn start() -> RedisClusterSet {
+        let nodes: Vec<Redis> = (0..3)
+            .map(|_| {
+                let args: Vec<String> = [
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    "nodes.conf",
+                    "--cluster-node-timeout",
+                    "1000",
+                    "--cluster-port",
+                ]
+                .iter()
+                .map(|s| (*s).to_owned())
+                .chain([free_port().to_string()])
+                .collect();
+                start_with(Redis::reserve(), None, &args)
+            })
+            .collect();
+        let mut cmd = Command::new(redis_server_bin().with_file_name("redis-cli"));
+        cmd.args(["--cluster", "create"])
+            .args(nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)))
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdin(Stdio::null());
+        let out = cmd
+            .output()
+            .unwrap_or_else(|e| panic!("run redis-cli --cluster create: {e}"));
+        assert!(
+            out.status.success(),
+            "redis-cli --cluster create failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let set = RedisClusterSet { nodes };
+        assert!(
+            set.wait_state("ok", Duration::from_secs(20)),
+            "the cluster never reached cluster_state:ok"
+        );
+        set
+    }
+
+    /// The ports of the nodes.
+    pub fn ports(&self) -> Vec<u16> {
+        self.nodes.iter().map(|n| n.port).collect()
+    }
+
+    /// Whether every running node says `cluster_state:STATE` within
+    /// `timeout`.
+    pub fn wait_state(&self, state: &str, timeout: Duration) -> bool {
+        let line = format!("cluster_state:{state}");
+        super::wait_until(timeout, Duration::from_millis(100), || {
+            self.nodes.iter().filter(|n| n.child.is_some()).all(|n| {
+                command_at(n.port, None, &["CLUSTER", "INFO"]).is_ok_and(|r| r.contains(&line))
+            })
+        })
+    }
+}
+
+/// Whether the cluster node on 127.0.0.1:`port` says `cluster_state:ok`.
+pub fn cluster_ok(port: u16) -> bool {
+    command_at(port, None, &["CLUSTER", "INFO"]).is_ok_and(|r| r.contains("cluster_state:ok"))
 }

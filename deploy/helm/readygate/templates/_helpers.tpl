@@ -54,9 +54,9 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
 {{- end -}}
 
-{{/* True ("true") when the program will use Redis: CACHE_TYPE=redis, case-insensitive like the program. */}}
+{{/* True ("true") when the program will use Redis: CACHE_TYPE=redis, redis-sentinel or redis-cluster, case-insensitive like the program. */}}
 {{- define "readygate.usesRedis" -}}
-{{- if eq (lower (toString .Values.config.CACHE_TYPE)) "redis" -}}true{{- end -}}
+{{- if has (lower (toString .Values.config.CACHE_TYPE)) (list "redis" "redis-sentinel" "redis-cluster") -}}true{{- end -}}
 {{- end -}}
 
 {{/*
@@ -82,7 +82,8 @@ The multiplier and the jitter are read as thousandths (readygate.thousandths), s
 that all of it is int64 arithmetic, as in the program: no floating point.
 
 The dependencies are attempted concurrently, so the budget is the largest of
-the required ones': the database always; Redis when CACHE_TYPE is redis and
+the required ones': the database always; Redis when CACHE_TYPE is redis
+(or redis-sentinel, redis-cluster) and
 CACHE_REQUIRED is not false (with memory or none the program never connects
 to it, and an optional cache never holds start-up); WAIT_FOR's entries when it
 is set, each with its policy: its own WAIT_FOR_<NAME>_* settings, else the

@@ -1,0 +1,430 @@
+//! Redis behind Sentinel (`CACHE_TYPE=redis-sentinel`): an attempt asks
+//! the sentinels, in the order of `REDIS_SENTINEL_NODES`, for the master's
+//! address (`SENTINEL get-master-addr-by-name`), connects to it and checks
+//! with `ROLE` that it really is the master. A runtime check takes the same
+//! path, so a failover is seen: the old master stops answering (down), the
+//! sentinels name the promoted replica, the check connects to it and the
+//! handle the application holds ([`SentinelManager`]) switches to it.
+//!
+//! The redis crate's own `sentinel` feature answers "which master" but not
+//! why none was found (which sentinel failed how, an unknown name), and its
+//! clients stay on the address they were made for; so the sentinels are
+//! asked here with plain commands, and each master gets the crate's
+//! `ConnectionManager`.
+
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::Duration;
+
+use futures_util::future::{FutureExt, LocalBoxFuture};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::{AsyncConnectionConfig, Cmd, Pipeline, RedisFuture, Value};
+
+use super::error::RedisError;
+use super::options::{RedisTls, SentinelSettings};
+use crate::backends::Cache;
+use crate::connector::{Connector, ServerInfo};
+use crate::error::ConnectError;
+use crate::handles::Connected;
+
+/// The master's connection, as the application holds it: commands go to the
+/// master the last check found; a failover moves it to the new one without
+/// the application doing anything. Cheap to clone (every clone follows).
+///
+/// Before the first attempt passed (an optional cache), commands fail with
+/// "not connected".
+#[derive(Clone)]
+pub struct SentinelManager {
+    current: Arc<RwLock<Option<Master>>>,
+    db: i64,
+}
+
+#[derive(Clone)]
+struct Master {
+    /// `host:port`.
+    server: String,
+    manager: ConnectionManager,
+}
+
+impl SentinelManager {
+    fn new(db: i64) -> Self {
+        SentinelManager {
+            current: Arc::new(RwLock::new(None)),
+            db,
+        }
+    }
+
+    /// The master in use now: `host:port`, `None` before the first
+    /// connection.
+    pub fn server(&self) -> Option<String> {
+        self.master().map(|m| m.server)
+    }
+
+    fn master(&self) -> Option<Master> {
+        self.current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn set(&self, master: Master) {
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = Some(master);
+    }
+
+    fn not_connected() -> redis::RedisError {
+        redis::RedisError::from((
+            redis::ErrorKind::Io,
+            "not connected",
+            "no master found through the sentinels yet".to_owned(),
+        ))
+    }
+}
+
+impl ConnectionLike for SentinelManager {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        let master = self.master();
+        Box::pin(async move {
+            let mut manager = master.ok_or_else(Self::not_connected)?.manager;
+            manager.req_packed_command(cmd).await
+        })
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        let master = self.master();
+        Box::pin(async move {
+            let mut manager = master.ok_or_else(Self::not_connected)?.manager;
+            manager.req_packed_commands(pipeline, offset, count).await
+        })
+    }
+
+    fn get_db(&self) -> i64 {
+        self.db
+    }
+}
+
+/// Asks the sentinels, connects to the master they name, and keeps the
+/// application's [`SentinelManager`] on it.
+pub struct SentinelConnector {
+    /// One client per sentinel, with its address as shown, in order.
+    sentinels: Arc<[(String, redis::Client)]>,
+    name: Arc<str>,
+    /// `REDIS_URL`, whose host and port are replaced by the master's.
+    master_url: Arc<url::Url>,
+    tls: Option<RedisTls>,
+    config: ConnectionManagerConfig,
+    timeout: Duration,
+    handle: SentinelManager,
+    /// What the last check or attempt connected to (`/ready`'s `server`).
+    server: Arc<Mutex<Option<String>>>,
+}
+
+/// `host` as a URL writes it (`[::1]`).
+fn url_host(host: &str) -> String {
+    if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.to_owned()
+    }
+}
+
+/// `url` pointed at `host:port`, everything else (user, password, database,
+/// `#insecure`) kept.
+pub(super) fn at(url: &url::Url, host: &str, port: u16) -> Result<url::Url, redis::RedisError> {
+    let mut url = url.clone();
+    let invalid = |what: &str| {
+        redis::RedisError::from((
+            redis::ErrorKind::InvalidClientConfig,
+            "invalid address",
+            format!("{what} {host}:{port}"),
+        ))
+    };
+    url.set_host(Some(&url_host(host)))
+        .map_err(|_| invalid("cannot use the host of"))?;
+    url.set_port(Some(port))
+        .map_err(|()| invalid("cannot use the port of"))?;
+    Ok(url)
+}
+
+/// A client for `url`, with the TLS certificates when there are some.
+pub(super) fn client(
+    url: &str,
+    tls: Option<&RedisTls>,
+) -> Result<redis::Client, redis::RedisError> {
+    match tls {
+        Some(tls) => redis::Client::build_with_tls(url, tls.certificates()),
+        None => redis::Client::open(url),
+    }
+}
+
+impl SentinelConnector {
+    pub fn new(s: &SentinelSettings) -> Result<Self, ConnectError> {
+        let timeout = s.redis.retry.attempt_timeout;
+        let master_url = url::Url::parse(&s.redis.url).map_err(|e| {
+            RedisError::Connect(redis::RedisError::from((
+                redis::ErrorKind::InvalidClientConfig,
+                "invalid REDIS_URL",
+                e.to_string(),
+            )))
+        })?;
+        // The sentinels speak TLS when the master does; they have their own
+        // password (or none), and no database.
+        let mut sentinel_url = master_url.clone();
+        sentinel_url.set_path("");
+        let _ = sentinel_url.set_username("");
+        let _ = sentinel_url.set_password(s.password.as_deref());
+        let sentinels = s
+            .nodes
+            .iter()
+            .map(|(host, port)| {
+                let url = at(&sentinel_url, host, *port)?;
+                Ok((
+                    format!("{}:{port}", url_host(host)),
+                    client(url.as_str(), s.redis.tls.as_ref())?,
+                ))
+            })
+            .collect::<Result<Vec<_>, redis::RedisError>>()
+            .map_err(RedisError::Connect)?;
+        let db = master_url
+            .path()
+            .trim_start_matches('/')
+            .parse::<i64>()
+            .unwrap_or(0);
+        let config = ConnectionManagerConfig::new()
+            .set_number_of_retries(0)
+            .set_connection_timeout(Some(timeout.saturating_mul(2)))
+            .set_response_timeout(Some(timeout));
+        Ok(SentinelConnector {
+            sentinels: sentinels.into(),
+            name: s.master.as_str().into(),
+            master_url: Arc::new(master_url),
+            tls: s.redis.tls.clone(),
+            config,
+            timeout,
+            handle: SentinelManager::new(db),
+            server: Arc::new(Mutex::new(None)),
+        })
+    }
+
+    /// The handle before any connection, for an optional cache.
+    pub fn lazy(&self) -> Option<Connected> {
+        Some(Self::share(&self.handle))
+    }
+
+    /// The master's address, from the first sentinel that knows it.
+    async fn resolve(
+        sentinels: Arc<[(String, redis::Client)]>,
+        name: Arc<str>,
+        timeout: Duration,
+    ) -> Result<(String, u16), RedisError> {
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout));
+        let mut tried = Vec::new();
+        let mut last_error = None;
+        let mut answered = false;
+        for (shown, client) in sentinels.iter() {
+            let asked = async {
+                let mut conn = client
+                    .get_multiplexed_async_connection_with_config(&config)
+                    .await?;
+                redis::cmd("SENTINEL")
+                    .arg("get-master-addr-by-name")
+                    .arg(&*name)
+                    .query_async::<Option<(String, u16)>>(&mut conn)
+                    .await
+            };
+            match asked.await {
+                Ok(Some(addr)) => return Ok(addr),
+                Ok(None) => {
+                    answered = true;
+                    tried.push(format!("{shown}: unknown master"));
+                }
+                Err(e) => {
+                    tried.push(format!("{shown}: {}", crate::error::cause_chain(&e)));
+                    last_error = Some(e);
+                }
+            }
+        }
+        let tried = tried.join("; ");
+        match last_error {
+            Some(source) if !answered => Err(RedisError::SentinelsUnreachable { tried, source }),
+            _ => Err(RedisError::UnknownMaster {
+                name: name.to_string(),
+                tried,
+            }),
+        }
+    }
+
+    /// `ROLE`'s first word (`master`, `slave`, `sentinel`).
+    async fn role(mut manager: ConnectionManager) -> Result<String, redis::RedisError> {
+        let reply = redis::cmd("ROLE")
+            .query_async::<Value>(&mut manager)
+            .await?;
+        let first = match reply {
+            Value::Array(items) => items.into_iter().next(),
+            _ => None,
+        };
+        Ok(first
+            .and_then(|v| redis::from_redis_value::<String>(v).ok())
+            .unwrap_or_else(|| "unknown".to_owned()))
+    }
+
+    /// One attempt or check: ask the sentinels; when they name another
+    /// master than the handle's, connect to it; check it is the master;
+    /// then point the handle at it.
+    fn follow(&self) -> LocalBoxFuture<'static, Result<SentinelManager, ConnectError>> {
+        let (sentinels, name, timeout) = (self.sentinels.clone(), self.name.clone(), self.timeout);
+        let (url, tls, config) = (
+            self.master_url.clone(),
+            self.tls.clone(),
+            self.config.clone(),
+        );
+        let (handle, shown) = (self.handle.clone(), self.server.clone());
+        async move {
+            let (host, port) = Self::resolve(sentinels, name.clone(), timeout).await?;
+            let server = format!("{}:{port}", url_host(&host));
+            let master = match handle.master() {
+                Some(master) if master.server == server => master,
+                _ => {
+                    let url = at(&url, &host, port).map_err(RedisError::Connect)?;
+                    let client = client(url.as_str(), tls.as_ref()).map_err(RedisError::Connect)?;
+                    let manager = ConnectionManager::new_with_config(client, config)
+                        .await
+                        .map_err(|source| RedisError::Master {
+                            server: server.clone(),
+                            source,
+                        })?;
+                    Master {
+                        server: server.clone(),
+                        manager,
+                    }
+                }
+            };
+            let role =
+                Self::role(master.manager.clone())
+                    .await
+                    .map_err(|source| RedisError::Master {
+                        server: server.clone(),
+                        source,
+                    })?;
+            if role != "master" {
+                return Err(RedisError::NotMaster {
+                    name: name.to_string(),
+                    server,
+                    role,
+                }
+                .into());
+            }
+            *shown.lock().unwrap_or_else(PoisonError::into_inner) = Some(server);
+            handle.set(master);
+            Ok(handle)
+        }
+        .boxed_local()
+    }
+}
+
+impl Connector for SentinelConnector {
+    type Handle = SentinelManager;
+
+    fn backend(&self) -> &'static str {
+        "redis-sentinel"
+    }
+
+    fn connect(&self) -> LocalBoxFuture<'static, Result<SentinelManager, ConnectError>> {
+        self.follow()
+    }
+
+    fn check(&self, _: &SentinelManager) -> LocalBoxFuture<'static, Result<(), ConnectError>> {
+        self.follow().map(|r| r.map(drop)).boxed_local()
+    }
+
+    fn encrypted(&self) -> Option<bool> {
+        Some(self.tls.is_some())
+    }
+
+    fn server(&self) -> Option<ServerInfo> {
+        let server = self
+            .server
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()?;
+        Some(ServerInfo {
+            server,
+            role: Some("primary"),
+        })
+    }
+
+    fn share(handle: &SentinelManager) -> Connected {
+        Connected::Cache(Cache::RedisSentinel(handle.clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backends::redis::options::parse_node;
+    use crate::config::{CacheSettings, Cli};
+
+    #[test]
+    fn node_entries_need_a_host_and_a_port() {
+        assert_eq!(parse_node("s0:26379"), Ok(("s0".into(), 26379)));
+        assert_eq!(parse_node("[::1]:26379"), Ok(("::1".into(), 26379)));
+        for (bad, words) in [
+            ("", "empty entry"),
+            ("s0", "without a port"),
+            ("s0:", "without a valid port"),
+            ("s0:0", "without a valid port"),
+            ("s0:65536", "without a valid port"),
+            (":26379", "without a valid host"),
+            ("::1:26379", "without a valid host"),
+        ] {
+            let err = parse_node(bad).unwrap_err();
+            assert!(err.contains(words), "{bad:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_sentinels_password_is_read_and_never_shown() {
+        let settings = Cli::parse_args([
+            "readygate",
+            "--cache-type=redis-sentinel",
+            "--redis-sentinel-nodes= s0:26379 , [::1]:26380",
+            "--redis-sentinel-master=mymaster",
+            "--redis-sentinel-password=sentinel-secret-1",
+        ])
+        .unwrap()
+        .settings
+        .validate()
+        .unwrap();
+        let CacheSettings::RedisSentinel(s) = &settings.cache else {
+            panic!("not Sentinel: {:?}", settings.cache)
+        };
+        assert_eq!(
+            s.nodes,
+            [("s0".to_owned(), 26379), ("::1".to_owned(), 26380)]
+        );
+        assert_eq!(s.password.as_deref(), Some("sentinel-secret-1"));
+        assert!(!format!("{settings:?}").contains("sentinel-secret-1"));
+        assert_eq!(
+            crate::redact::scrub("AUTH sentinel-secret-1 failed"),
+            "AUTH *** failed"
+        );
+    }
+
+    #[test]
+    fn a_master_url_keeps_everything_but_its_address() {
+        let url = url::Url::parse("rediss://u:p%40ss@ignored:1/3#insecure").unwrap();
+        assert_eq!(
+            at(&url, "10.0.0.5", 6380).unwrap().as_str(),
+            "rediss://u:p%40ss@10.0.0.5:6380/3#insecure"
+        );
+        assert_eq!(
+            at(&url, "::1", 6380).unwrap().as_str(),
+            "rediss://u:p%40ss@[::1]:6380/3#insecure"
+        );
+    }
+}
