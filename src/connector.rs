@@ -75,6 +75,14 @@ pub trait Connector: Unpin + 'static {
         None
     }
 
+    /// Read the dependency's secret files again (see [`crate::secrets`]):
+    /// `true` when one changed and the next connection will use it. The
+    /// actor asks this while a permanent error waits, so that a rotated
+    /// secret is tried at once. `false` where nothing rotates.
+    fn refresh_secrets(&self) -> bool {
+        false
+    }
+
     /// The handle as handed to the supervisor and the application.
     fn share(handle: &Self::Handle) -> Connected;
 }

@@ -270,6 +270,10 @@ pub fn database(db: &DatabaseSettings) -> DependencySpec {
     let (policy, shown) = (db.retry, db.url.display());
     match db.url.clone() {
         DatabaseUrl::Postgres(o) => {
+            let o = postgres::PostgresOptions {
+                source: Some(db.source.clone()),
+                ..o
+            };
             DependencySpec::plain(id, policy, shown, move || o.connector(limits, timeout))
         }
         DatabaseUrl::Mysql(o) => {

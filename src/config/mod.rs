@@ -23,6 +23,7 @@ pub use crate::backends::DatabaseUrl;
 pub use crate::backends::redis::RedisSettings;
 use crate::redact::register_url_secrets;
 use crate::retry::RetryPolicy;
+use crate::secrets::UrlSource;
 
 /// Largest accepted pool.
 const MAX_POOL_SIZE: u64 = 10_000;
@@ -327,6 +328,8 @@ pub struct Settings {
 #[derive(Debug, Clone)]
 pub struct DatabaseSettings {
     pub url: DatabaseUrl,
+    /// Where the URL was read from: read again when it rotates.
+    pub source: UrlSource,
     pub pool_size: usize,
     /// Longest wait for a pooled connection (`DB_POOL_TIMEOUT_MS`).
     pub pool_timeout: Duration,
@@ -495,12 +498,19 @@ impl RawSettings {
     }
 
     fn database(&self, c: &mut Checker) -> Option<DatabaseSettings> {
-        let url = c
-            .secret_or_file(
-                ("DATABASE_URL", &self.database_url, self.given.database_url),
-                ("DATABASE_URL_FILE", self.database_url_file.as_deref()),
+        let read = c.secret_or_file(
+            ("DATABASE_URL", &self.database_url, self.given.database_url),
+            ("DATABASE_URL_FILE", self.database_url_file.as_deref()),
+        );
+        let source = read.as_ref().map(|(var, value)| {
+            UrlSource::new(
+                ("DATABASE_URL", "DATABASE_URL_FILE"),
+                *var,
+                value,
+                self.database_url_file.as_deref(),
             )
-            .and_then(|(var, value)| DatabaseUrl::parse(c, var, &value));
+        });
+        let url = read.and_then(|(var, value)| DatabaseUrl::parse(c, var, &value));
         let pool_size = c.number("DB_POOL_SIZE", &self.db_pool_size, 1, MAX_POOL_SIZE);
         let pool_timeout = c.millis("DB_POOL_TIMEOUT_MS", &self.db_pool_timeout_ms);
         let retry = c.retry_policy(
@@ -518,6 +528,7 @@ impl RawSettings {
         );
         Some(DatabaseSettings {
             url: url?,
+            source: source?,
             pool_size: usize::try_from(pool_size?).unwrap_or(usize::MAX),
             pool_timeout: pool_timeout?,
             retry: retry?,

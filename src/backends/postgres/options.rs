@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use super::tls::{PgTls, PostgresTls, SslMode};
 use crate::config::Checker;
+use crate::secrets::{Source, UrlSource};
 use crate::tls::{ClientIdentity, Roots, load_certs, load_key};
 
 /// A PostgreSQL database, as `DATABASE_URL` names it.
@@ -25,6 +26,12 @@ pub struct PostgresOptions {
     pub servers: Vec<Server>,
     /// `target_session_attrs`, when the URL gives it.
     pub attrs: Option<SessionAttrs>,
+    /// The TLS files read (`sslrootcert`, `sslcert`, `sslkey`): watched for
+    /// rotation.
+    pub files: Vec<Source>,
+    /// Where the URL came from, read again when it or a TLS file rotates
+    /// (`None`: no rotation, the options stay as they are).
+    pub source: Option<UrlSource>,
 }
 
 impl PostgresOptions {
@@ -157,12 +164,25 @@ pub(crate) fn parse(
     };
     let (mut config, tls, attrs) = (config?, tls?, attrs?);
     config.ssl_mode(tls.mode.driver_mode());
+    let files = [
+        ("sslrootcert", "certificate", params.sslrootcert.as_deref()),
+        ("sslcert", "certificate", params.sslcert.as_deref()),
+        ("sslkey", "key", params.sslkey.as_deref()),
+    ]
+    .into_iter()
+    .filter_map(|(var, what, path)| {
+        path.filter(|p| *p != "system")
+            .map(|p| Source::new(var, what, p))
+    })
+    .collect();
     Some(PostgresOptions {
         servers: servers(&config),
         config: Box::new(config),
         tls,
         display: shown.to_owned(),
         attrs,
+        files,
+        source: None,
     })
 }
 
