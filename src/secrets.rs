@@ -262,15 +262,10 @@ impl UrlSource {
 
     /// The value now (the file read again), and the variable that gave it;
     /// a problem is recorded in `c`.
-    pub(crate) fn read(
-        &self,
-        c: &mut crate::config::Checker,
-    ) -> Option<(&'static str, String)> {
+    pub(crate) fn read(&self, c: &mut crate::config::Checker) -> Option<(&'static str, String)> {
         let (var, file_var) = self.variables;
         match &self.file {
-            Some(path) => {
-                c.secret_or_file((var, "", false), (file_var, path.to_str()))
-            }
+            Some(path) => c.secret_or_file((var, "", false), (file_var, path.to_str())),
             None => Some((var, self.value.clone())),
         }
     }

@@ -148,7 +148,11 @@ mod tests {
                 p,
                 RetryPolicy {
                     longest_wait: Duration::from_millis(30_000),
-                    ..RetryPolicy::fixed(3, Duration::from_millis(2000), Duration::from_millis(5000))
+                    ..RetryPolicy::fixed(
+                        3,
+                        Duration::from_millis(2000),
+                        Duration::from_millis(5000)
+                    )
                 }
             );
         }

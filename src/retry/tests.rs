@@ -522,7 +522,10 @@ fn a_permanent_error_at_runtime_waits_the_longest_and_watches_every_interval() {
     // Exponential: the cap, whatever the attempt.
     let exp = exponential(100, 2000, 5000);
     for attempt in [1, 2, 50] {
-        assert_eq!(exp.after_runtime_failure(attempt, true, 0.5).delay, MS(5000));
+        assert_eq!(
+            exp.after_runtime_failure(attempt, true, 0.5).delay,
+            MS(5000)
+        );
     }
     assert_eq!(exp.after_runtime_failure(1, false, 0.5).delay, MS(200));
     // A very short interval is watched at most ten times a second; a

@@ -12,11 +12,19 @@ fn watched(path: &Path) -> Arc<Watched<String>> {
         match text.trim() {
             "" => Err("is empty".to_owned()),
             "bad" => Err("is bad".to_owned()),
-            good => Ok((good.to_owned(), vec![Source::new("X_FILE", "credentials", &p)])),
+            good => Ok((
+                good.to_owned(),
+                vec![Source::new("X_FILE", "credentials", &p)],
+            )),
         }
     });
     let first = std::fs::read_to_string(path).unwrap();
-    Watched::new("DB", first, vec![Source::new("X_FILE", "credentials", path)], load)
+    Watched::new(
+        "DB",
+        first,
+        vec![Source::new("X_FILE", "credentials", path)],
+        load,
+    )
 }
 
 fn reloads(variable: &str, outcome: &'static str) -> u64 {
@@ -71,7 +79,8 @@ fn a_kubernetes_symlink_swap_is_a_change_even_with_the_same_mtime() {
         std::fs::create_dir(&version).unwrap();
         std::fs::write(version.join("url"), text).unwrap();
         let file = std::fs::File::open(version.join("url")).unwrap();
-        file.set_modified(std::time::SystemTime::UNIX_EPOCH).unwrap();
+        file.set_modified(std::time::SystemTime::UNIX_EPOCH)
+            .unwrap();
         let tmp = mount.join("..data_tmp");
         std::os::unix::fs::symlink(name, &tmp).unwrap();
         std::fs::rename(&tmp, mount.join("..data")).unwrap();
@@ -80,9 +89,15 @@ fn a_kubernetes_symlink_swap_is_a_change_even_with_the_same_mtime() {
     std::os::unix::fs::symlink("..data/url", mount.join("url")).unwrap();
     let w = watched(&mount.join("url"));
     assert_eq!(w.current(), "one");
-    let before = std::fs::metadata(mount.join("url")).unwrap().modified().unwrap();
+    let before = std::fs::metadata(mount.join("url"))
+        .unwrap()
+        .modified()
+        .unwrap();
     write_version("..2026_12_06_2", "two");
-    let after = std::fs::metadata(mount.join("url")).unwrap().modified().unwrap();
+    let after = std::fs::metadata(mount.join("url"))
+        .unwrap()
+        .modified()
+        .unwrap();
     assert_eq!(before, after, "the swap keeps the mtime");
     assert_eq!(w.refresh(), Refresh::Changed);
     assert_eq!(w.current(), "two");

@@ -18,6 +18,7 @@ mod mysql;
 mod readiness;
 mod reliability;
 mod retry_policy;
+mod rotation;
 mod runtime;
 mod secrets;
 mod startup;

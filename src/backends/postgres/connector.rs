@@ -36,13 +36,13 @@ use super::options::PostgresOptions;
 use super::servers::{Servers, role};
 use crate::backends::{Database, DatabaseUrl};
 use crate::config::Checker;
-use crate::secrets::{Refresh, UrlSource, Watched, reasons};
 use crate::connector::{
     Connector, KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_RETRIES, PoolLimits, ServerInfo,
     TCP_USER_TIMEOUT, checked,
 };
 use crate::error::{ConnectError, cause_chain};
 use crate::handles::Connected;
+use crate::secrets::{Refresh, UrlSource, Watched, reasons};
 use crate::severance::{Severance, Severed};
 use crate::tls::Encrypted;
 

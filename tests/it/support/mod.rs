@@ -21,6 +21,7 @@ pub mod gateway;
 pub mod http_service;
 pub mod inprocess;
 pub mod mariadb;
+pub mod mounted;
 pub mod pgbouncer;
 pub mod ports;
 pub mod postgres;
@@ -41,6 +42,8 @@ pub use http_service::HttpService;
 pub use inprocess::{InProcess, StderrCapture};
 #[allow(unused_imports)]
 pub use mariadb::Mariadb;
+#[allow(unused_imports)]
+pub use mounted::MountedSecret;
 #[allow(unused_imports)]
 pub use pgbouncer::PgBouncer;
 #[allow(unused_imports)]
