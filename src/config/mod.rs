@@ -505,7 +505,7 @@ impl RawSettings {
         let source = read.as_ref().map(|(var, value)| {
             UrlSource::new(
                 ("DATABASE_URL", "DATABASE_URL_FILE"),
-                *var,
+                var,
                 value,
                 self.database_url_file.as_deref(),
             )

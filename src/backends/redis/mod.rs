@@ -7,6 +7,7 @@
 pub mod connector;
 pub mod error;
 pub mod options;
+pub mod rotation;
 
 pub use self::connector::RedisConnector;
 pub use self::error::RedisError;
@@ -22,5 +23,6 @@ impl RedisSettings {
     /// The connector for these settings; it connects at the first attempt.
     pub fn connector(&self) -> Result<RedisConnector, ConnectError> {
         RedisConnector::new(&self.url, self.tls.as_ref(), self.retry.attempt_timeout)
+            .map(|c| c.rotating(&self.url, &self.source))
     }
 }
