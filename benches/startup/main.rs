@@ -25,7 +25,7 @@
 //! command line, runs them and writes the report. Each section is a module
 //! of its own (`startup.rs` with `tls.rs`, `reaction.rs`, `schedule.rs`,
 //! `requests.rs` for `probe`, `shutdown.rs`, `signals.rs`, `herd.rs`,
-//! `timeline.rs`, `on_paper.rs` for `paper`, `failover.rs`); what they
+//! `timeline.rs`, `on_paper.rs` for `paper`, `failover.rs`, `secrets.rs`); what they
 //! share is in `plan.rs` (the plan, the report) and `spawn.rs` (the
 //! processes, their log lines).
 
@@ -49,6 +49,7 @@ mod probe;
 mod reaction;
 mod requests;
 mod schedule;
+mod secrets;
 mod shutdown;
 mod signals;
 mod spawn;
@@ -66,9 +67,9 @@ use crate::spawn::{Deps, EXAMPLE_APP_ENV};
 use crate::support::gateway::GATEWAY_BIN;
 use crate::support::{Postgres, Redis};
 
-const SECTIONS: [&str; 10] = [
+const SECTIONS: [&str; 11] = [
     "startup", "reaction", "schedule", "probe", "shutdown", "signals", "herd", "timeline", "paper",
-    "failover",
+    "failover", "secrets",
 ];
 
 fn main() -> std::process::ExitCode {
@@ -149,6 +150,9 @@ fn main() -> std::process::ExitCode {
     }
     if run("failover") {
         failover::failover(&plan, &mut report);
+    }
+    if run("secrets") {
+        secrets::secrets(&mut report);
     }
     drop((pg, redis));
 
