@@ -238,26 +238,28 @@ impl std::fmt::Debug for UrlSource {
 }
 
 impl UrlSource {
-    /// The source of a value `var` gave directly, or the file `file_var`
-    /// names (as [`crate::config::Checker::secret_or_file`] said).
-    pub(crate) fn new(
-        variables: (&'static str, &'static str),
-        gave: &'static str,
-        value: &str,
-        file: Option<&str>,
-    ) -> Self {
-        match file {
-            Some(path) if gave == variables.1 => UrlSource {
-                variables,
+    /// A secret setting read as [`crate::config::Checker::secret_or_file`]
+    /// reads it (the variable that gave it, and its value), and where it
+    /// came from, to read it again.
+    pub(crate) fn read_setting(
+        c: &mut crate::config::Checker,
+        (var, value, given): (&'static str, &str, bool),
+        (file_var, file): (&'static str, Option<&str>),
+    ) -> (Option<(&'static str, String)>, Option<UrlSource>) {
+        let read = c.secret_or_file((var, value, given), (file_var, file));
+        let source = read.as_ref().map(|(gave, value)| match file {
+            Some(path) if *gave == file_var => UrlSource {
+                variables: (var, file_var),
                 file: Some(PathBuf::from(path.trim())),
                 value: String::new(),
             },
             _ => UrlSource {
-                variables,
+                variables: (var, file_var),
                 file: None,
-                value: value.to_owned(),
+                value: value.clone(),
             },
-        }
+        });
+        (read, source)
     }
 
     /// The value now (the file read again), and the variable that gave it;

@@ -498,18 +498,11 @@ impl RawSettings {
     }
 
     fn database(&self, c: &mut Checker) -> Option<DatabaseSettings> {
-        let read = c.secret_or_file(
+        let (read, source) = UrlSource::read_setting(
+            c,
             ("DATABASE_URL", &self.database_url, self.given.database_url),
             ("DATABASE_URL_FILE", self.database_url_file.as_deref()),
         );
-        let source = read.as_ref().map(|(var, value)| {
-            UrlSource::new(
-                ("DATABASE_URL", "DATABASE_URL_FILE"),
-                var,
-                value,
-                self.database_url_file.as_deref(),
-            )
-        });
         let url = read.and_then(|(var, value)| DatabaseUrl::parse(c, var, &value));
         let pool_size = c.number("DB_POOL_SIZE", &self.db_pool_size, 1, MAX_POOL_SIZE);
         let pool_timeout = c.millis("DB_POOL_TIMEOUT_MS", &self.db_pool_timeout_ms);

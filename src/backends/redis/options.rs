@@ -67,18 +67,11 @@ impl RedisTls {
 
 /// The Redis settings (`CACHE_TYPE=redis`), every problem recorded in `c`.
 pub(crate) fn settings(c: &mut Checker, raw: &RawSettings) -> Option<RedisSettings> {
-    let read = c.secret_or_file(
+    let (read, source) = UrlSource::read_setting(
+        c,
         ("REDIS_URL", &raw.redis_url, raw.given.redis_url),
         ("REDIS_URL_FILE", raw.redis_url_file.as_deref()),
     );
-    let source = read.as_ref().map(|(var, value)| {
-        UrlSource::new(
-            ("REDIS_URL", "REDIS_URL_FILE"),
-            var,
-            value,
-            raw.redis_url_file.as_deref(),
-        )
-    });
     let url = read.and_then(|(var, value)| url(c, var, &value));
     let tls = tls_settings(c, raw);
     let required = c.choice("CACHE_REQUIRED", &raw.cache_required, BOOLEANS);
