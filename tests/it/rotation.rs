@@ -438,3 +438,27 @@ fn a_permanent_redis_error_at_runtime_waits_for_the_file() {
     );
     assert_no_password(&gw);
 }
+
+#[test]
+fn a_file_changed_during_start_up_attempts_is_read_by_the_next_attempt() {
+    // Arrange: the file names a closed port (refused: transient, retried).
+    let mut pg = Postgres::start();
+    pg.require_password("app", FIRST);
+    let closed = crate::support::free_port();
+    let wrong = format!("postgres://app:{FIRST}@127.0.0.1:{closed}/postgres");
+    let mut mount = MountedSecret::new(&[("url", wrong.as_bytes())]);
+    let gw = Gateway::builder()
+        .env("DATABASE_URL_FILE", mount.path("url").display().to_string())
+        .env("DB_MAX_RETRIES", "100")
+        .env("DB_RETRY_INTERVAL_MS", INTERVAL_MS.to_string())
+        .spawn();
+    expect_line(&gw, "DB connection failed (attempt 2/100)");
+
+    // Act
+    mount.update(&[("url", pg.url_for("app", FIRST).as_bytes())]);
+
+    // Assert: the next attempt reads it and start-up ends.
+    assert_ready_within(&gw, Duration::from_secs(5));
+    expect_line(&gw, "DB credentials re-read from DATABASE_URL_FILE");
+    assert_no_password(&gw);
+}
