@@ -476,6 +476,35 @@ mod tests {
     }
 
     #[test]
+    fn the_tls_files_read_are_watched_and_system_is_no_file() {
+        let (_dir, ca, key) = pem_files();
+        let o = options(&format!(
+            "postgres://h/db?sslmode=verify-full&sslrootcert={ca}&sslcert={ca}&sslkey={key}"
+        ));
+        let watched: Vec<_> = o
+            .files
+            .iter()
+            .map(|s| (s.variable.as_str(), s.what, s.path.display().to_string()))
+            .collect();
+        assert_eq!(
+            watched,
+            [
+                ("sslrootcert", "certificate", ca.clone()),
+                ("sslcert", "certificate", ca.clone()),
+                ("sslkey", "key", key.clone()),
+            ]
+        );
+        assert!(
+            options("postgres://h/db?sslmode=verify-full&sslrootcert=system")
+                .files
+                .is_empty()
+        );
+        assert!(options("postgres://h/db").files.is_empty());
+        // The settings leave the source to the caller (backends::database).
+        assert!(o.source.is_none());
+    }
+
+    #[test]
     fn several_hosts_each_get_their_port_and_the_urls_parameters() {
         let o = options(
             "postgres://app:pw@db-a:6432,db-b,[::1]:7000/app?target_session_attrs=primary&sslmode=disable&application_name=gw",
