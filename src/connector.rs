@@ -83,6 +83,12 @@ pub trait Connector: Unpin + 'static {
         false
     }
 
+    /// Whether the dependency has secret files to watch (a `*_FILE`, a
+    /// certificate): only then does a permanent error's wait look at them.
+    fn watches_secrets(&self) -> bool {
+        false
+    }
+
     /// The handle as handed to the supervisor and the application.
     fn share(handle: &Self::Handle) -> Connected;
 }

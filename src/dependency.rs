@@ -409,11 +409,18 @@ impl<C: Connector> DependencyActor<C> {
                 let next = self
                     .policy
                     .after_runtime_failure(n, permanent, fastrand::f64());
-                if permanent {
+                let watches = self.connector.watches_secrets();
+                if permanent && watches {
                     log::warn!(
                         dependency = dependency.name(), attempt = n,
                         delay_ms = millis(next.delay);
                         "{label} reconnection attempt {n} failed, retrying in {} or as soon as a secret file changes (the error is permanent): {cause}", Seconds(next.delay)
+                    );
+                } else if permanent {
+                    log::warn!(
+                        dependency = dependency.name(), attempt = n,
+                        delay_ms = millis(next.delay);
+                        "{label} reconnection attempt {n} failed, retrying in {} (the error is permanent): {cause}", Seconds(next.delay)
                     );
                 } else {
                     log::warn!(
@@ -423,7 +430,7 @@ impl<C: Connector> DependencyActor<C> {
                     );
                 }
                 self.health.failed(dependency, &cause, true);
-                watch = next.watch_every;
+                watch = next.watch_every.filter(|_| watches);
                 next.delay
             }
             _ => return,

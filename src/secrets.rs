@@ -154,6 +154,11 @@ impl<T: Clone> Watched<T> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Whether any file is watched.
+    pub fn watches(&self) -> bool {
+        !self.lock().files.is_empty()
+    }
+
     /// The last good value.
     pub fn current(&self) -> T {
         self.lock().value.clone()

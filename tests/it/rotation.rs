@@ -462,3 +462,37 @@ fn a_file_changed_during_start_up_attempts_is_read_by_the_next_attempt() {
     expect_line(&gw, "DB credentials re-read from DATABASE_URL_FILE");
     assert_no_password(&gw);
 }
+
+#[test]
+fn without_secret_files_a_permanent_error_waits_the_longest_and_says_so() {
+    // Arrange: the URL in the environment, no file to watch.
+    let mut pg = Postgres::start();
+    pg.require_password("app", FIRST);
+    let gw = Gateway::builder()
+        .env("DATABASE_URL", pg.url_for("app", FIRST))
+        .env("DB_RETRY_INTERVAL_MS", INTERVAL_MS.to_string())
+        .env("DB_RETRY_MAX_INTERVAL_MS", "60000")
+        .env("HEALTH_CHECK_INTERVAL_MS", "100")
+        .spawn();
+    assert_ready_within(&gw, Duration::from_secs(10));
+    wait_both_sessions(&pg, "app", &gw);
+
+    // Act
+    pg.psql(&format!("ALTER ROLE app PASSWORD '{SECOND}'"));
+    terminate_sessions(&pg, "app");
+
+    // Assert
+    let line = expect_line(&gw, "DB reconnection attempt 1 failed");
+    assert!(
+        line.contains("retrying in 60 s (the error is permanent): "),
+        "{line}"
+    );
+    std::thread::sleep(Duration::from_millis(1000));
+    assert_eq!(
+        count_lines(&gw, "reconnection attempt"),
+        1,
+        "{}",
+        gw.output()
+    );
+    assert_no_password(&gw);
+}

@@ -382,6 +382,10 @@ impl Connector for PostgresConnector {
         self.current.refresh() == Refresh::Changed
     }
 
+    fn watches_secrets(&self) -> bool {
+        self.current.watches()
+    }
+
     fn encrypted(&self) -> Option<bool> {
         self.encrypted.get()
     }

@@ -157,6 +157,10 @@ impl Connector for RedisConnector {
         Some(self.tls)
     }
 
+    fn watches_secrets(&self) -> bool {
+        self.auth.as_ref().is_some_and(|auth| auth.watches())
+    }
+
     fn refresh_secrets(&self) -> bool {
         self.auth
             .as_ref()
