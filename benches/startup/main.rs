@@ -152,7 +152,7 @@ fn main() -> std::process::ExitCode {
         failover::failover(&plan, &mut report);
     }
     if run("secrets") {
-        secrets::secrets(&mut report);
+        secrets::secrets(&deps, &mut report);
     }
     drop((pg, redis));
 
