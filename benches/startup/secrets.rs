@@ -69,7 +69,8 @@ fn connection_ms(url: &str) -> (f64, f64, f64) {
 pub fn secrets(deps: &Deps, report: &mut Report) {
     println!("\n[secrets] the change check of rotating secrets, per new connection");
     let (c_lo, c_mid, c_hi) = connection_ms(&deps.db_url);
-    let connection = format!("a PostgreSQL connection + `SELECT 1`: {c_mid:.2} ms ({c_lo:.2} / {c_hi:.2})");
+    let connection =
+        format!("a PostgreSQL connection + `SELECT 1`: {c_mid:.2} ms ({c_lo:.2} / {c_hi:.2})");
     println!("  {connection}");
     let pki = Pki::generate();
     let url = b"postgres://app:s3cr3t-rotated@db.example:5432/app?sslmode=verify-full";

@@ -277,6 +277,10 @@ pub fn database(db: &DatabaseSettings) -> DependencySpec {
             DependencySpec::plain(id, policy, shown, move || o.connector(limits, timeout))
         }
         DatabaseUrl::Mysql(o) => {
+            let o = mysql::MysqlOptions {
+                source: Some(db.source.clone()),
+                ..o
+            };
             DependencySpec::plain(id, policy, shown, move || o.connector(limits, timeout))
         }
         DatabaseUrl::Sqlite(o) => {

@@ -496,3 +496,45 @@ fn without_secret_files_a_permanent_error_waits_the_longest_and_says_so() {
     );
     assert_no_password(&gw);
 }
+
+#[test]
+fn a_rotated_mariadb_password_is_read_from_the_mounted_file() {
+    use crate::support::Mariadb;
+    use crate::support::mariadb::{APP_PASSWORD, APP_USER};
+    // Arrange
+    let db = Mariadb::start();
+    let mut mount = MountedSecret::new(&[("url", db.url().as_bytes())]);
+    let path = mount.path("url").display().to_string();
+    let gw = Gateway::builder()
+        .env("DATABASE_URL_FILE", path.clone())
+        .env("DB_RETRY_INTERVAL_MS", INTERVAL_MS.to_string())
+        .env("DB_RETRY_MAX_INTERVAL_MS", "60000")
+        .env("HEALTH_CHECK_INTERVAL_MS", "100")
+        .spawn();
+    assert_ready_within(&gw, Duration::from_secs(20));
+
+    // Act: the server, then the file, then the sessions.
+    db.sql(&format!(
+        "ALTER USER '{APP_USER}'@'%' IDENTIFIED BY '{SECOND}'"
+    ));
+    mount.update(&[(
+        "url",
+        db.url_for("mysql", APP_USER, SECOND, "app").as_bytes(),
+    )]);
+    let ids = db.sql(&format!(
+        "SELECT ID FROM information_schema.PROCESSLIST WHERE USER = '{APP_USER}'"
+    ));
+    for id in ids.split_whitespace() {
+        let _ = std::panic::catch_unwind(|| db.sql(&format!("KILL {id}")));
+    }
+
+    // Assert: read within a check, and up on the new password.
+    let line = format!("DB credentials re-read from DATABASE_URL_FILE ({path}): changed");
+    expect_line(&gw, &line);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_ready_within(&gw, Duration::from_secs(5));
+    let out = gw.output();
+    for pw in [APP_PASSWORD, SECOND] {
+        assert!(!out.contains(pw), "the output shows {pw:?}:\n{out}");
+    }
+}
