@@ -352,6 +352,32 @@ mod tests {
     }
 
     #[test]
+    fn the_tls_files_read_are_watched() {
+        let (_dir, cert, key) = pem_files();
+        let url = format!(
+            "mysql://app@db/app?ssl-mode=VERIFY_IDENTITY&ssl-ca={cert}&ssl-cert={cert}&ssl-key={key}"
+        );
+        let s = raw(&["--database-url", &url]).validate().unwrap();
+        let DatabaseUrl::Mysql(o) = s.database.url else {
+            panic!("not mysql")
+        };
+        let watched: Vec<_> = o
+            .files
+            .iter()
+            .map(|s| (s.variable.as_str(), s.what, s.path.display().to_string()))
+            .collect();
+        assert_eq!(
+            watched,
+            [
+                ("ssl-ca", "certificate", cert.clone()),
+                ("ssl-cert", "certificate", cert.clone()),
+                ("ssl-key", "key", key.clone()),
+            ]
+        );
+        assert!(o.source.is_none());
+    }
+
+    #[test]
     fn mysql_tls_parameters_reach_the_client() {
         let (_dir, cert, key) = pem_files();
         let ssl_of = |query: &str| {
