@@ -268,3 +268,11 @@ fn documented_settings_list_every_variable_with_its_default() {
     assert!(s.contains(&("DB_MAX_RETRIES".into(), "3".into())));
     assert!(s.contains(&("REDIS_RETRY_INTERVAL_MS".into(), "2000".into())));
 }
+
+/// The watched files of a backend's options, as (variable, what, path).
+pub(crate) fn watched(files: &[crate::secrets::Source]) -> Vec<(&str, &'static str, String)> {
+    files
+        .iter()
+        .map(|s| (s.variable.as_str(), s.what, s.path.display().to_string()))
+        .collect()
+}

@@ -29,12 +29,11 @@ use super::pool::{MysqlError, MysqlPool};
 use std::sync::Arc;
 
 use super::options::MysqlOptions;
-use crate::backends::{Database, DatabaseUrl};
-use crate::config::Checker;
+use crate::backends::{Database, DatabaseUrl, watch_database};
 use crate::connector::{Connector, KEEPALIVE_IDLE, PoolLimits, checked};
 use crate::error::ConnectError;
 use crate::handles::Connected;
-use crate::secrets::{Refresh, UrlSource, Watched, reasons};
+use crate::secrets::{Refresh, Watched};
 
 pub struct MysqlConnector {
     pool: MysqlPool,
@@ -72,34 +71,15 @@ fn pool_opts(opts: &Opts, size: usize) -> Opts {
 /// The files `options` were built from, and how to build them again.
 fn watched(options: &MysqlOptions) -> Arc<Watched<Opts>> {
     let current = (*options.opts).clone();
-    let Some(source) = options.source.clone() else {
-        return Watched::new("DB", current, Vec::new(), Box::new(|| Err(String::new())));
-    };
-    let files = |o: &MysqlOptions, source: &UrlSource| {
-        source
-            .watched("credentials")
-            .into_iter()
-            .chain(o.files.iter().cloned())
-            .collect::<Vec<_>>()
-    };
-    let first = files(options, &source);
-    let load = move || {
-        let mut c = Checker::default();
-        let parsed = source
-            .read(&mut c)
-            .and_then(|(var, value)| DatabaseUrl::parse(&mut c, var, &value));
-        match parsed {
-            Some(DatabaseUrl::Mysql(o)) if c.problems.is_empty() => {
-                Ok(((*o.opts).clone(), files(&o, &source)))
-            }
-            Some(_) if c.problems.is_empty() => Err(
-                "names another kind of database now; changing the database's kind needs a restart"
-                    .to_owned(),
-            ),
-            _ => Err(reasons(&c.problems)),
-        }
-    };
-    Watched::new("DB", current, first, Box::new(load))
+    watch_database(
+        current,
+        &options.files,
+        options.source.clone(),
+        |url| match url {
+            DatabaseUrl::Mysql(o) => Some((*o.opts, o.files)),
+            _ => None,
+        },
+    )
 }
 
 impl MysqlConnector {

@@ -361,13 +361,8 @@ mod tests {
         let DatabaseUrl::Mysql(o) = s.database.url else {
             panic!("not mysql")
         };
-        let watched: Vec<_> = o
-            .files
-            .iter()
-            .map(|s| (s.variable.as_str(), s.what, s.path.display().to_string()))
-            .collect();
         assert_eq!(
-            watched,
+            crate::config::tests::watched(&o.files),
             [
                 ("ssl-ca", "certificate", cert.clone()),
                 ("ssl-cert", "certificate", cert.clone()),

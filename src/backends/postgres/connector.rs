@@ -34,15 +34,14 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 use super::error::PostgresError;
 use super::options::PostgresOptions;
 use super::servers::{Servers, role};
-use crate::backends::{Database, DatabaseUrl};
-use crate::config::Checker;
+use crate::backends::{Database, DatabaseUrl, watch_database};
 use crate::connector::{
     Connector, KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_RETRIES, PoolLimits, ServerInfo,
     TCP_USER_TIMEOUT, checked,
 };
 use crate::error::{ConnectError, cause_chain};
 use crate::handles::Connected;
-use crate::secrets::{Refresh, UrlSource, Watched, reasons};
+use crate::secrets::{Refresh, Watched};
 use crate::severance::{Severance, Severed};
 use crate::tls::Encrypted;
 
@@ -96,34 +95,15 @@ impl Current {
 /// The files `options` were built from, and how to build them again.
 fn watched(options: &PostgresOptions, timeout: Duration) -> Arc<Watched<Current>> {
     let current = Current::of(options, timeout);
-    let Some(source) = options.source.clone() else {
-        return Watched::new("DB", current, Vec::new(), Box::new(|| Err(String::new())));
-    };
-    let files = |o: &PostgresOptions, source: &UrlSource| {
-        source
-            .watched("credentials")
-            .into_iter()
-            .chain(o.files.iter().cloned())
-            .collect::<Vec<_>>()
-    };
-    let first = files(options, &source);
-    let load = move || {
-        let mut c = Checker::default();
-        let parsed = source
-            .read(&mut c)
-            .and_then(|(var, value)| DatabaseUrl::parse(&mut c, var, &value));
-        match parsed {
-            Some(DatabaseUrl::Postgres(o)) if c.problems.is_empty() => {
-                Ok((Current::of(&o, timeout), files(&o, &source)))
-            }
-            Some(_) if c.problems.is_empty() => Err(
-                "names another kind of database now; changing the database's kind needs a restart"
-                    .to_owned(),
-            ),
-            _ => Err(reasons(&c.problems)),
-        }
-    };
-    Watched::new("DB", current, first, Box::new(load))
+    watch_database(
+        current,
+        &options.files,
+        options.source.clone(),
+        move |url| match url {
+            DatabaseUrl::Postgres(o) => Some((Current::of(&o, timeout), o.files)),
+            _ => None,
+        },
+    )
 }
 
 impl PostgresConnector {

@@ -481,13 +481,8 @@ mod tests {
         let o = options(&format!(
             "postgres://h/db?sslmode=verify-full&sslrootcert={ca}&sslcert={ca}&sslkey={key}"
         ));
-        let watched: Vec<_> = o
-            .files
-            .iter()
-            .map(|s| (s.variable.as_str(), s.what, s.path.display().to_string()))
-            .collect();
         assert_eq!(
-            watched,
+            crate::config::tests::watched(&o.files),
             [
                 ("sslrootcert", "certificate", ca.clone()),
                 ("sslcert", "certificate", ca.clone()),
