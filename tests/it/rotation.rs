@@ -538,3 +538,30 @@ fn a_rotated_mariadb_password_is_read_from_the_mounted_file() {
         assert!(!out.contains(pw), "the output shows {pw:?}:\n{out}");
     }
 }
+
+#[test]
+fn a_redis_url_naming_another_database_is_refused_and_the_password_kept() {
+    // Arrange
+    let (redis, mut mount, gw) = rotating_redis();
+    let path = mount.path("url").display().to_string();
+
+    // Act: another database, then the connections dropped.
+    let other = format!("redis://:{SECOND}@127.0.0.1:{}/5", redis.port());
+    mount.update(&[("url", other.as_bytes())]);
+    redis
+        .command(&["CLIENT", "KILL", "TYPE", "normal"])
+        .unwrap();
+
+    // Assert: refused with a WARN, the last good password still used.
+    let warn = expect_line(&gw, "changed but cannot be used");
+    assert!(
+        warn.contains(&format!(
+            "Redis credentials in REDIS_URL_FILE ({path}) changed but cannot be used, keeping the last good one: names another server, database or scheme"
+        )),
+        "{warn}"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert_ready_within(&gw, Duration::from_secs(5));
+    assert_eq!(reloads(&gw, "REDIS_URL_FILE", "rejected"), 1.0);
+    assert_no_password(&gw);
+}
