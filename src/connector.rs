@@ -75,6 +75,20 @@ pub trait Connector: Unpin + 'static {
         None
     }
 
+    /// Read the dependency's secret files again (see [`crate::secrets`]):
+    /// `true` when one changed and the next connection will use it. The
+    /// actor asks this while a permanent error waits, so that a rotated
+    /// secret is tried at once. `false` where nothing rotates.
+    fn refresh_secrets(&self) -> bool {
+        false
+    }
+
+    /// Whether the dependency has secret files to watch (a `*_FILE`, a
+    /// certificate): only then does a permanent error's wait look at them.
+    fn watches_secrets(&self) -> bool {
+        false
+    }
+
     /// The handle as handed to the supervisor and the application.
     fn share(handle: &Self::Handle) -> Connected;
 }

@@ -88,6 +88,12 @@ struct Attempt;
 #[rtype(result = "()")]
 struct Check;
 
+/// While a permanent error waits: look at the secret files (the number
+/// tells this wait from a later one).
+#[derive(Message)]
+#[rtype(result = "()")]
+struct WatchSecrets(u64);
+
 enum Phase<H> {
     Starting {
         attempt: u32,
@@ -120,6 +126,12 @@ pub struct DependencyActor<C: Connector> {
     supervisor: Recipient<DependencyReport>,
     started: Instant,
     phase: Phase<C::Handle>,
+    /// The next check, when it is waited for (cancelled when a secret
+    /// changes during a permanent error's wait).
+    next_check: Option<SpawnHandle>,
+    /// Counts the checks' waits: a [`WatchSecrets`] of an older wait does
+    /// nothing.
+    wait_number: u64,
 }
 
 impl<C: Connector> DependencyActor<C> {
@@ -145,6 +157,8 @@ impl<C: Connector> DependencyActor<C> {
                 causes: CauseTally::default(),
                 last: false,
             },
+            next_check: None,
+            wait_number: 0,
         }
     }
 
@@ -352,6 +366,7 @@ impl<C: Connector> DependencyActor<C> {
             Ok(()) => self.publish_connection(),
             Err(_) => self.connector.sever(),
         }
+        let mut watch = None;
         let next = match (&mut self.phase, result) {
             (Phase::Up { .. }, Ok(())) => self.check_interval,
             (Phase::Up { handle }, Err(err)) => {
@@ -386,22 +401,45 @@ impl<C: Connector> DependencyActor<C> {
             }
             (Phase::Down { attempts, .. }, Err(err)) => {
                 *attempts = attempts.saturating_add(1);
+                let n = *attempts;
                 let cause = err.chain();
-                // Reconnection attempt N came after wait N; wait N + 1 follows.
-                let delay = self
+                // Reconnection attempt N came after wait N; wait N + 1
+                // follows, or the longest when the error is permanent.
+                let permanent = err.class() == ErrorClass::Permanent;
+                let next = self
                     .policy
-                    .wait(attempts.saturating_add(1), fastrand::f64());
-                log::warn!(
-                    dependency = dependency.name(), attempt = *attempts,
-                    delay_ms = millis(delay);
-                    "{label} reconnection attempt {} failed, retrying in {}: {cause}", *attempts, Seconds(delay)
-                );
+                    .after_runtime_failure(n, permanent, fastrand::f64());
+                let watches = self.connector.watches_secrets();
+                if permanent && watches {
+                    log::warn!(
+                        dependency = dependency.name(), attempt = n,
+                        delay_ms = millis(next.delay);
+                        "{label} reconnection attempt {n} failed, retrying in {} or as soon as a secret file changes (the error is permanent): {cause}", Seconds(next.delay)
+                    );
+                } else if permanent {
+                    log::warn!(
+                        dependency = dependency.name(), attempt = n,
+                        delay_ms = millis(next.delay);
+                        "{label} reconnection attempt {n} failed, retrying in {} (the error is permanent): {cause}", Seconds(next.delay)
+                    );
+                } else {
+                    log::warn!(
+                        dependency = dependency.name(), attempt = n,
+                        delay_ms = millis(next.delay);
+                        "{label} reconnection attempt {n} failed, retrying in {}: {cause}", Seconds(next.delay)
+                    );
+                }
                 self.health.failed(dependency, &cause, true);
-                delay
+                watch = next.watch_every.filter(|_| watches);
+                next.delay
             }
             _ => return,
         };
-        ctx.notify_later(Check, next);
+        self.wait_number = self.wait_number.wrapping_add(1);
+        self.next_check = Some(ctx.notify_later(Check, next));
+        if let Some(every) = watch {
+            ctx.notify_later(WatchSecrets(self.wait_number), every);
+        }
     }
 }
 
@@ -437,6 +475,31 @@ impl<C: Connector> Handler<Check> for DependencyActor<C> {
             _ => return,
         };
         self.bounded(ctx, self.policy.attempt_timeout, fut, Self::on_check);
+    }
+}
+
+impl<C: Connector> Handler<WatchSecrets> for DependencyActor<C> {
+    type Result = ();
+
+    /// A permanent error waits for its secret: a changed file ends the wait.
+    fn handle(&mut self, WatchSecrets(number): WatchSecrets, ctx: &mut Context<Self>) {
+        if number != self.wait_number || !matches!(self.phase, Phase::Down { .. }) {
+            return;
+        }
+        if !self.connector.refresh_secrets() {
+            let every = self
+                .policy
+                .after_runtime_failure(1, true, 0.0)
+                .watch_every
+                .unwrap_or(self.policy.interval);
+            ctx.notify_later(WatchSecrets(number), every);
+            return;
+        }
+        if let Some(pending) = self.next_check.take() {
+            ctx.cancel_future(pending);
+        }
+        self.wait_number = self.wait_number.wrapping_add(1);
+        ctx.notify(Check);
     }
 }
 

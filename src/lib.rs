@@ -43,6 +43,7 @@ pub mod metrics;
 pub mod redact;
 pub mod retry;
 pub mod routes;
+pub mod secrets;
 pub mod severance;
 pub mod signals;
 pub mod startup;

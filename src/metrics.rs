@@ -138,6 +138,11 @@ impl Default for Metrics {
             "Size limit of the application's database pool (DB_POOL_SIZE)",
             db_pool_max.clone(),
         );
+        registry.register(
+            "readygate_secret_reloads",
+            "Changes of a secret or certificate file, by variable and outcome (changed: taken; rejected: cannot be used, the last good value kept)",
+            crate::secrets::RELOADS.clone(),
+        );
         Metrics {
             registry,
             dependency_up,

@@ -83,6 +83,11 @@ pub struct RetryPolicy {
     /// Start-up of this dependency ends by this time after its first attempt
     /// began, whatever attempts are left (`None`: no deadline).
     pub startup_deadline: Option<Duration>,
+    /// The longest wait (`*_RETRY_MAX_INTERVAL_MS`, whatever the back-off):
+    /// after a permanent error at runtime, the wait before the next attempt
+    /// unless a secret changes first ([`RetryPolicy::after_runtime_failure`]).
+    /// Below `interval` it counts as `interval`.
+    pub longest_wait: Duration,
 }
 
 /// Which limit ended start-up.
@@ -133,6 +138,7 @@ impl RetryPolicy {
             backoff: Backoff::Fixed,
             jitter: Thousandths::ZERO,
             startup_deadline: None,
+            longest_wait: interval,
         }
     }
 
@@ -287,6 +293,51 @@ impl RetryPolicy {
                 "{label} connection failed (attempt {attempt}/{}): {cause}",
                 self.max_attempts
             ),
+        }
+    }
+}
+
+/// What follows a failed reconnection attempt at runtime.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reconnect {
+    /// The wait before the next attempt.
+    pub delay: Duration,
+    /// After a permanent error: look at the dependency's secret files this
+    /// often while waiting, and attempt at once when one changed (`None`:
+    /// just wait).
+    pub watch_every: Option<Duration>,
+}
+
+/// The shortest period between two looks at the secret files while a
+/// permanent error waits: however short the interval, the files are read
+/// at most ten times a second.
+pub const MIN_WATCH: Duration = Duration::from_millis(100);
+
+impl RetryPolicy {
+    /// The longest wait of the policy: `longest_wait`, never below the
+    /// interval.
+    pub fn longest(&self) -> Duration {
+        self.longest_wait.max(self.interval)
+    }
+
+    /// What follows reconnection attempt `attempt` (from 1) failing at
+    /// runtime. A transient error waits as the back-off says (wait
+    /// `attempt + 1`, with jitter). A permanent one (authentication, a
+    /// certificate refused) would fail the same way until the secret is
+    /// rotated: it waits the policy's longest wait, without jitter, looking
+    /// at the secret files every interval (at least [`MIN_WATCH`], at most
+    /// the wait) so that a change is tried at once.
+    pub fn after_runtime_failure(&self, attempt: u32, permanent: bool, draw: f64) -> Reconnect {
+        if !permanent {
+            return Reconnect {
+                delay: self.wait(attempt.saturating_add(1), draw),
+                watch_every: None,
+            };
+        }
+        let delay = self.longest();
+        Reconnect {
+            delay,
+            watch_every: Some(self.interval.max(MIN_WATCH).min(delay)),
         }
     }
 }

@@ -27,7 +27,7 @@
 //! of its own (`startup.rs` with `tls.rs`, `reaction.rs`, `schedule.rs`,
 //! `requests.rs` for `probe`, `shutdown.rs`, `signals.rs`, `herd.rs`,
 //! `timeline.rs`, `on_paper.rs` for `paper`, `failover.rs`, `redis_ha.rs`
-//! for `redis-ha`); what they
+//! for `redis-ha`, `exec.rs`, `secrets.rs`); what they
 //! share is in `plan.rs` (the plan, the report) and `spawn.rs` (the
 //! processes, their log lines).
 
@@ -53,6 +53,7 @@ mod reaction;
 mod redis_ha;
 mod requests;
 mod schedule;
+mod secrets;
 mod shutdown;
 mod signals;
 mod spawn;
@@ -70,9 +71,9 @@ use crate::spawn::{Deps, EXAMPLE_APP_ENV};
 use crate::support::gateway::GATEWAY_BIN;
 use crate::support::{Postgres, Redis};
 
-const SECTIONS: [&str; 12] = [
+const SECTIONS: [&str; 13] = [
     "startup", "reaction", "schedule", "probe", "shutdown", "signals", "herd", "timeline", "paper",
-    "failover", "exec", "redis-ha",
+    "failover", "exec", "redis-ha", "secrets",
 ];
 
 fn main() -> std::process::ExitCode {
@@ -159,6 +160,9 @@ fn main() -> std::process::ExitCode {
     }
     if run("redis-ha") {
         redis_ha::redis_ha(&plan, &mut report);
+    }
+    if run("secrets") {
+        secrets::secrets(&deps, &mut report);
     }
     drop((pg, redis));
 

@@ -431,21 +431,30 @@ def check_release(result: dict[str, Any], values: dict[str, Any]) -> str:
     port = int(config["PORT"])
     expect(ctr["ports"] == [{"name": "http", "containerPort": port, "protocol": "TCP"}], f"ports {ctr['ports']}")
 
+    # A URL read from a file (X_FILE) is not passed as X too (both is exit 78).
+    env_vars = [v for v in SECRET_VARS if text(config[f"{v}_FILE"]) == ""]
+
     def check_env(c: dict[str, Any]) -> None:
         expect(c["envFrom"] == [{"configMapRef": {"name": cm["metadata"]["name"]}}], f"{c['name']}: envFrom")
-        env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in c["env"]}
-        expect(set(env) == set(SECRET_VARS), f"{c['name']}: env {sorted(env)}")
-        for var in SECRET_VARS:
+        env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in c.get("env") or []}
+        expect(set(env) == set(env_vars), f"{c['name']}: env {sorted(env)}")
+        for var in env_vars:
             expect(env[var]["name"] == secret_name and env[var]["key"] == var, f"{c['name']}: {var} secretKeyRef")
-        expect(env["DATABASE_URL"].get("optional", False) is False, "DATABASE_URL must not be optional")
-        expect(env["REDIS_URL"].get("optional") is (not uses_redis), "REDIS_URL optional iff Redis unused")
-        expect(set(cm["data"]) | set(env) == set(config_data) | set(SECRET_VARS), "not every setting reaches the container")
+        if "DATABASE_URL" in env:
+            expect(env["DATABASE_URL"].get("optional", False) is False, "DATABASE_URL must not be optional")
+        if "REDIS_URL" in env:
+            expect(env["REDIS_URL"].get("optional") is (not uses_redis), "REDIS_URL optional iff Redis unused")
+        expect(set(cm["data"]) | set(env) == set(config_data) | set(env_vars), "not every setting reaches the container")
         expect(c["workingDir"] == "/data", f"{c['name']}: workingDir")
         mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
         expect(mounts.get("/data") == "data" and mounts.get("/tmp") == "tmp", f"{c['name']}: mounts {mounts}")
         tls = values["tlsFiles"]
         wants_tls = bool(tls["secretName"] or tls["configMapName"])
         expect((mounts.get(tls["mountPath"]) == "tls-files") == wants_tls, f"{c['name']}: TLS files mount {mounts}")
+        files = values["secretFiles"]
+        expect((mounts.get(files["mountPath"]) == "secret-files") == bool(files["secretName"]),
+               f"{c['name']}: secret files mount {mounts}")
+        expect(not any("subPath" in m for m in c["volumeMounts"]), f"{c['name']}: a subPath mount is never updated")
         sc = c.get("securityContext", {})
         expect(sc.get("readOnlyRootFilesystem") is True and sc.get("runAsNonRoot") is True
                and sc.get("allowPrivilegeEscalation") is False, f"{c['name']}: securityContext {sc}")
@@ -465,6 +474,12 @@ def check_release(result: dict[str, Any], values: dict[str, Any]) -> str:
         expect(vols.get("tls-files", {}).get("configMap", {}).get("name") == tls["configMapName"], "TLS files from the ConfigMap")
     else:
         expect("tls-files" not in vols, "a TLS files volume although tlsFiles names nothing")
+    files = values["secretFiles"]
+    if files["secretName"]:
+        expect(vols.get("secret-files", {}).get("secret", {}).get("secretName") == files["secretName"],
+               "secret files from the Secret")
+    else:
+        expect("secret-files" not in vols, "a secret files volume although secretFiles names nothing")
 
     inits = spec.get("initContainers", [])
     if values["initCheck"]["enabled"]:
@@ -546,6 +561,16 @@ def scenarios(rng: random.Random) -> list[tuple[str, dict[str, Any]]]:
             "exec": {"command": ["/app/server", "--port", "8080"], "path": "/usr/local/bin/readygate"},
             "initCheck": {"enabled": True}}),
         ("TLS files from a ConfigMap", {"tlsFiles": {"configMapName": "readygate-ca", "mountPath": "/certs"}}),
+        ("rotating URLs: both from a mounted Secret (docs/rotation.md), certificates from cert-manager", {
+            "config": {"CACHE_TYPE": "redis", "DATABASE_URL_FILE": "/var/run/secrets/readygate/DATABASE_URL",
+                       "REDIS_URL_FILE": "/var/run/secrets/readygate/REDIS_URL"},
+            "secretFiles": {"secretName": "readygate-urls"},
+            "secret": {"existingSecret": "readygate-urls"},
+            "tlsFiles": {"secretName": "readygate-tls"},
+            "initCheck": {"enabled": True}}),
+        ("the database URL from a file, Redis's from the environment", {
+            "config": {"CACHE_TYPE": "redis", "DATABASE_URL_FILE": "/run/db/url"},
+            "secretFiles": {"secretName": "db-url", "mountPath": "/run/db"}}),
         ("a long drain: SHUTDOWN_DELAY_MS=15000, SHUTDOWN_TIMEOUT_MS=45500, margin 2", {
             "config": {"SHUTDOWN_DELAY_MS": "15000", "SHUTDOWN_TIMEOUT_MS": "45500"},
             "terminationGrace": {"marginSeconds": 2}}),

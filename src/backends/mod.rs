@@ -37,6 +37,7 @@ use crate::dependency::{DependencyActor, Identity};
 use crate::error::{ConnectError, ErrorVocabulary};
 use crate::handles::{Connected, PoolStatus};
 use crate::retry::RetryPolicy;
+use crate::secrets::{Source, UrlSource, Watched, reasons};
 use crate::status::Dependency;
 
 /// The database actor: PostgreSQL, or another database with
@@ -428,15 +429,62 @@ pub fn database(db: &DatabaseSettings) -> DependencySpec {
     let (policy, shown) = (db.retry, db.url.display());
     match db.url.clone() {
         DatabaseUrl::Postgres(o) => {
+            let o = postgres::PostgresOptions {
+                source: Some(db.source.clone()),
+                ..o
+            };
             DependencySpec::plain(id, policy, shown, move || o.connector(limits, timeout))
         }
         DatabaseUrl::Mysql(o) => {
+            let o = mysql::MysqlOptions {
+                source: Some(db.source.clone()),
+                ..o
+            };
             DependencySpec::plain(id, policy, shown, move || o.connector(limits, timeout))
         }
         DatabaseUrl::Sqlite(o) => {
             DependencySpec::plain(id, policy, shown, move || o.connector(limits, timeout))
         }
     }
+}
+
+/// A database connector's value (`current`, built from a URL and the TLS
+/// `files` it names), rebuilt by `build` from the URL read again from
+/// `source` when one of those files changed ([`crate::secrets`]); `build`
+/// answers `None` for a URL of another backend, which needs a restart.
+/// Without a source nothing is watched.
+pub(crate) fn watch_database<T: Clone + 'static>(
+    current: T,
+    files: &[Source],
+    source: Option<UrlSource>,
+    build: impl Fn(DatabaseUrl) -> Option<(T, Vec<Source>)> + Send + Sync + 'static,
+) -> std::sync::Arc<Watched<T>> {
+    let Some(source) = source else {
+        return Watched::new("DB", current, Vec::new(), Box::new(|| Err(String::new())));
+    };
+    let with_url = |source: &UrlSource, files: Vec<Source>| {
+        source
+            .watched("credentials")
+            .into_iter()
+            .chain(files)
+            .collect()
+    };
+    let first = with_url(&source, files.to_vec());
+    let load = move || {
+        let mut c = Checker::default();
+        let parsed = source
+            .read(&mut c)
+            .and_then(|(var, value)| DatabaseUrl::parse(&mut c, var, &value));
+        match parsed.map(&build) {
+            _ if !c.problems.is_empty() => Err(reasons(&c.problems)),
+            Some(Some((value, files))) => Ok((value, with_url(&source, files))),
+            _ => Err(
+                "names another kind of database now; changing the database's kind needs a restart"
+                    .to_owned(),
+            ),
+        }
+    };
+    Watched::new("DB", current, first, Box::new(load))
 }
 
 /// The cache's dependency, when it has one to wait for (Redis, in any of

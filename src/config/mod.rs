@@ -24,6 +24,7 @@ pub use crate::backends::redis::RedisSettings;
 pub use crate::backends::redis::options::{ClusterSettings, SentinelSettings};
 use crate::redact::register_url_secrets;
 use crate::retry::RetryPolicy;
+use crate::secrets::UrlSource;
 
 /// Largest accepted pool.
 const MAX_POOL_SIZE: u64 = 10_000;
@@ -377,6 +378,8 @@ pub struct Settings {
 #[derive(Debug, Clone)]
 pub struct DatabaseSettings {
     pub url: DatabaseUrl,
+    /// Where the URL was read from: read again when it rotates.
+    pub source: UrlSource,
     pub pool_size: usize,
     /// Longest wait for a pooled connection (`DB_POOL_TIMEOUT_MS`).
     pub pool_timeout: Duration,
@@ -561,12 +564,12 @@ impl RawSettings {
     }
 
     fn database(&self, c: &mut Checker) -> Option<DatabaseSettings> {
-        let url = c
-            .secret_or_file(
-                ("DATABASE_URL", &self.database_url, self.given.database_url),
-                ("DATABASE_URL_FILE", self.database_url_file.as_deref()),
-            )
-            .and_then(|(var, value)| DatabaseUrl::parse(c, var, &value));
+        let (read, source) = UrlSource::read_setting(
+            c,
+            ("DATABASE_URL", &self.database_url, self.given.database_url),
+            ("DATABASE_URL_FILE", self.database_url_file.as_deref()),
+        );
+        let url = read.and_then(|(var, value)| DatabaseUrl::parse(c, var, &value));
         let pool_size = c.number("DB_POOL_SIZE", &self.db_pool_size, 1, MAX_POOL_SIZE);
         let pool_timeout = c.millis("DB_POOL_TIMEOUT_MS", &self.db_pool_timeout_ms);
         let retry = c.retry_policy(
@@ -584,6 +587,7 @@ impl RawSettings {
         );
         Some(DatabaseSettings {
             url: url?,
+            source: source?,
             pool_size: usize::try_from(pool_size?).unwrap_or(usize::MAX),
             pool_timeout: pool_timeout?,
             retry: retry?,

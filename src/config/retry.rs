@@ -89,10 +89,11 @@ impl Checker {
         let jitter = self.thousandths(vars.jitter, raw.jitter, JITTERS);
         let attempt_timeout = self.millis(vars.timeout, raw.timeout);
         let deadline = self.millis_from(vars.startup_timeout, raw.startup_timeout, 0);
+        let longest_wait = max_interval?;
         let backoff = match backoff? {
             BackoffKind::Fixed => Backoff::Fixed,
             BackoffKind::Exponential => {
-                let (interval, max_interval) = (interval?, max_interval?);
+                let (interval, max_interval) = (interval?, longest_wait);
                 if max_interval < interval {
                     self.fail(
                         vars.max_interval,
@@ -117,6 +118,7 @@ impl Checker {
             backoff,
             jitter: jitter?,
             startup_deadline: deadline.filter(|d| !d.is_zero()),
+            longest_wait,
         })
     }
 }
@@ -159,7 +161,14 @@ mod tests {
         for p in [db, redis] {
             assert_eq!(
                 p,
-                RetryPolicy::fixed(3, Duration::from_millis(2000), Duration::from_millis(5000))
+                RetryPolicy {
+                    longest_wait: Duration::from_millis(30_000),
+                    ..RetryPolicy::fixed(
+                        3,
+                        Duration::from_millis(2000),
+                        Duration::from_millis(5000)
+                    )
+                }
             );
         }
     }

@@ -293,3 +293,11 @@ fn a_control_character_never_shows_a_password() {
     assert!(from_file.contains("DATABASE_URL_FILE"), "{from_file}");
     assert!(!from_file.contains("f1lepass"), "{from_file}");
 }
+
+/// The watched files of a backend's options, as (variable, what, path).
+pub(crate) fn watched(files: &[crate::secrets::Source]) -> Vec<(&str, &'static str, String)> {
+    files
+        .iter()
+        .map(|s| (s.variable.as_str(), s.what, s.path.display().to_string()))
+        .collect()
+}

@@ -11,6 +11,7 @@ fn policy(max_attempts: u32, interval_ms: u64) -> RetryPolicy {
 
 fn exponential(interval_ms: u64, multiplier: u32, cap_ms: u64) -> RetryPolicy {
     RetryPolicy {
+        longest_wait: MS(cap_ms),
         backoff: Backoff::Exponential {
             multiplier: Thousandths(multiplier),
             max_interval: MS(cap_ms),
@@ -319,6 +320,10 @@ fn any_policy() -> impl Strategy<Value = RetryPolicy> {
                 backoff,
                 jitter: Thousandths(jitter),
                 startup_deadline: deadline,
+                longest_wait: match backoff {
+                    Backoff::Fixed => MS(interval.saturating_mul(7)),
+                    Backoff::Exponential { max_interval, .. } => max_interval,
+                },
             },
         )
 }
@@ -460,6 +465,7 @@ proptest! {
             backoff: Backoff::Exponential { multiplier: Thousandths(multiplier), max_interval: MS(cap) },
             jitter: Thousandths(jitter),
             startup_deadline: None,
+            longest_wait: MS(cap),
         };
         let fixed = RetryPolicy::fixed(max, MS(interval), MS(timeout));
         let b = p.worst_case_budget();
@@ -487,5 +493,78 @@ proptest! {
         prop_assert!(line.starts_with(&prefix));
         prop_assert_eq!(line.contains("retrying in"), attempt < max);
         prop_assert!(line.ends_with(": cause"));
+    }
+}
+
+#[test]
+fn a_permanent_error_at_runtime_waits_the_longest_and_watches_every_interval() {
+    // Fixed 200 ms with DB_RETRY_MAX_INTERVAL_MS=60000: 60 s, watched every 200 ms.
+    let fixed = RetryPolicy {
+        longest_wait: MS(60_000),
+        jitter: Thousandths(500),
+        ..policy(10, 200)
+    };
+    assert_eq!(
+        fixed.after_runtime_failure(1, true, 0.9),
+        Reconnect {
+            delay: MS(60_000),
+            watch_every: Some(MS(200)),
+        }
+    );
+    // A transient error keeps the back-off (wait 2, with its jitter).
+    assert_eq!(
+        fixed.after_runtime_failure(1, false, 0.0),
+        Reconnect {
+            delay: MS(100),
+            watch_every: None,
+        }
+    );
+    // Exponential: the cap, whatever the attempt.
+    let exp = exponential(100, 2000, 5000);
+    for attempt in [1, 2, 50] {
+        assert_eq!(
+            exp.after_runtime_failure(attempt, true, 0.5).delay,
+            MS(5000)
+        );
+    }
+    assert_eq!(exp.after_runtime_failure(1, false, 0.5).delay, MS(200));
+    // A very short interval is watched at most ten times a second; a
+    // longest wait below the interval counts as the interval.
+    let quick = RetryPolicy {
+        longest_wait: MS(1),
+        ..policy(10, 5)
+    };
+    assert_eq!(
+        quick.after_runtime_failure(3, true, 0.5),
+        Reconnect {
+            delay: MS(5),
+            watch_every: Some(MS(5)),
+        }
+    );
+    let quick = RetryPolicy {
+        longest_wait: MS(30_000),
+        ..quick
+    };
+    assert_eq!(
+        quick.after_runtime_failure(3, true, 0.5).watch_every,
+        Some(MIN_WATCH)
+    );
+}
+
+proptest! {
+    #[test]
+    fn a_permanent_error_never_waits_less_than_any_transient_wait(
+        p in any_policy(), attempt in 1u32..100, draw in 0.0f64..1.0,
+    ) {
+        let permanent = p.after_runtime_failure(attempt, true, draw);
+        let watch = permanent.watch_every.unwrap();
+        prop_assert!(permanent.delay >= p.base_wait(attempt + 1));
+        prop_assert!(permanent.delay >= p.interval);
+        prop_assert!(watch <= permanent.delay);
+        prop_assert!(watch >= MIN_WATCH.min(permanent.delay));
+        prop_assert!(watch >= p.interval.min(permanent.delay));
+        let transient = p.after_runtime_failure(attempt, false, draw);
+        prop_assert_eq!(transient.delay, p.wait(attempt + 1, draw));
+        prop_assert_eq!(transient.watch_every, None);
     }
 }

@@ -21,6 +21,7 @@ mod protocol_waits;
 mod readiness;
 mod reliability;
 mod retry_policy;
+mod rotation;
 mod runtime;
 mod secrets;
 mod startup;

@@ -26,15 +26,22 @@ use mysql_async::{Conn, Opts, OptsBuilder, PoolConstraints, PoolOpts};
 
 use super::error::MysqlAttemptError;
 use super::pool::{MysqlError, MysqlPool};
-use crate::backends::Database;
+use std::sync::Arc;
+
+use super::options::MysqlOptions;
+use crate::backends::{Database, DatabaseUrl, watch_database};
 use crate::connector::{Connector, KEEPALIVE_IDLE, PoolLimits, checked};
 use crate::error::ConnectError;
 use crate::handles::Connected;
+use crate::secrets::{Refresh, Watched};
 
 pub struct MysqlConnector {
     pool: MysqlPool,
-    /// How the checks' own connection is made.
-    probe_opts: Opts,
+    /// The URL's options (rebuilt when a secret file rotates): how the
+    /// pool's and the checks' connections are made.
+    current: Arc<Watched<Opts>>,
+    /// `DB_POOL_SIZE`.
+    size: usize,
     /// The checks' connection between two checks; taken by a check, put back
     /// when it passed (a failed or timed-out one drops it).
     probe: Rc<RefCell<Option<Conn>>>,
@@ -46,30 +53,66 @@ pub struct MysqlConnector {
     tls: bool,
 }
 
+/// The options of one connection (the URL's, with the keepalive), and of
+/// the pool of at most `size` (mysql_async keeps at most `min` idle
+/// connections, without an idle TTL, and closes every other one it gets
+/// back, so `min` is the size too: it makes none in advance).
+fn connection_opts(opts: &Opts) -> OptsBuilder {
+    OptsBuilder::from_opts(opts.clone()).tcp_keepalive(Some(KEEPALIVE_IDLE))
+}
+
+fn pool_opts(opts: &Opts, size: usize) -> Opts {
+    let constraints = PoolConstraints::new(size, size).unwrap_or_default();
+    connection_opts(opts)
+        .pool_opts(PoolOpts::default().with_constraints(constraints))
+        .into()
+}
+
+/// The files `options` were built from, and how to build them again.
+fn watched(options: &MysqlOptions) -> Arc<Watched<Opts>> {
+    let current = (*options.opts).clone();
+    watch_database(
+        current,
+        &options.files,
+        options.source.clone(),
+        |url| match url {
+            DatabaseUrl::Mysql(o) => Some((*o.opts, o.files)),
+            _ => None,
+        },
+    )
+}
+
 impl MysqlConnector {
     /// Builds the pool; no connection is made until the first attempt.
-    /// `timeout` bounds making a connection.
-    pub fn new(opts: &Opts, backend: &'static str, limits: PoolLimits, timeout: Duration) -> Self {
-        let connection = OptsBuilder::from_opts(opts.clone()).tcp_keepalive(Some(KEEPALIVE_IDLE));
-        // Connections are made as requests need them and then kept, as
-        // deadpool does for PostgreSQL: mysql_async keeps at most `min` idle
-        // connections (without an idle TTL) and closes every other one it
-        // gets back, so `min` is the size too (it makes none in advance).
-        let constraints = PoolConstraints::new(limits.size, limits.size).unwrap_or_default();
-        let pool_opts = PoolOpts::default().with_constraints(constraints);
+    pub fn new(options: &MysqlOptions, limits: PoolLimits, timeout: Duration) -> Self {
+        let opts = &options.opts;
         MysqlConnector {
             pool: MysqlPool::new(
-                connection.clone().pool_opts(pool_opts).into(),
+                pool_opts(opts, limits.size),
                 limits.size,
                 limits.wait,
                 timeout,
             ),
             tls: opts.ssl_opts().is_some(),
-            probe_opts: connection.into(),
+            current: watched(options),
+            size: limits.size,
             probe: Rc::default(),
-            backend,
+            backend: options.backend,
             timeout,
         }
+    }
+
+    /// Reads the secret files again; when one changed, the pool's new
+    /// connections and the checks' next one use it. Called before each
+    /// attempt and check (mysql_async makes the pool's connections itself,
+    /// so a change reaches them within a check interval).
+    fn refresh(&self) -> bool {
+        if self.current.refresh() != Refresh::Changed {
+            return false;
+        }
+        self.pool
+            .replace(pool_opts(&self.current.current(), self.size));
+        true
     }
 
     /// The start-up attempt: `SELECT 1` on a connection of the application's
@@ -115,6 +158,7 @@ impl Connector for MysqlConnector {
     }
 
     fn connect(&self) -> LocalBoxFuture<'static, Result<MysqlPool, ConnectError>> {
+        self.refresh();
         checked(
             self.pool.clone(),
             Self::select_one(self.pool.clone(), self.timeout),
@@ -122,7 +166,17 @@ impl Connector for MysqlConnector {
     }
 
     fn check(&self, _: &MysqlPool) -> LocalBoxFuture<'static, Result<(), ConnectError>> {
-        Self::probe(self.probe.clone(), self.probe_opts.clone()).boxed_local()
+        self.refresh();
+        let opts = connection_opts(&self.current.current()).into();
+        Self::probe(self.probe.clone(), opts).boxed_local()
+    }
+
+    fn refresh_secrets(&self) -> bool {
+        self.refresh()
+    }
+
+    fn watches_secrets(&self) -> bool {
+        self.current.watches()
     }
 
     fn sever(&self) {

@@ -25,11 +25,6 @@ impl MysqlOptions {
         limits: PoolLimits,
         timeout: std::time::Duration,
     ) -> Result<MysqlConnector, ConnectError> {
-        Ok(MysqlConnector::new(
-            &self.opts,
-            self.backend,
-            limits,
-            timeout,
-        ))
+        Ok(MysqlConnector::new(self, limits, timeout))
     }
 }

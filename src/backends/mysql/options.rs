@@ -8,6 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::config::Checker;
+use crate::secrets::{Source, UrlSource};
 use crate::tls::{load_certs, load_key};
 
 /// A MySQL or MariaDB database, as `DATABASE_URL` names it.
@@ -18,6 +19,12 @@ pub struct MysqlOptions {
     pub backend: &'static str,
     /// The URL with its password hidden.
     pub display: String,
+    /// The TLS files read (`ssl-ca`, `ssl-cert`, `ssl-key`): watched for
+    /// rotation.
+    pub files: Vec<Source>,
+    /// Where the URL came from, read again when it or a TLS file rotates
+    /// (`None`: no rotation).
+    pub source: Option<UrlSource>,
 }
 
 /// The options of a `mysql://` or `mariadb://` URL (`value`, shown as
@@ -33,8 +40,21 @@ pub(crate) fn parse(
 ) -> Option<MysqlOptions> {
     let parsed = c.url_with_host(var, value, shown, accepted)?;
     let opts = driver_options(c, var, &parsed, shown, accepted)?;
+    let files = parsed
+        .query_pairs()
+        .filter_map(|(key, path)| {
+            let what = match key.as_ref() {
+                "ssl-ca" | "ssl-cert" => "certificate",
+                "ssl-key" => "key",
+                _ => return None,
+            };
+            Some(Source::new(key.into_owned(), what, path.into_owned()))
+        })
+        .collect();
     Some(MysqlOptions {
         opts: Box::new(opts),
+        files,
+        source: None,
         backend: if scheme == "mysql" {
             "mysql"
         } else {
@@ -329,6 +349,27 @@ mod tests {
             assert_eq!(p.len(), 1, "{bad}: {p:?}");
             assert!(p[0].reason.contains(reason), "{bad}: {}", p[0].reason);
         }
+    }
+
+    #[test]
+    fn the_tls_files_read_are_watched() {
+        let (_dir, cert, key) = pem_files();
+        let url = format!(
+            "mysql://app@db/app?ssl-mode=VERIFY_IDENTITY&ssl-ca={cert}&ssl-cert={cert}&ssl-key={key}"
+        );
+        let s = raw(&["--database-url", &url]).validate().unwrap();
+        let DatabaseUrl::Mysql(o) = s.database.url else {
+            panic!("not mysql")
+        };
+        assert_eq!(
+            crate::config::tests::watched(&o.files),
+            [
+                ("ssl-ca", "certificate", cert.clone()),
+                ("ssl-cert", "certificate", cert.clone()),
+                ("ssl-key", "key", key.clone()),
+            ]
+        );
+        assert!(o.source.is_none());
     }
 
     #[test]

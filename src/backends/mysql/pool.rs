@@ -64,7 +64,8 @@ pub struct MysqlPool {
 }
 
 struct Shared {
-    pool: mysql_async::Pool,
+    /// Replaced when a secret rotates ([`MysqlPool::replace`]).
+    pool: std::sync::RwLock<mysql_async::Pool>,
     /// One permit per connection the application may hold (`DB_POOL_SIZE`).
     permits: Arc<Semaphore>,
     size: usize,
@@ -111,7 +112,7 @@ impl MysqlPool {
     ) -> Self {
         MysqlPool {
             shared: Arc::new(Shared {
-                pool: mysql_async::Pool::new(opts),
+                pool: std::sync::RwLock::new(mysql_async::Pool::new(opts)),
                 permits: Arc::new(Semaphore::new(size)),
                 size,
                 wait,
@@ -139,7 +140,7 @@ impl MysqlPool {
         // Watching from the checkout on: a check that fails from now on
         // ends this connection's work.
         let severed = shared.severance.watch();
-        let conn = match tokio::time::timeout(shared.connect, shared.pool.get_conn()).await {
+        let conn = match tokio::time::timeout(shared.connect, self.current().get_conn()).await {
             Ok(Ok(conn)) => conn,
             Ok(Err(mysql_async::Error::Driver(mysql_async::DriverError::PoolDisconnected))) => {
                 return Err(MysqlError::Closed);
@@ -164,8 +165,8 @@ impl MysqlPool {
         PoolStatus {
             max: shared.size,
             in_use,
-            idle: shared
-                .pool
+            idle: self
+                .current()
                 .metrics()
                 .connections_in_pool
                 .load(Ordering::Relaxed),
@@ -178,9 +179,32 @@ impl MysqlPool {
     pub fn close(&self) {
         self.shared.permits.close();
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            let pool = self.shared.pool.clone();
+            let pool = self.current();
             runtime.spawn(async move {
                 let _ = pool.disconnect().await;
+            });
+        }
+    }
+
+    /// The mysql_async pool new connections come from (a clone: one lock
+    /// and a reference count, no file read).
+    fn current(&self) -> mysql_async::Pool {
+        let pool = self.shared.pool.read().unwrap_or_else(|e| e.into_inner());
+        pool.clone()
+    }
+
+    /// New connections from now on are made with `opts` (a rotated
+    /// secret); the connections of the old pool keep working until they
+    /// are returned, then it closes.
+    pub(crate) fn replace(&self, opts: mysql_async::Opts) {
+        let new = mysql_async::Pool::new(opts);
+        let old = {
+            let mut pool = self.shared.pool.write().unwrap_or_else(|e| e.into_inner());
+            std::mem::replace(&mut *pool, new)
+        };
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let _ = old.disconnect().await;
             });
         }
     }

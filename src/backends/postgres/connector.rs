@@ -34,13 +34,14 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 use super::error::PostgresError;
 use super::options::PostgresOptions;
 use super::servers::{Servers, role};
-use crate::backends::Database;
+use crate::backends::{Database, DatabaseUrl, watch_database};
 use crate::connector::{
     Connector, KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_RETRIES, PoolLimits, ServerInfo,
     TCP_USER_TIMEOUT, checked,
 };
 use crate::error::{ConnectError, cause_chain};
 use crate::handles::Connected;
+use crate::secrets::{Refresh, Watched};
 use crate::severance::{Severance, Severed};
 use crate::tls::Encrypted;
 
@@ -53,7 +54,56 @@ pub struct PostgresConnector {
     /// With several hosts or a `target_session_attrs`: which server, and
     /// whether it will do (see [`Servers`]).
     servers: Option<Arc<Servers>>,
+    /// The TLS of the URL's first configuration (choosing among several
+    /// servers; see docs/rotation.md for what rotates there).
     tls: MakeRustlsConnect,
+    /// The configuration and TLS new connections are made with.
+    current: Arc<Watched<Current>>,
+}
+
+/// What a new connection is made with: the URL's configuration and the
+/// TLS built from its files, both rebuilt when a secret file rotates.
+#[derive(Clone)]
+pub struct Current {
+    pub config: tokio_postgres::Config,
+    pub tls: MakeRustlsConnect,
+}
+
+/// The connection settings every connection shares: the timeouts and the
+/// keepalives.
+fn finish(config: &mut tokio_postgres::Config, timeout: Duration) {
+    config
+        .connect_timeout(timeout)
+        .keepalives(true)
+        .keepalives_idle(KEEPALIVE_IDLE)
+        .keepalives_interval(KEEPALIVE_INTERVAL)
+        .keepalives_retries(KEEPALIVE_RETRIES)
+        .tcp_user_timeout(TCP_USER_TIMEOUT);
+}
+
+impl Current {
+    fn of(options: &PostgresOptions, timeout: Duration) -> Self {
+        let mut config = (*options.config).clone();
+        finish(&mut config, timeout);
+        Current {
+            config,
+            tls: MakeRustlsConnect::new((*options.tls.client).clone()),
+        }
+    }
+}
+
+/// The files `options` were built from, and how to build them again.
+fn watched(options: &PostgresOptions, timeout: Duration) -> Arc<Watched<Current>> {
+    let current = Current::of(options, timeout);
+    watch_database(
+        current,
+        &options.files,
+        options.source.clone(),
+        move |url| match url {
+            DatabaseUrl::Postgres(o) => Some((Current::of(&o, timeout), o.files)),
+            _ => None,
+        },
+    )
 }
 
 impl PostgresConnector {
@@ -64,30 +114,20 @@ impl PostgresConnector {
         limits: PoolLimits,
         timeout: Duration,
     ) -> Result<Self, ConnectError> {
-        let finish = |config: &mut tokio_postgres::Config| {
-            config
-                .connect_timeout(timeout)
-                .keepalives(true)
-                .keepalives_idle(KEEPALIVE_IDLE)
-                .keepalives_interval(KEEPALIVE_INTERVAL)
-                .keepalives_retries(KEEPALIVE_RETRIES)
-                .tcp_user_timeout(TCP_USER_TIMEOUT);
-        };
-        let mut config = (*options.config).clone();
-        finish(&mut config);
+        let current = watched(options, timeout);
+        let config = current.current().config;
         let servers = options
             .several()
-            .then(|| Arc::new(Servers::new(options, finish)));
-        let tls = &options.tls;
+            .then(|| Arc::new(Servers::new(options, |c| finish(c, timeout))));
         let severance = Severance::default();
         let encrypted = Arc::new(Encrypted::default());
-        let tls = MakeRustlsConnect::new((*tls.client).clone());
+        let tls = current.current().tls;
         let build = |size: usize, wait: Duration| {
             let manager = Manager::from_connect(
                 config.clone(),
                 SeverableConnect {
                     severed: severance.watch(),
-                    tls: tls.clone(),
+                    current: Arc::clone(&current),
                     encrypted: Arc::clone(&encrypted),
                     servers: servers.clone(),
                 },
@@ -114,6 +154,7 @@ impl PostgresConnector {
             encrypted,
             servers,
             tls,
+            current,
         })
     }
 
@@ -175,7 +216,9 @@ impl PostgresConnector {
 /// cause chain.
 struct SeverableConnect {
     severed: Severed,
-    tls: MakeRustlsConnect,
+    /// Refreshed before each connection: a rotated secret is used by the
+    /// next connection made.
+    current: Arc<Watched<Current>>,
     encrypted: Arc<Encrypted>,
     /// With several servers, connections go to the chosen one.
     servers: Option<Arc<Servers>>,
@@ -190,15 +233,17 @@ type ConnectFuture<'a> = Pin<
 >;
 
 impl Connect for SeverableConnect {
-    fn connect(&self, config: &tokio_postgres::Config) -> ConnectFuture<'_> {
+    fn connect(&self, _: &tokio_postgres::Config) -> ConnectFuture<'_> {
+        self.current.refresh();
+        let current = self.current.current();
         let config = match self.servers.as_ref().and_then(|s| s.config()) {
             Some(chosen) => chosen,
-            None => config.clone(),
+            None => current.config,
         };
         let severed = self.severed.clone();
         let handshake = Arc::new(AtomicBool::new(false));
         let tls = Tracked {
-            inner: self.tls.clone(),
+            inner: current.tls,
             handshake: Arc::clone(&handshake),
         };
         let encrypted = Arc::clone(&self.encrypted);
@@ -311,6 +356,14 @@ impl Connector for PostgresConnector {
 
     fn server(&self) -> Option<ServerInfo> {
         self.servers.as_ref()?.info()
+    }
+
+    fn refresh_secrets(&self) -> bool {
+        self.current.refresh() == Refresh::Changed
+    }
+
+    fn watches_secrets(&self) -> bool {
+        self.current.watches()
     }
 
     fn encrypted(&self) -> Option<bool> {

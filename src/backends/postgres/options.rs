@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use super::tls::{PgTls, PostgresTls, SslMode};
 use crate::config::Checker;
+use crate::secrets::{Source, UrlSource};
 use crate::tls::{ClientIdentity, Roots, load_certs, load_key};
 
 /// A PostgreSQL database, as `DATABASE_URL` names it.
@@ -25,6 +26,12 @@ pub struct PostgresOptions {
     pub servers: Vec<Server>,
     /// `target_session_attrs`, when the URL gives it.
     pub attrs: Option<SessionAttrs>,
+    /// The TLS files read (`sslrootcert`, `sslcert`, `sslkey`): watched for
+    /// rotation.
+    pub files: Vec<Source>,
+    /// Where the URL came from, read again when it or a TLS file rotates
+    /// (`None`: no rotation, the options stay as they are).
+    pub source: Option<UrlSource>,
 }
 
 impl PostgresOptions {
@@ -157,12 +164,25 @@ pub(crate) fn parse(
     };
     let (mut config, tls, attrs) = (config?, tls?, attrs?);
     config.ssl_mode(tls.mode.driver_mode());
+    let files = [
+        ("sslrootcert", "certificate", params.sslrootcert.as_deref()),
+        ("sslcert", "certificate", params.sslcert.as_deref()),
+        ("sslkey", "key", params.sslkey.as_deref()),
+    ]
+    .into_iter()
+    .filter_map(|(var, what, path)| {
+        path.filter(|p| *p != "system")
+            .map(|p| Source::new(var, what, p))
+    })
+    .collect();
     Some(PostgresOptions {
         servers: servers(&config),
         config: Box::new(config),
         tls,
         display: shown.to_owned(),
         attrs,
+        files,
+        source: None,
     })
 }
 
@@ -453,6 +473,30 @@ mod tests {
             assert_eq!(o.attrs, None, "{url}");
         }
         assert_eq!(options("postgres://h/db").tls.mode, SslMode::Prefer);
+    }
+
+    #[test]
+    fn the_tls_files_read_are_watched_and_system_is_no_file() {
+        let (_dir, ca, key) = pem_files();
+        let o = options(&format!(
+            "postgres://h/db?sslmode=verify-full&sslrootcert={ca}&sslcert={ca}&sslkey={key}"
+        ));
+        assert_eq!(
+            crate::config::tests::watched(&o.files),
+            [
+                ("sslrootcert", "certificate", ca.clone()),
+                ("sslcert", "certificate", ca.clone()),
+                ("sslkey", "key", key.clone()),
+            ]
+        );
+        assert!(
+            options("postgres://h/db?sslmode=verify-full&sslrootcert=system")
+                .files
+                .is_empty()
+        );
+        assert!(options("postgres://h/db").files.is_empty());
+        // The settings leave the source to the caller (backends::database).
+        assert!(o.source.is_none());
     }
 
     #[test]

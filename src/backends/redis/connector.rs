@@ -25,6 +25,8 @@ pub struct RedisConnector {
     client: redis::Client,
     config: ConnectionManagerConfig,
     tls: bool,
+    /// The rotating password, when the URL has one.
+    auth: Option<std::sync::Arc<crate::secrets::Watched<super::rotation::Auth>>>,
 }
 
 /// The error reply in `bytes`, the first read of a fresh connection before
@@ -61,7 +63,21 @@ impl RedisConnector {
             client,
             config,
             tls: tls.is_some(),
+            auth: None,
         })
+    }
+
+    /// Every new connection (the managers' reconnections included) asks
+    /// `source` for the password, read again when its file changed (see
+    /// [`super::rotation`]); nothing changes for a URL without a password.
+    pub fn rotating(mut self, url: &str, source: &crate::secrets::UrlSource) -> Self {
+        if let Some(auth) = super::rotation::watched(url, source) {
+            self.config = self
+                .config
+                .set_credentials_provider(super::rotation::Provider(std::sync::Arc::clone(&auth)));
+            self.auth = Some(auth);
+        }
+        self
     }
 
     /// The error reply a fresh connection to `addr` is greeted with, before
@@ -139,6 +155,16 @@ impl Connector for RedisConnector {
 
     fn encrypted(&self) -> Option<bool> {
         Some(self.tls)
+    }
+
+    fn watches_secrets(&self) -> bool {
+        self.auth.as_ref().is_some_and(|auth| auth.watches())
+    }
+
+    fn refresh_secrets(&self) -> bool {
+        self.auth
+            .as_ref()
+            .is_some_and(|auth| auth.refresh() == crate::secrets::Refresh::Changed)
     }
 
     fn share(manager: &ConnectionManager) -> Connected {

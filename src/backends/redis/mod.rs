@@ -9,6 +9,7 @@ pub mod cluster;
 pub mod connector;
 pub mod error;
 pub mod options;
+pub mod rotation;
 pub mod sentinel;
 
 pub use self::cluster::ClusterConnector;
@@ -32,6 +33,7 @@ impl RedisSettings {
     /// The connector for these settings; it connects at the first attempt.
     pub fn connector(&self) -> Result<RedisConnector, ConnectError> {
         RedisConnector::new(&self.url, self.tls.as_ref(), self.retry.attempt_timeout)
+            .map(|c| c.rotating(&self.url, &self.source))
     }
 }
 

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use crate::config::{BOOLEANS, Checker, REDIS_RETRY, RawSettings, RetryFields};
 use crate::redact::redact_url;
 use crate::retry::RetryPolicy;
+use crate::secrets::UrlSource;
 use crate::tls::{PemError, PemFile, load_certs, load_key};
 
 /// Redis as the cache (`CACHE_TYPE=redis`), as the settings give it.
@@ -22,6 +23,8 @@ pub struct RedisSettings {
     pub tls: Option<RedisTls>,
     /// `CACHE_REQUIRED`: whether start-up and `/ready` wait for Redis.
     pub required: bool,
+    /// Where the URL came from: its password is read again when it rotates.
+    pub source: UrlSource,
 }
 
 impl fmt::Debug for RedisSettings {
@@ -64,12 +67,12 @@ impl RedisTls {
 
 /// The Redis settings (`CACHE_TYPE=redis`), every problem recorded in `c`.
 pub(crate) fn settings(c: &mut Checker, raw: &RawSettings) -> Option<RedisSettings> {
-    let url = c
-        .secret_or_file(
-            ("REDIS_URL", &raw.redis_url, raw.given.redis_url),
-            ("REDIS_URL_FILE", raw.redis_url_file.as_deref()),
-        )
-        .and_then(|(var, value)| url(c, var, &value));
+    let (read, source) = UrlSource::read_setting(
+        c,
+        ("REDIS_URL", &raw.redis_url, raw.given.redis_url),
+        ("REDIS_URL_FILE", raw.redis_url_file.as_deref()),
+    );
+    let url = read.and_then(|(var, value)| url(c, var, &value));
     let tls = tls_settings(c, raw);
     let required = c.choice("CACHE_REQUIRED", &raw.cache_required, BOOLEANS);
     let retry = c.retry_policy(
@@ -112,6 +115,7 @@ pub(crate) fn settings(c: &mut Checker, raw: &RawSettings) -> Option<RedisSettin
         retry: retry?,
         tls,
         required,
+        source: source?,
     })
 }
 

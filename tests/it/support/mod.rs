@@ -26,6 +26,7 @@ pub mod inprocess;
 pub mod mariadb;
 pub mod mosquitto;
 pub mod nats;
+pub mod mounted;
 pub mod pgbouncer;
 pub mod ports;
 pub mod postgres;
@@ -50,6 +51,7 @@ pub use mariadb::Mariadb;
 pub use mosquitto::Mosquitto;
 #[allow(unused_imports)]
 pub use nats::Nats;
+pub use mounted::MountedSecret;
 #[allow(unused_imports)]
 pub use pgbouncer::PgBouncer;
 #[allow(unused_imports)]

@@ -255,6 +255,19 @@ impl Redis {
         command_at(self.port, self.password.as_deref(), args)
     }
 
+    /// `CONFIG SET requirepass NEW`: the password changes on the server
+    /// (sessions stay logged in); this handle uses the new one from now on.
+    pub fn set_password(&mut self, new: &str) {
+        let reply = self
+            .command(&["CONFIG", "SET", "requirepass", new])
+            .unwrap();
+        assert!(
+            reply.ends_with("+OK\r\n"),
+            "CONFIG SET requirepass: {reply:?}"
+        );
+        self.password = Some(new.to_owned());
+    }
+
     fn shutdown_with(&mut self, signal: Signal) {
         process::shutdown(&mut self.child, signal);
     }

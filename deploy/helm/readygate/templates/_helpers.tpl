@@ -289,12 +289,19 @@ multiplier, a jitter) as Go prints them (1.5, 0.25).
 envFrom:
   - configMapRef:
       name: {{ include "readygate.fullname" . }}
+{{- /* A URL read from a file (X_FILE) is not passed as X too: both is exit 78. */}}
+{{- $dbFile := ne (toString (default "" .Values.config.DATABASE_URL_FILE)) "" }}
+{{- $redisFile := ne (toString (default "" .Values.config.REDIS_URL_FILE)) "" }}
+{{- if not (and $dbFile $redisFile) }}
 env:
+  {{- if not $dbFile }}
   - name: DATABASE_URL
     valueFrom:
       secretKeyRef:
         name: {{ include "readygate.secretName" . }}
         key: DATABASE_URL
+  {{- end }}
+  {{- if not $redisFile }}
   - name: REDIS_URL
     valueFrom:
       secretKeyRef:
@@ -302,6 +309,8 @@ env:
         key: REDIS_URL
         {{- /* An existing Secret need not carry REDIS_URL unless Redis is used. */}}
         optional: {{ not (include "readygate.usesRedis" .) }}
+  {{- end }}
+{{- end }}
 {{- end -}}
 
 {{/* Mounts shared by the main and the init container. */}}
@@ -311,6 +320,11 @@ volumeMounts:
     mountPath: /data
   - name: tmp
     mountPath: /tmp
+  {{- if .Values.secretFiles.secretName }}
+  - name: secret-files
+    mountPath: {{ .Values.secretFiles.mountPath }}
+    readOnly: true
+  {{- end }}
   {{- if or .Values.tlsFiles.secretName .Values.tlsFiles.configMapName }}
   - name: tls-files
     mountPath: {{ .Values.tlsFiles.mountPath }}

@@ -1,0 +1,567 @@
+//! Issue 28, "Secrets and certificates rotate without a restart": real
+//! PostgreSQL servers, secrets in a Kubernetes-style mounted directory
+//! (`support::mounted`, the `..data` symlink swapped as the kubelet does),
+//! rotated as an operator would: the server first, then the file, then
+//! the sessions ended (`pg_terminate_backend`).
+
+use std::time::{Duration, Instant};
+
+use crate::support::{Gateway, MountedSecret, Pki, Postgres, Redis};
+
+const FIRST: &str = "first-Pass-7781";
+const SECOND: &str = "second-Pass-9923";
+const INTERVAL_MS: u64 = 200;
+
+/// The server's failed logins for `app` so far.
+fn failed_logins(pg: &Postgres) -> usize {
+    pg.log()
+        .matches("password authentication failed for user \"app\"")
+        .count()
+}
+
+/// Ends every session of `user` on the server, once there is one (a
+/// connection being made shows in `pg_stat_activity` with its user only
+/// once authenticated).
+fn terminate_sessions(pg: &Postgres, user: &str) {
+    let others =
+        format!("FROM pg_stat_activity WHERE usename = '{user}' AND pid <> pg_backend_pid()");
+    assert!(
+        crate::support::wait_until(Duration::from_secs(5), Duration::from_millis(20), || {
+            pg.psql(&format!("SELECT count(*) {others}")) != "0"
+        }),
+        "no session of {user} to end"
+    );
+    pg.psql(&format!("SELECT count(pg_terminate_backend(pid)) {others}"));
+}
+
+/// Waits until the application's pool and the checks' own connection are
+/// both made, so that ending the sessions ends both.
+fn wait_both_sessions(pg: &Postgres, user: &str, gw: &Gateway) {
+    let sql = format!(
+        "SELECT count(*) FROM pg_stat_activity WHERE usename = '{user}' AND pid <> pg_backend_pid()"
+    );
+    assert!(
+        crate::support::wait_until(Duration::from_secs(5), Duration::from_millis(20), || {
+            // At least: a psql of the test's that just ended may linger.
+            pg.psql(&sql).parse::<u32>().is_ok_and(|n| n >= 2)
+        }),
+        "{}",
+        gw.output()
+    );
+}
+
+/// The first line holding `text`, within 5 s; the output when none does.
+fn expect_line(gw: &Gateway, text: &str) -> String {
+    gw.wait_for_line(text, Duration::from_secs(5))
+        .unwrap_or_else(|| panic!("no line with {text:?}:\n{}", gw.output()))
+}
+
+/// How many lines hold `text`.
+fn count_lines(gw: &Gateway, text: &str) -> usize {
+    gw.lines().iter().filter(|l| l.contains(text)).count()
+}
+
+fn assert_ready_within(gw: &Gateway, timeout: Duration) {
+    assert!(
+        gw.wait_for_status("/ready", 200, timeout),
+        "not ready within {timeout:?}:\n{}",
+        gw.output()
+    );
+}
+
+fn assert_no_password(gw: &Gateway) {
+    let out = gw.output();
+    for pw in [FIRST, SECOND] {
+        assert!(!out.contains(pw), "the output shows {pw:?}:\n{out}");
+    }
+}
+
+/// The value of `readygate_secret_reloads_total{variable,outcome}`.
+fn reloads(gw: &Gateway, variable: &str, outcome: &str) -> f64 {
+    let (_, text) = gw.get("/metrics").unwrap();
+    let series =
+        format!("readygate_secret_reloads_total{{variable=\"{variable}\",outcome=\"{outcome}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(series.as_str()))
+        .map_or(0.0, |v| v.trim().parse().unwrap())
+}
+
+/// A server requiring `app`'s password, a mount holding its URL, and a
+/// gateway reading it (checks every 100 ms, retries every 200 ms, longest
+/// wait 60 s), ready.
+fn rotating_postgres() -> (Postgres, MountedSecret, Gateway) {
+    let mut pg = Postgres::start();
+    pg.require_password("app", FIRST);
+    let mount = MountedSecret::new(&[("url", pg.url_for("app", FIRST).as_bytes())]);
+    let gw = Gateway::builder()
+        .env("DATABASE_URL_FILE", mount.path("url").display().to_string())
+        .env("DB_RETRY_INTERVAL_MS", INTERVAL_MS.to_string())
+        .env("DB_RETRY_MAX_INTERVAL_MS", "60000")
+        .env("HEALTH_CHECK_INTERVAL_MS", "100")
+        .spawn();
+    assert_ready_within(&gw, Duration::from_secs(10));
+    wait_both_sessions(&pg, "app", &gw);
+    (pg, mount, gw)
+}
+
+#[test]
+fn a_rotated_postgres_password_is_read_from_the_mounted_file() {
+    // Arrange
+    let (pg, mut mount, gw) = rotating_postgres();
+    let path = mount.path("url").display().to_string();
+    let before = failed_logins(&pg);
+
+    // Act: the server, then the file, then the sessions.
+    pg.psql(&format!("ALTER ROLE app PASSWORD '{SECOND}'"));
+    mount.update(&[("url", pg.url_for("app", SECOND).as_bytes())]);
+    let changed = Instant::now();
+    terminate_sessions(&pg, "app");
+
+    // Assert: back (or never gone) within a retry interval and a check,
+    // with a fresh session that logged in with the new password.
+    let line = format!("DB credentials re-read from DATABASE_URL_FILE ({path}): changed");
+    expect_line(&gw, &line);
+    assert_ready_within(&gw, Duration::from_secs(5));
+    assert!(
+        changed.elapsed() < Duration::from_millis(INTERVAL_MS + 100 + 2000),
+        "{:?}",
+        changed.elapsed()
+    );
+    assert!(
+        crate::support::wait_until(Duration::from_secs(5), Duration::from_millis(50), || {
+            pg.psql("SELECT count(*) FROM pg_stat_activity WHERE usename = 'app'") != "0"
+        }),
+        "no new session"
+    );
+    assert!(
+        failed_logins(&pg) - before <= 2,
+        "{} failed logins",
+        failed_logins(&pg) - before
+    );
+    assert_eq!(reloads(&gw, "DATABASE_URL_FILE", "changed"), 1.0);
+    assert_eq!(count_lines(&gw, "re-read"), 1);
+    assert_no_password(&gw);
+}
+
+#[test]
+fn a_permanent_error_at_runtime_waits_the_longest_then_retries_when_the_file_changes() {
+    // Arrange: the password changes on the server, not (yet) in the file.
+    let (pg, mut mount, gw) = rotating_postgres();
+    let before = failed_logins(&pg);
+    pg.psql(&format!("ALTER ROLE app PASSWORD '{SECOND}'"));
+    terminate_sessions(&pg, "app");
+    let first = expect_line(&gw, "DB reconnection attempt 1 failed");
+    assert!(
+        first.contains(
+            "retrying in 60 s or as soon as a secret file changes (the error is permanent)"
+        ),
+        "{first}"
+    );
+    assert!(first.contains("28P01"), "{first}");
+
+    // Act: 1.5 s pass (7 retries at the 200 ms interval), then the file.
+    std::thread::sleep(Duration::from_millis(1500));
+    let attempts = count_lines(&gw, "reconnection attempt");
+    let logins = failed_logins(&pg) - before;
+    mount.update(&[("url", pg.url_for("app", SECOND).as_bytes())]);
+    let changed = Instant::now();
+
+    // Assert: one attempt in the wait, then ready at once (not in 60 s).
+    assert_eq!(attempts, 1, "{}", gw.output());
+    assert!(logins <= 3, "{logins} failed logins");
+    assert_ready_within(&gw, Duration::from_secs(5));
+    assert!(
+        changed.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        changed.elapsed()
+    );
+    assert!(
+        gw.output().contains("DB connection restored after"),
+        "{}",
+        gw.output()
+    );
+    assert_no_password(&gw);
+}
+
+#[test]
+fn a_garbage_file_keeps_the_last_good_url_with_a_warn_then_a_good_one_is_taken() {
+    // Arrange
+    let (pg, mut mount, gw) = rotating_postgres();
+    let path = mount.path("url").display().to_string();
+
+    // Act: garbage, then a session ended so that a connection is made.
+    mount.update(&[(
+        "url",
+        b"postgres://app:second-Pass-9923@[not a host/db".as_slice(),
+    )]);
+    terminate_sessions(&pg, "app");
+
+    // Assert: a WARN naming the variable and why; the old URL still works.
+    let warn = expect_line(&gw, "changed but cannot be used");
+    assert!(
+        warn.contains(&format!(
+            "DB credentials in DATABASE_URL_FILE ({path}) changed but cannot be used, keeping the last good one: DATABASE_URL_FILE"
+        )),
+        "{warn}"
+    );
+    assert!(warn.contains("WARN"), "{warn}");
+    assert_ready_within(&gw, Duration::from_secs(5));
+    assert!(gw.is_running());
+    assert_eq!(reloads(&gw, "DATABASE_URL_FILE", "rejected"), 1.0);
+
+    // An empty file too.
+    mount.update(&[("url", b"".as_slice())]);
+    terminate_sessions(&pg, "app");
+    assert!(
+        crate::support::wait_until(Duration::from_secs(5), Duration::from_millis(50), || {
+            count_lines(&gw, "changed but cannot be used") == 2
+        }),
+        "{}",
+        gw.output()
+    );
+    assert!(gw.output().contains("is empty"), "{}", gw.output());
+
+    // A good value is taken.
+    pg.psql(&format!("ALTER ROLE app PASSWORD '{SECOND}'"));
+    mount.update(&[("url", pg.url_for("app", SECOND).as_bytes())]);
+    terminate_sessions(&pg, "app");
+    let line = format!("DB credentials re-read from DATABASE_URL_FILE ({path}): changed");
+    expect_line(&gw, &line);
+    assert_ready_within(&gw, Duration::from_secs(5));
+    assert_no_password(&gw);
+}
+
+fn concat(files: &[&std::path::Path]) -> Vec<u8> {
+    files
+        .iter()
+        .flat_map(|f| std::fs::read(f).unwrap())
+        .collect()
+}
+
+#[test]
+fn a_ca_rotated_with_an_overlap_bundle_follows_the_servers_new_certificate() {
+    // Arrange: the server's certificate is of CA 1; the mount trusts CA 1.
+    let (old, new) = (Pki::generate(), Pki::generate());
+    let mut pg = Postgres::start();
+    pg.set_tls(&old.server, &old.ca);
+    pg.require_tls(false);
+    let mut mount = MountedSecret::new(&[("ca.crt", &std::fs::read(&old.ca).unwrap())]);
+    let ca_path = mount.path("ca.crt").display().to_string();
+    let gw = Gateway::builder()
+        .env(
+            "DATABASE_URL",
+            format!("{}?sslmode=verify-full&sslrootcert={ca_path}", pg.url()),
+        )
+        .env("DB_RETRY_INTERVAL_MS", INTERVAL_MS.to_string())
+        .env("HEALTH_CHECK_INTERVAL_MS", "100")
+        .spawn();
+    assert_ready_within(&gw, Duration::from_secs(10));
+    wait_both_sessions(&pg, "postgres", &gw);
+
+    // Act: the bundle of both CAs, then the server on a certificate of CA 2,
+    // then the sessions ended.
+    mount.update(&[("ca.crt", &concat(&[&old.ca, &new.ca]))]);
+    pg.set_tls(&new.server, &new.ca);
+    terminate_sessions(&pg, "postgres");
+
+    // Assert
+    let line = format!("DB certificate re-read from sslrootcert ({ca_path}): changed");
+    expect_line(&gw, &line);
+    assert_ready_within(&gw, Duration::from_secs(5));
+    // Still up after another check round, on a fresh session.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_ready_within(&gw, Duration::from_secs(1));
+    assert!(!gw.output().contains("UnknownIssuer"), "{}", gw.output());
+}
+
+#[test]
+fn a_renewed_client_certificate_is_used_by_the_next_connection() {
+    // Arrange: `cert` authentication against CA 1's client certificate.
+    let (old, new) = (Pki::generate(), Pki::generate());
+    let mut pg = Postgres::start();
+    pg.set_tls(&old.server, &old.ca);
+    pg.require_tls(true);
+    let read = |p: &std::path::Path| std::fs::read(p).unwrap();
+    let mut mount = MountedSecret::new(&[
+        ("tls.crt", &read(&old.client.cert)),
+        ("tls.key", &read(&old.client.key)),
+    ]);
+    let (cert, key) = (
+        mount.path("tls.crt").display().to_string(),
+        mount.path("tls.key").display().to_string(),
+    );
+    let gw = Gateway::builder()
+        .env(
+            "DATABASE_URL",
+            format!(
+                "{}?sslmode=verify-full&sslrootcert={}&sslcert={cert}&sslkey={key}",
+                pg.url(),
+                old.ca.display()
+            ),
+        )
+        .env("DB_RETRY_INTERVAL_MS", INTERVAL_MS.to_string())
+        .env("HEALTH_CHECK_INTERVAL_MS", "100")
+        .spawn();
+    assert_ready_within(&gw, Duration::from_secs(10));
+    wait_both_sessions(&pg, "postgres", &gw);
+
+    // Act: a key that does not match the certificate is refused first.
+    mount.update(&[
+        ("tls.crt", &read(&new.client.cert)),
+        ("tls.key", &read(&old.client.key)),
+    ]);
+    terminate_sessions(&pg, "postgres");
+    let warn = expect_line(&gw, "changed but cannot be used");
+    assert!(
+        warn.contains(&format!("({cert})")) || warn.contains(&format!("({key})")),
+        "{warn}"
+    );
+    assert_ready_within(&gw, Duration::from_secs(5));
+
+    // The renewed pair, then the server trusting client certificates of CA
+    // 2 only, then the sessions ended.
+    mount.update(&[
+        ("tls.crt", &read(&new.client.cert)),
+        ("tls.key", &read(&new.client.key)),
+    ]);
+    pg.set_tls(&old.server, &new.ca);
+    terminate_sessions(&pg, "postgres");
+
+    // Assert
+    // The certificate was taken in the refused change already: the key is
+    // what changed now.
+    let line = format!("DB key re-read from sslkey ({key}): changed");
+    expect_line(&gw, &line);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_ready_within(&gw, Duration::from_secs(5));
+    let (_, body) = gw.get("/ready").unwrap();
+    assert!(
+        body.contains("\"status\":\"ready\"") || body.contains("ready"),
+        "{body}"
+    );
+}
+
+/// Redis's failed logins so far (`acl_access_denied_auth`, Redis 6+).
+fn redis_failed_logins(redis: &Redis) -> u64 {
+    let info = redis.command(&["INFO", "stats"]).unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix("acl_access_denied_auth:"))
+        .map_or(0, |v| v.trim().parse().unwrap())
+}
+
+/// A Redis requiring a password, a mount holding its URL, and a gateway
+/// reading it (checks every 100 ms, retries every 200 ms, longest wait 60
+/// s), ready.
+fn rotating_redis() -> (Redis, MountedSecret, Gateway) {
+    let redis = Redis::start_with_password(FIRST);
+    let url = format!("redis://:{FIRST}@127.0.0.1:{}/0", redis.port());
+    let mount = MountedSecret::new(&[("url", url.as_bytes())]);
+    let gw = Gateway::builder()
+        .env("CACHE_TYPE", "redis")
+        .env("REDIS_URL_FILE", mount.path("url").display().to_string())
+        .env("REDIS_RETRY_INTERVAL_MS", INTERVAL_MS.to_string())
+        .env("REDIS_RETRY_MAX_INTERVAL_MS", "60000")
+        .env("HEALTH_CHECK_INTERVAL_MS", "100")
+        .spawn();
+    assert_ready_within(&gw, Duration::from_secs(10));
+    (redis, mount, gw)
+}
+
+fn redis_url(redis: &Redis, password: &str) -> Vec<u8> {
+    format!("redis://:{password}@127.0.0.1:{}/0", redis.port()).into_bytes()
+}
+
+#[test]
+fn a_rotated_redis_password_is_read_from_the_mounted_file() {
+    // Arrange
+    let (mut redis, mut mount, gw) = rotating_redis();
+    let path = mount.path("url").display().to_string();
+    let before = redis_failed_logins(&redis);
+
+    // Act: the server, then the file, then the connections.
+    redis.set_password(SECOND);
+    mount.update(&[("url", &redis_url(&redis, SECOND))]);
+    redis
+        .command(&["CLIENT", "KILL", "TYPE", "normal"])
+        .unwrap();
+
+    // Assert
+    let line = format!("Redis credentials re-read from REDIS_URL_FILE ({path}): changed");
+    expect_line(&gw, &line);
+    assert_ready_within(&gw, Duration::from_secs(5));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_ready_within(&gw, Duration::from_secs(1));
+    let failed = redis_failed_logins(&redis) - before;
+    assert!(failed <= 2, "{failed} failed logins");
+    assert_eq!(reloads(&gw, "REDIS_URL_FILE", "changed"), 1.0);
+    assert_no_password(&gw);
+}
+
+#[test]
+fn a_permanent_redis_error_at_runtime_waits_for_the_file() {
+    // Arrange: the password changes on the server, not (yet) in the file.
+    let (mut redis, mut mount, gw) = rotating_redis();
+    redis.set_password(SECOND);
+    redis
+        .command(&["CLIENT", "KILL", "TYPE", "normal"])
+        .unwrap();
+    let first = gw
+        .wait_for_line(
+            "Redis reconnection attempt 1 failed",
+            Duration::from_secs(5),
+        )
+        .unwrap_or_else(|| panic!("{}", gw.output()));
+    assert!(
+        first.contains("retrying in 60 s or as soon as a secret file changes"),
+        "{first}"
+    );
+
+    // Act
+    std::thread::sleep(Duration::from_millis(1500));
+    let attempts = count_lines(&gw, "reconnection attempt");
+    mount.update(&[("url", &redis_url(&redis, SECOND))]);
+
+    // Assert: one attempt in the wait; the change is read and tried at
+    // once, not in 60 s. (The application's ConnectionManager keeps the
+    // refused reconnection's error: the redis crate reconnects after I/O
+    // errors only, redis-rs#984; see docs/rotation.md.)
+    assert_eq!(attempts, 1, "{}", gw.output());
+    assert!(
+        gw.wait_for_line("Redis reconnection attempt 2", Duration::from_secs(2))
+            .is_some(),
+        "{}",
+        gw.output()
+    );
+    assert!(
+        gw.output()
+            .contains("Redis credentials re-read from REDIS_URL_FILE")
+    );
+    assert_no_password(&gw);
+}
+
+#[test]
+fn a_file_changed_during_start_up_attempts_is_read_by_the_next_attempt() {
+    // Arrange: the file names a closed port (refused: transient, retried).
+    let mut pg = Postgres::start();
+    pg.require_password("app", FIRST);
+    let closed = crate::support::free_port();
+    let wrong = format!("postgres://app:{FIRST}@127.0.0.1:{closed}/postgres");
+    let mut mount = MountedSecret::new(&[("url", wrong.as_bytes())]);
+    let gw = Gateway::builder()
+        .env("DATABASE_URL_FILE", mount.path("url").display().to_string())
+        .env("DB_MAX_RETRIES", "100")
+        .env("DB_RETRY_INTERVAL_MS", INTERVAL_MS.to_string())
+        .spawn();
+    expect_line(&gw, "DB connection failed (attempt 2/100)");
+
+    // Act
+    mount.update(&[("url", pg.url_for("app", FIRST).as_bytes())]);
+
+    // Assert: the next attempt reads it and start-up ends.
+    assert_ready_within(&gw, Duration::from_secs(5));
+    expect_line(&gw, "DB credentials re-read from DATABASE_URL_FILE");
+    assert_no_password(&gw);
+}
+
+#[test]
+fn without_secret_files_a_permanent_error_waits_the_longest_and_says_so() {
+    // Arrange: the URL in the environment, no file to watch.
+    let mut pg = Postgres::start();
+    pg.require_password("app", FIRST);
+    let gw = Gateway::builder()
+        .env("DATABASE_URL", pg.url_for("app", FIRST))
+        .env("DB_RETRY_INTERVAL_MS", INTERVAL_MS.to_string())
+        .env("DB_RETRY_MAX_INTERVAL_MS", "60000")
+        .env("HEALTH_CHECK_INTERVAL_MS", "100")
+        .spawn();
+    assert_ready_within(&gw, Duration::from_secs(10));
+    wait_both_sessions(&pg, "app", &gw);
+
+    // Act
+    pg.psql(&format!("ALTER ROLE app PASSWORD '{SECOND}'"));
+    terminate_sessions(&pg, "app");
+
+    // Assert
+    let line = expect_line(&gw, "DB reconnection attempt 1 failed");
+    assert!(
+        line.contains("retrying in 60 s (the error is permanent): "),
+        "{line}"
+    );
+    std::thread::sleep(Duration::from_millis(1000));
+    assert_eq!(
+        count_lines(&gw, "reconnection attempt"),
+        1,
+        "{}",
+        gw.output()
+    );
+    assert_no_password(&gw);
+}
+
+#[test]
+fn a_rotated_mariadb_password_is_read_from_the_mounted_file() {
+    use crate::support::Mariadb;
+    use crate::support::mariadb::{APP_PASSWORD, APP_USER};
+    // Arrange
+    let db = Mariadb::start();
+    let mut mount = MountedSecret::new(&[("url", db.url().as_bytes())]);
+    let path = mount.path("url").display().to_string();
+    let gw = Gateway::builder()
+        .env("DATABASE_URL_FILE", path.clone())
+        .env("DB_RETRY_INTERVAL_MS", INTERVAL_MS.to_string())
+        .env("DB_RETRY_MAX_INTERVAL_MS", "60000")
+        .env("HEALTH_CHECK_INTERVAL_MS", "100")
+        .spawn();
+    assert_ready_within(&gw, Duration::from_secs(20));
+
+    // Act: the server, then the file, then the sessions.
+    db.sql(&format!(
+        "ALTER USER '{APP_USER}'@'%' IDENTIFIED BY '{SECOND}'"
+    ));
+    mount.update(&[(
+        "url",
+        db.url_for("mysql", APP_USER, SECOND, "app").as_bytes(),
+    )]);
+    let ids = db.sql(&format!(
+        "SELECT ID FROM information_schema.PROCESSLIST WHERE USER = '{APP_USER}'"
+    ));
+    for id in ids.split_whitespace() {
+        let _ = std::panic::catch_unwind(|| db.sql(&format!("KILL {id}")));
+    }
+
+    // Assert: read within a check, and up on the new password.
+    let line = format!("DB credentials re-read from DATABASE_URL_FILE ({path}): changed");
+    expect_line(&gw, &line);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_ready_within(&gw, Duration::from_secs(5));
+    let out = gw.output();
+    for pw in [APP_PASSWORD, SECOND] {
+        assert!(!out.contains(pw), "the output shows {pw:?}:\n{out}");
+    }
+}
+
+#[test]
+fn a_redis_url_naming_another_database_is_refused_and_the_password_kept() {
+    // Arrange
+    let (redis, mut mount, gw) = rotating_redis();
+    let path = mount.path("url").display().to_string();
+
+    // Act: another database, then the connections dropped.
+    let other = format!("redis://:{SECOND}@127.0.0.1:{}/5", redis.port());
+    mount.update(&[("url", other.as_bytes())]);
+    redis
+        .command(&["CLIENT", "KILL", "TYPE", "normal"])
+        .unwrap();
+
+    // Assert: refused with a WARN, the last good password still used.
+    let warn = expect_line(&gw, "changed but cannot be used");
+    assert!(
+        warn.contains(&format!(
+            "Redis credentials in REDIS_URL_FILE ({path}) changed but cannot be used, keeping the last good one: names another server, database or scheme"
+        )),
+        "{warn}"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert_ready_within(&gw, Duration::from_secs(5));
+    assert_eq!(reloads(&gw, "REDIS_URL_FILE", "rejected"), 1.0);
+    assert_no_password(&gw);
+}
