@@ -52,6 +52,10 @@ pub enum Command {
     /// 0 when all are ready, 69 when one is not. Serves no HTTP (for init
     /// containers and compose health checks).
     Check,
+    /// Ask the readygate serving on this host (HOST, PORT; 0.0.0.0 and ::
+    /// mean loopback) for /health, then exit: 0 on 200, 1 otherwise, within
+    /// 2 s (a container HEALTHCHECK without an HTTP client in the image).
+    Probe,
 }
 
 /// Settings as written, before validation. Each is `global`, so that it

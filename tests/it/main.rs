@@ -15,6 +15,7 @@ mod ha_postgres;
 mod lifecycle;
 mod metrics_exposition;
 mod mysql;
+mod probe;
 mod readiness;
 mod reliability;
 mod retry_policy;
