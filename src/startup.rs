@@ -198,7 +198,7 @@ fn probe_health(http: &HttpSettings) -> i32 {
         }
         Err(e) => {
             log::error!(
-                "probe: GET {url} failed: {e} (within {} s): unhealthy; exiting with code 1",
+                "probe: GET {url} failed: {e} (time limit {} s): unhealthy; exiting with code 1",
                 PROBE_TIMEOUT.as_secs()
             );
             1
