@@ -34,7 +34,10 @@ fn probe_exits_0_when_the_gateway_on_host_and_port_answers() {
     let (code, out, _) = probe(&[("PORT", gw.port().to_string())]);
     assert_eq!(code, Some(0), "{out}");
     let url = format!("http://127.0.0.1:{}/health", gw.port());
-    assert!(out.contains(&format!("probe: GET {url} answered 200")), "{out}");
+    assert!(
+        out.contains(&format!("probe: GET {url} answered 200")),
+        "{out}"
+    );
 }
 
 #[test]
