@@ -33,6 +33,7 @@ const SCENARIOS: &[&str] = &[
     "bad-configuration",
     "optional-redis",
     "check-passed",
+    "probe-lines",
 ];
 
 // ---- reading the docs ----------------------------------------------------
@@ -687,4 +688,30 @@ fn check_passes_as_documented() {
         gw.output()
     );
     assert_output("check-passed", &gw.lines());
+}
+
+#[test]
+fn probe_logs_as_documented() {
+    let gw = Gateway::builder().spawn();
+    wait_ready(&gw);
+    let healthy = Gateway::builder()
+        .env("PORT", gw.port().to_string())
+        .args(&["probe"])
+        .spawn();
+    assert_eq!(
+        healthy.wait_exit(Duration::from_secs(10)),
+        Some(0),
+        "{}",
+        healthy.output()
+    );
+    let refused = Gateway::builder().args(&["probe"]).spawn();
+    assert_eq!(
+        refused.wait_exit(Duration::from_secs(10)),
+        Some(1),
+        "{}",
+        refused.output()
+    );
+    let mut lines = healthy.lines();
+    lines.extend(refused.lines());
+    assert_output("probe-lines", &lines);
 }
