@@ -20,13 +20,21 @@ Exit status: 0 when every object is valid for every version, 1 otherwise.
 from __future__ import annotations
 
 import copy
+import functools
 import sys
 from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
 import yaml
+import kubernetes_validate.utils
 from kubernetes_validate.utils import VersionNotSupportedError
+
+# kubernetes-validate reads and parses a version's schema files (the shared
+# definitions are megabytes) on every call; they never change within a run,
+# and the validator does not modify them.
+kubernetes_validate.utils.schema_contents = functools.lru_cache(maxsize=None)(
+    kubernetes_validate.utils.schema_contents)
 
 
 def problem(obj: dict[str, Any], version: str) -> str | None:
