@@ -1,14 +1,17 @@
 //! Entry points: [`run_cli`] for the `readygate` binary, [`Gateway`] for
 //! applications that embed the supervisor with their own routes.
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix::{Actor, System};
+use actix_web::http::StatusCode;
 use actix_web::web;
 
 use crate::backends::probe::Probe;
-use crate::config::{Cli, Command, ConfigError, EXEC_USAGE, Settings, load_dotenv};
+use crate::config::{Cli, Command, ConfigError, EXEC_USAGE, HttpSettings, Settings, load_dotenv};
 use crate::dependencies::{self, DependencyOptions, DependencySpec};
 use crate::exec::ExecCommand;
 use crate::exit;
@@ -155,6 +158,7 @@ impl Gateway {
 pub fn run_cli(early_signals: std::io::Result<()>) -> ExitCode {
     let code = match cli_settings(early_signals) {
         Ok((settings, command)) => {
+            let settings_http = settings.http.clone();
             let gateway = Gateway::new(settings);
             match command {
                 Some(Command::Check) => gateway.check_only().run(),
@@ -171,12 +175,59 @@ pub fn run_cli(early_signals: std::io::Result<()>) -> ExitCode {
                         exit::CONFIG
                     }
                 },
+                Some(Command::Probe) => probe_health(&settings_http),
                 None => gateway.run(),
             }
         }
         Err(code) => code,
     };
     ExitCode::from(u8::try_from(code).unwrap_or(1))
+}
+
+/// How long `readygate probe` waits for the whole answer (connect included).
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// `readygate probe`: `GET /health` from the gateway serving on this host, as
+/// a container `HEALTHCHECK` does; 0 when it answers 200, else 1 (Docker's
+/// "unhealthy"). A wildcard `HOST` is reached on loopback of its family.
+fn probe_health(http: &HttpSettings) -> i32 {
+    let host = match http.host.parse::<IpAddr>() {
+        Ok(IpAddr::V4(ip)) if ip.is_unspecified() => Ipv4Addr::LOCALHOST.to_string(),
+        Ok(IpAddr::V6(ip)) if ip.is_unspecified() => format!("[{}]", Ipv6Addr::LOCALHOST),
+        Ok(IpAddr::V6(ip)) => format!("[{ip}]"),
+        _ => http.host.clone(),
+    };
+    let url = format!("http://{host}:{}/health", http.port);
+    let answer = System::new().block_on(async {
+        awc::Client::builder()
+            .connector(awc::Connector::new().timeout(PROBE_TIMEOUT))
+            .timeout(PROBE_TIMEOUT)
+            .finish()
+            .get(url.as_str())
+            .send()
+            .await
+            .map(|response| response.status())
+    });
+    match answer {
+        Ok(status) if status == StatusCode::OK => {
+            log::info!("probe: GET {url} answered 200, healthy; exiting with code 0");
+            exit::OK
+        }
+        Ok(status) => {
+            log::error!(
+                "probe: GET {url} answered {}, not 200: unhealthy; exiting with code 1",
+                status.as_u16()
+            );
+            1
+        }
+        Err(e) => {
+            log::error!(
+                "probe: GET {url} failed: {e} (time limit {} s): unhealthy; exiting with code 1",
+                PROBE_TIMEOUT.as_secs()
+            );
+            1
+        }
+    }
 }
 
 /// Parse and validate, logging any configuration error; `Err` holds the exit

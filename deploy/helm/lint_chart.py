@@ -22,7 +22,11 @@ ctypes, so it needs neither cffi nor the wheel's Python 3.12 wrapper:
    generated settings. Values the schema must refuse (DB_MAX_RETRIES "0",
    CACHE_TYPE "disk", ...) must make the install fail.
 
-Usage: lint_chart.py [--lib PATH/libhelm_sdkpy.so] [CHART_DIR]
+With ``--save-manifests DIR``, every manifest rendered in step 2 is also
+written to DIR (one file per render) for validate_manifests.py, which holds
+them against Kubernetes' own OpenAPI schemas.
+
+Usage: lint_chart.py [--lib PATH/libhelm_sdkpy.so] [--save-manifests DIR] [CHART_DIR]
 The library is found from --lib, $HELMPY_LIBRARY_PATH, or the helm_sdkpy
 package on sys.path (PYTHONPATH=DIR after `pip install --target DIR`).
 Exit status: 0 when everything passed, 1 otherwise.
@@ -697,14 +701,27 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("chart", nargs="?", default=str(DEFAULT_CHART))
     parser.add_argument("--lib", help="path to libhelm_sdkpy.so")
+    parser.add_argument("--save-manifests", metavar="DIR", type=Path,
+                        help="also write every rendered manifest into DIR")
     args = parser.parse_args()
     chart = str(Path(args.chart).resolve())
+    if args.save_manifests:
+        args.save_manifests.mkdir(parents=True, exist_ok=True)
 
     with tempfile.TemporaryDirectory(prefix="readygate-helm-") as tmp:
-        return run(chart, args.lib, Path(tmp))
+        return run(chart, args.lib, Path(tmp), args.save_manifests)
 
 
-def run(chart: str, lib: str | None, work: Path) -> int:
+def save_manifest(into: Path | None, name: str, manifest: str) -> None:
+    """Writes one render as INTO/NNN-name.yaml (nothing without INTO)."""
+    if into is None:
+        return
+    n = len(list(into.glob("*.yaml")))
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-").lower()[:60]
+    (into / f"{n:03d}-{slug}.yaml").write_text(manifest)
+
+
+def run(chart: str, lib: str | None, work: Path, manifests: Path | None = None) -> int:
     # Keep Helm's cache/config/data out of the real home: the library creates
     # $HOME/.cache/helm, .config/helm and .local/share/helm when it loads,
     # whatever HELM_*_HOME say, so this process gets a throw-away HOME.
@@ -749,6 +766,7 @@ def run(chart: str, lib: str | None, work: Path) -> int:
                 continue
             try:
                 summary = check_release(result, deep_merge(defaults, override))
+                save_manifest(manifests, name, result["manifest"])
                 print(f"ok   render '{name}': {summary}")
             except (Failure, KeyError, TypeError, ValueError) as e:
                 failures.append(f"render '{name}': {e!r}")
@@ -771,6 +789,7 @@ def run(chart: str, lib: str | None, work: Path) -> int:
                 if (rendered, formula) != (want, want):
                     raise Failure(f"chart {rendered} ms, formula {formula} ms, table {want} ms")
                 check_release(result, deep_merge(defaults, override))
+                save_manifest(manifests, name, result["manifest"])
                 print(f"ok   {name}: {want} ms")
             except (Failure, KeyError, TypeError, ValueError, StopIteration) as e:
                 failures.append(f"{name}: {e!r}")

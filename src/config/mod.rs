@@ -62,6 +62,10 @@ pub enum Command {
         #[arg(last = true, value_name = "CMD", value_parser = clap::value_parser!(std::ffi::OsString))]
         command: Vec<std::ffi::OsString>,
     },
+    /// Ask the readygate serving on this host (HOST, PORT; 0.0.0.0 and ::
+    /// mean loopback) for /health, then exit: 0 on 200, 1 otherwise, within
+    /// 2 s (a container HEALTHCHECK without an HTTP client in the image).
+    Probe,
 }
 
 /// The form `readygate exec` takes, for its usage error.

@@ -35,6 +35,7 @@ const SCENARIOS: &[&str] = &[
     "check-passed",
     "exec-ready",
     "exec-sigterm",
+    "probe-lines",
 ];
 
 // ---- reading the docs ----------------------------------------------------
@@ -721,4 +722,30 @@ fn exec_runs_and_stops_its_program_as_documented() {
         gw.output()
     );
     assert_output("exec-sigterm", &gw.lines());
+}
+
+#[test]
+fn probe_logs_as_documented() {
+    let gw = Gateway::builder().spawn();
+    wait_ready(&gw);
+    let healthy = Gateway::builder()
+        .env("PORT", gw.port().to_string())
+        .args(&["probe"])
+        .spawn();
+    assert_eq!(
+        healthy.wait_exit(Duration::from_secs(10)),
+        Some(0),
+        "{}",
+        healthy.output()
+    );
+    let refused = Gateway::builder().args(&["probe"]).spawn();
+    assert_eq!(
+        refused.wait_exit(Duration::from_secs(10)),
+        Some(1),
+        "{}",
+        refused.output()
+    );
+    let mut lines = healthy.lines();
+    lines.extend(refused.lines());
+    assert_output("probe-lines", &lines);
 }

@@ -17,6 +17,7 @@ mod ha_redis;
 mod lifecycle;
 mod metrics_exposition;
 mod mysql;
+mod probe;
 mod protocol_waits;
 mod readiness;
 mod reliability;

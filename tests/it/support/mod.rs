@@ -25,8 +25,8 @@ pub mod http_service;
 pub mod inprocess;
 pub mod mariadb;
 pub mod mosquitto;
-pub mod nats;
 pub mod mounted;
+pub mod nats;
 pub mod pgbouncer;
 pub mod ports;
 pub mod postgres;
@@ -49,9 +49,9 @@ pub use inprocess::{InProcess, StderrCapture};
 pub use mariadb::Mariadb;
 #[allow(unused_imports)]
 pub use mosquitto::Mosquitto;
+pub use mounted::MountedSecret;
 #[allow(unused_imports)]
 pub use nats::Nats;
-pub use mounted::MountedSecret;
 #[allow(unused_imports)]
 pub use pgbouncer::PgBouncer;
 #[allow(unused_imports)]
