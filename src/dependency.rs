@@ -410,25 +410,16 @@ impl<C: Connector> DependencyActor<C> {
                     .policy
                     .after_runtime_failure(n, permanent, fastrand::f64());
                 let watches = self.connector.watches_secrets();
-                if permanent && watches {
-                    log::warn!(
-                        dependency = dependency.name(), attempt = n,
-                        delay_ms = millis(next.delay);
-                        "{label} reconnection attempt {n} failed, retrying in {} or as soon as a secret file changes (the error is permanent): {cause}", Seconds(next.delay)
-                    );
-                } else if permanent {
-                    log::warn!(
-                        dependency = dependency.name(), attempt = n,
-                        delay_ms = millis(next.delay);
-                        "{label} reconnection attempt {n} failed, retrying in {} (the error is permanent): {cause}", Seconds(next.delay)
-                    );
-                } else {
-                    log::warn!(
-                        dependency = dependency.name(), attempt = n,
-                        delay_ms = millis(next.delay);
-                        "{label} reconnection attempt {n} failed, retrying in {}: {cause}", Seconds(next.delay)
-                    );
-                }
+                let why = match (permanent, watches) {
+                    (true, true) => " or as soon as a secret file changes (the error is permanent)",
+                    (true, false) => " (the error is permanent)",
+                    (false, _) => "",
+                };
+                log::warn!(
+                    dependency = dependency.name(), attempt = n,
+                    delay_ms = millis(next.delay);
+                    "{label} reconnection attempt {n} failed, retrying in {}{why}: {cause}", Seconds(next.delay)
+                );
                 self.health.failed(dependency, &cause, true);
                 watch = next.watch_every.filter(|_| watches);
                 next.delay
