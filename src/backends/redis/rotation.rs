@@ -89,3 +89,33 @@ impl StreamingCredentialsProvider for Provider {
         Box::pin(first.chain(futures_util::stream::pending()))
     }
 }
+
+/// The sentinels' password (`REDIS_SENTINEL_PASSWORD`, or its file read
+/// again when it changed): `first` as read at start, `None` for none. A
+/// rotated file that is empty is refused (the last good password stays):
+/// a password that disappears is more likely a broken rotation than
+/// sentinels that stopped requiring one.
+pub fn watched_password(
+    first: Option<String>,
+    source: Option<&UrlSource>,
+) -> Arc<Watched<Option<String>>> {
+    let Some(source) = source.cloned() else {
+        return Watched::new("Redis", first, Vec::new(), Box::new(|| Err(String::new())));
+    };
+    let files = source.watched("sentinel password").into_iter().collect();
+    let load = move || {
+        let mut c = Checker::default();
+        let Some((_, password)) = source.read(&mut c) else {
+            return Err(reasons(&c.problems));
+        };
+        if password.is_empty() {
+            return Err("is empty".to_owned());
+        }
+        crate::redact::register_secret(&password);
+        Ok((
+            Some(password),
+            source.watched("sentinel password").into_iter().collect(),
+        ))
+    };
+    Watched::new("Redis", first, files, Box::new(load))
+}
