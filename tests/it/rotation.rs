@@ -7,7 +7,8 @@
 use std::time::{Duration, Instant};
 
 use crate::support::{
-    Gateway, MountedSecret, Passwords, Pki, Postgres, Redis, SENTINEL_MASTER, SentinelSet,
+    Gateway, MountedSecret, Passwords, Pki, Postgres, Redis, RedisClusterSet, SENTINEL_MASTER,
+    SentinelSet,
 };
 
 const FIRST: &str = "first-Pass-7781";
@@ -671,5 +672,43 @@ fn a_rotated_sentinel_password_file_is_read_before_the_sentinels_are_asked() {
     );
     assert_ready_within(&gw, Duration::from_secs(5));
     assert_eq!(reloads(&gw, "REDIS_SENTINEL_PASSWORD_FILE", "changed"), 1.0);
+    assert_no_password(&gw);
+}
+
+#[test]
+fn a_rotated_cluster_password_is_read_from_the_mounted_file() {
+    // Arrange: every node requires FIRST.
+    let mut set = RedisClusterSet::start_with_password(Some(FIRST));
+    let mut mount = MountedSecret::new(&[("url", &redis_url(&set.nodes[0], FIRST))]);
+    let path = mount.path("url").display().to_string();
+    let nodes: Vec<String> = set
+        .ports()
+        .iter()
+        .map(|p| format!("127.0.0.1:{p}"))
+        .collect();
+    let gw = Gateway::builder()
+        .env("CACHE_TYPE", "redis-cluster")
+        .env("REDIS_CLUSTER_NODES", nodes.join(","))
+        .env("REDIS_URL_FILE", path.clone())
+        .env("REDIS_RETRY_INTERVAL_MS", INTERVAL_MS.to_string())
+        .env("REDIS_RETRY_MAX_INTERVAL_MS", "60000")
+        .env("HEALTH_CHECK_INTERVAL_MS", "100")
+        .spawn();
+    assert_ready_within(&gw, Duration::from_secs(10));
+
+    // Act: the nodes, then the file, then the connections.
+    set.set_password(SECOND);
+    mount.update(&[("url", &redis_url(&set.nodes[0], SECOND))]);
+    for node in &set.nodes {
+        node.command(&["CLIENT", "KILL", "TYPE", "normal"]).unwrap();
+    }
+
+    // Assert: the new node connections read the file, and stay up.
+    let line = format!("Redis credentials re-read from REDIS_URL_FILE ({path}): changed");
+    expect_line(&gw, &line);
+    assert_ready_within(&gw, Duration::from_secs(5));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_ready_within(&gw, Duration::from_secs(1));
+    assert_eq!(reloads(&gw, "REDIS_URL_FILE", "changed"), 1.0);
     assert_no_password(&gw);
 }

@@ -556,6 +556,11 @@ pub struct RedisClusterSet {
 
 impl RedisClusterSet {
     pub fn start() -> RedisClusterSet {
+        RedisClusterSet::start_with_password(None)
+    }
+
+    /// As [`RedisClusterSet::start`], every node requiring `password`.
+    pub fn start_with_password(password: Option<&str>) -> RedisClusterSet {
         let nodes: Vec<Redis> = (0..3)
             .map(|_| {
                 let args: Vec<String> = [
@@ -571,7 +576,7 @@ impl RedisClusterSet {
                 .map(|s| (*s).to_owned())
                 .chain([free_port().to_string()])
                 .collect();
-                start_with(Redis::reserve(), None, &args)
+                start_with(reserve_with(password), None, &args)
             })
             .collect();
         let mut cmd = Command::new(redis_server_bin().with_file_name("redis-cli"));
@@ -579,6 +584,9 @@ impl RedisClusterSet {
             .args(nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)))
             .args(["--cluster-replicas", "0", "--cluster-yes"])
             .stdin(Stdio::null());
+        if let Some(pw) = password {
+            cmd.args(["-a", pw, "--no-auth-warning"]);
+        }
         let out = cmd
             .output()
             .unwrap_or_else(|e| panic!("run redis-cli --cluster create: {e}"));
@@ -596,6 +604,14 @@ impl RedisClusterSet {
         set
     }
 
+    /// Every node's password changes to `new` (`CONFIG SET requirepass`);
+    /// sessions stay logged in.
+    pub fn set_password(&mut self, new: &str) {
+        for node in &mut self.nodes {
+            node.set_password(new);
+        }
+    }
+
     /// The ports of the nodes.
     pub fn ports(&self) -> Vec<u16> {
         self.nodes.iter().map(|n| n.port).collect()
@@ -607,7 +623,8 @@ impl RedisClusterSet {
         let line = format!("cluster_state:{state}");
         super::wait_until(timeout, Duration::from_millis(100), || {
             self.nodes.iter().filter(|n| n.child.is_some()).all(|n| {
-                command_at(n.port, None, &["CLUSTER", "INFO"]).is_ok_and(|r| r.contains(&line))
+                n.command(&["CLUSTER", "INFO"])
+                    .is_ok_and(|r| r.contains(&line))
             })
         })
     }
