@@ -74,6 +74,18 @@ pub fn watched(url: &str, source: &UrlSource) -> Option<Arc<Watched<Auth>>> {
     Some(Watched::new("Redis", current, files, Box::new(load)))
 }
 
+/// [`crate::connector::Connector::watches_secrets`] for an optional
+/// rotating password.
+pub fn watches(auth: Option<&Arc<Watched<Auth>>>) -> bool {
+    auth.is_some_and(|auth| auth.watches())
+}
+
+/// [`crate::connector::Connector::refresh_secrets`] for an optional
+/// rotating password: whether it changed.
+pub fn refreshed(auth: Option<&Arc<Watched<Auth>>>) -> bool {
+    auth.is_some_and(|auth| auth.refresh() == crate::secrets::Refresh::Changed)
+}
+
 /// The credentials provider of the redis crate: each subscription (one per
 /// new connection) refreshes the watched value and yields it once, then
 /// nothing. It does not end: the crate warns when a stream ends, and the

@@ -384,15 +384,12 @@ impl Connector for SentinelConnector {
     }
 
     fn watches_secrets(&self) -> bool {
-        self.sentinel_auth.watches() || self.master_auth.as_ref().is_some_and(|a| a.watches())
+        self.sentinel_auth.watches() || super::rotation::watches(self.master_auth.as_ref())
     }
 
     fn refresh_secrets(&self) -> bool {
         let sentinels = self.sentinel_auth.refresh() == Refresh::Changed;
-        let master = self
-            .master_auth
-            .as_ref()
-            .is_some_and(|a| a.refresh() == Refresh::Changed);
+        let master = super::rotation::refreshed(self.master_auth.as_ref());
         sentinels || master
     }
 
