@@ -661,6 +661,13 @@ fn a_rotated_sentinel_password_file_is_read_before_the_sentinels_are_asked() {
         "{}",
         gw.output()
     );
+    // Refused by the sentinels: permanent, so the next attempt waits the
+    // longest wait (60 s) or the file's change.
+    let first = expect_line(&gw, "Redis reconnection attempt 1 failed");
+    assert!(
+        first.contains("retrying in 60 s or as soon as a secret file changes"),
+        "{first}"
+    );
     mount.update(&[("password", SECOND.as_bytes())]);
 
     // Assert 2: read before the next attempt, which passes.
@@ -671,6 +678,12 @@ fn a_rotated_sentinel_password_file_is_read_before_the_sentinels_are_asked() {
         ),
     );
     assert_ready_within(&gw, Duration::from_secs(5));
+    assert_eq!(
+        count_lines(&gw, "Redis reconnection attempt"),
+        1,
+        "{}",
+        gw.output()
+    );
     assert_eq!(reloads(&gw, "REDIS_SENTINEL_PASSWORD_FILE", "changed"), 1.0);
     assert_no_password(&gw);
 }
