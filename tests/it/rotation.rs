@@ -719,3 +719,32 @@ fn a_rotated_cluster_password_is_read_from_the_mounted_file() {
     // Assert: the new node connections read the file, and stay up.
     assert_redis_url_rotated(&gw, &path);
 }
+
+#[test]
+fn a_master_password_refused_behind_sentinel_waits_for_the_file_then_connects_anew() {
+    // Arrange: the password changes on the servers and the sessions end
+    // BEFORE the file changes (the master's reconnection is refused).
+    let mut set = SentinelSet::start_with(Passwords {
+        master: Some(FIRST),
+        sentinels: None,
+    });
+    let mut mount = MountedSecret::new(&[("url", &redis_url(&set.master, FIRST))]);
+    let path = mount.path("url").display().to_string();
+    let gw = sentinel_gateway(&set, &[("REDIS_URL_FILE", path.clone())]);
+    set.set_master_password(SECOND);
+    set.master
+        .command(&["CLIENT", "KILL", "TYPE", "normal"])
+        .unwrap();
+    let first = expect_line(&gw, "Redis reconnection attempt 1 failed");
+    assert!(
+        first.contains("retrying in 60 s or as soon as a secret file changes"),
+        "{first}"
+    );
+
+    // Act
+    mount.update(&[("url", &redis_url(&set.master, SECOND))]);
+
+    // Assert: a new connection to the master, with the new password, at
+    // once (not in 60 s).
+    assert_redis_url_rotated(&gw, &path);
+}

@@ -141,6 +141,13 @@ struct Asking {
     tls: Option<RedisTls>,
 }
 
+/// Whether `e` is a refused password (the class [`super::error`] calls
+/// permanent).
+fn refused(e: &redis::RedisError) -> bool {
+    e.kind() == redis::ErrorKind::AuthenticationFailed
+        || matches!(e.code(), Some("WRONGPASS" | "NOAUTH"))
+}
+
 /// `host` as a URL writes it (`[::1]`).
 fn url_host(host: &str) -> String {
     if host.contains(':') {
@@ -324,30 +331,44 @@ impl SentinelConnector {
         async move {
             let (host, port) = Self::resolve(sentinels, name.clone(), timeout).await?;
             let server = format!("{}:{port}", url_host(&host));
-            let master = match handle.master() {
-                Some(master) if master.server == server => master,
-                _ => {
-                    let url = at(&url, &host, port).map_err(RedisError::Connect)?;
-                    let client = client(url.as_str(), tls.as_ref()).map_err(RedisError::Connect)?;
-                    let manager = ConnectionManager::new_with_config(client, config)
-                        .await
-                        .map_err(|source| RedisError::Master {
-                            server: server.clone(),
-                            source,
-                        })?;
-                    Master {
-                        server: server.clone(),
-                        manager,
-                    }
-                }
-            };
-            let role =
-                Self::role(master.manager.clone())
+            let new_master = || async {
+                let url = at(&url, &host, port).map_err(RedisError::Connect)?;
+                let client = client(url.as_str(), tls.as_ref()).map_err(RedisError::Connect)?;
+                let manager = ConnectionManager::new_with_config(client, config.clone())
                     .await
                     .map_err(|source| RedisError::Master {
                         server: server.clone(),
                         source,
                     })?;
+                Ok::<_, RedisError>(Master {
+                    server: server.clone(),
+                    manager,
+                })
+            };
+            let (master, role) = match handle.master() {
+                Some(master) if master.server == server => {
+                    match Self::role(master.manager.clone()).await {
+                        // A manager whose reconnection was refused keeps
+                        // the refusal (redis-rs#984): a new one asks for the
+                        // password again, which may have rotated since.
+                        Err(e) if refused(&e) => {
+                            let master = new_master().await?;
+                            let role = Self::role(master.manager.clone()).await;
+                            (master, role)
+                        }
+                        role => (master, role),
+                    }
+                }
+                _ => {
+                    let master = new_master().await?;
+                    let role = Self::role(master.manager.clone()).await;
+                    (master, role)
+                }
+            };
+            let role = role.map_err(|source| RedisError::Master {
+                server: server.clone(),
+                source,
+            })?;
             if role != "master" {
                 return Err(RedisError::NotMaster {
                     name: name.to_string(),
