@@ -593,18 +593,24 @@ fn sentinel_gateway(set: &SentinelSet, env: &[(&str, String)]) -> Gateway {
     gw
 }
 
-#[test]
-fn a_rotated_master_password_behind_sentinel_is_read_from_the_mounted_file() {
-    // Arrange: the master (and replica) require FIRST; REDIS_URL_FILE
-    // holds it (the sentinels name the master: the URL's host is the
-    // master's anyway).
-    let mut set = SentinelSet::start_with(Passwords {
+/// A [`SentinelSet`] whose master and replica require FIRST, a mount
+/// holding the master's URL (the sentinels name the master: the URL's host
+/// is the master's anyway), its path, and a ready gateway reading it.
+fn rotating_sentinel_master() -> (SentinelSet, MountedSecret, String, Gateway) {
+    let set = SentinelSet::start_with(Passwords {
         master: Some(FIRST),
         sentinels: None,
     });
-    let mut mount = MountedSecret::new(&[("url", &redis_url(&set.master, FIRST))]);
+    let mount = MountedSecret::new(&[("url", &redis_url(&set.master, FIRST))]);
     let path = mount.path("url").display().to_string();
     let gw = sentinel_gateway(&set, &[("REDIS_URL_FILE", path.clone())]);
+    (set, mount, path, gw)
+}
+
+#[test]
+fn a_rotated_master_password_behind_sentinel_is_read_from_the_mounted_file() {
+    // Arrange
+    let (mut set, mut mount, path, gw) = rotating_sentinel_master();
 
     // Act: the servers (and the sentinels' auth-pass), then the file, then
     // the connections.
@@ -724,13 +730,7 @@ fn a_rotated_cluster_password_is_read_from_the_mounted_file() {
 fn a_master_password_refused_behind_sentinel_waits_for_the_file_then_connects_anew() {
     // Arrange: the password changes on the servers and the sessions end
     // BEFORE the file changes (the master's reconnection is refused).
-    let mut set = SentinelSet::start_with(Passwords {
-        master: Some(FIRST),
-        sentinels: None,
-    });
-    let mut mount = MountedSecret::new(&[("url", &redis_url(&set.master, FIRST))]);
-    let path = mount.path("url").display().to_string();
-    let gw = sentinel_gateway(&set, &[("REDIS_URL_FILE", path.clone())]);
+    let (mut set, mut mount, path, gw) = rotating_sentinel_master();
     set.set_master_password(SECOND);
     set.master
         .command(&["CLIENT", "KILL", "TYPE", "normal"])
