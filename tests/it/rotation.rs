@@ -6,7 +6,10 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::{Gateway, MountedSecret, Pki, Postgres, Redis};
+use crate::support::{
+    Gateway, MountedSecret, Passwords, Pki, Postgres, Redis, RedisClusterSet, SENTINEL_MASTER,
+    SentinelSet,
+};
 
 const FIRST: &str = "first-Pass-7781";
 const SECOND: &str = "second-Pass-9923";
@@ -367,6 +370,18 @@ fn rotating_redis() -> (Redis, MountedSecret, Gateway) {
     (redis, mount, gw)
 }
 
+/// After a rotation of REDIS_URL_FILE (at `path`): the INFO line, ready
+/// within 5 s and still 300 ms later, counted once, no password shown.
+fn assert_redis_url_rotated(gw: &Gateway, path: &str) {
+    let line = format!("Redis credentials re-read from REDIS_URL_FILE ({path}): changed");
+    expect_line(gw, &line);
+    assert_ready_within(gw, Duration::from_secs(5));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_ready_within(gw, Duration::from_secs(1));
+    assert_eq!(reloads(gw, "REDIS_URL_FILE", "changed"), 1.0);
+    assert_no_password(gw);
+}
+
 fn redis_url(redis: &Redis, password: &str) -> Vec<u8> {
     format!("redis://:{password}@127.0.0.1:{}/0", redis.port()).into_bytes()
 }
@@ -386,15 +401,9 @@ fn a_rotated_redis_password_is_read_from_the_mounted_file() {
         .unwrap();
 
     // Assert
-    let line = format!("Redis credentials re-read from REDIS_URL_FILE ({path}): changed");
-    expect_line(&gw, &line);
-    assert_ready_within(&gw, Duration::from_secs(5));
-    std::thread::sleep(Duration::from_millis(300));
-    assert_ready_within(&gw, Duration::from_secs(1));
+    assert_redis_url_rotated(&gw, &path);
     let failed = redis_failed_logins(&redis) - before;
     assert!(failed <= 2, "{failed} failed logins");
-    assert_eq!(reloads(&gw, "REDIS_URL_FILE", "changed"), 1.0);
-    assert_no_password(&gw);
 }
 
 #[test]
@@ -564,4 +573,178 @@ fn a_redis_url_naming_another_database_is_refused_and_the_password_kept() {
     assert_ready_within(&gw, Duration::from_secs(5));
     assert_eq!(reloads(&gw, "REDIS_URL_FILE", "rejected"), 1.0);
     assert_no_password(&gw);
+}
+
+/// A gateway on a [`SentinelSet`] (`CACHE_TYPE=redis-sentinel`, checks
+/// every 100 ms, retries every 200 ms, longest wait 60 s) with `env`, ready.
+fn sentinel_gateway(set: &SentinelSet, env: &[(&str, String)]) -> Gateway {
+    let mut builder = Gateway::builder()
+        .env("CACHE_TYPE", "redis-sentinel")
+        .env("REDIS_SENTINEL_NODES", set.nodes())
+        .env("REDIS_SENTINEL_MASTER", SENTINEL_MASTER)
+        .env("REDIS_RETRY_INTERVAL_MS", INTERVAL_MS.to_string())
+        .env("REDIS_RETRY_MAX_INTERVAL_MS", "60000")
+        .env("HEALTH_CHECK_INTERVAL_MS", "100");
+    for (key, value) in env {
+        builder = builder.env(*key, value);
+    }
+    let gw = builder.spawn();
+    assert_ready_within(&gw, Duration::from_secs(10));
+    gw
+}
+
+/// A [`SentinelSet`] whose master and replica require FIRST, a mount
+/// holding the master's URL (the sentinels name the master: the URL's host
+/// is the master's anyway), its path, and a ready gateway reading it.
+fn rotating_sentinel_master() -> (SentinelSet, MountedSecret, String, Gateway) {
+    let set = SentinelSet::start_with(Passwords {
+        master: Some(FIRST),
+        sentinels: None,
+    });
+    let mount = MountedSecret::new(&[("url", &redis_url(&set.master, FIRST))]);
+    let path = mount.path("url").display().to_string();
+    let gw = sentinel_gateway(&set, &[("REDIS_URL_FILE", path.clone())]);
+    (set, mount, path, gw)
+}
+
+#[test]
+fn a_rotated_master_password_behind_sentinel_is_read_from_the_mounted_file() {
+    // Arrange
+    let (mut set, mut mount, path, gw) = rotating_sentinel_master();
+
+    // Act: the servers (and the sentinels' auth-pass), then the file, then
+    // the connections.
+    set.set_master_password(SECOND);
+    mount.update(&[("url", &redis_url(&set.master, SECOND))]);
+    set.master
+        .command(&["CLIENT", "KILL", "TYPE", "normal"])
+        .unwrap();
+
+    // Assert: the master's reconnection reads the file, and stays up.
+    assert_redis_url_rotated(&gw, &path);
+}
+
+#[test]
+fn a_rotated_sentinel_password_file_is_read_before_the_sentinels_are_asked() {
+    // Arrange: the sentinels require FIRST, from REDIS_SENTINEL_PASSWORD_FILE.
+    let mut set = SentinelSet::start_with(Passwords {
+        master: None,
+        sentinels: Some(FIRST),
+    });
+    let mut mount = MountedSecret::new(&[("password", FIRST.as_bytes())]);
+    let path = mount.path("password").display().to_string();
+    let url = format!("redis://127.0.0.1:{}/0", set.master.port());
+    let gw = sentinel_gateway(
+        &set,
+        &[
+            ("REDIS_URL", url),
+            ("REDIS_SENTINEL_PASSWORD_FILE", path.clone()),
+        ],
+    );
+
+    // Act 1: an empty file (a broken rotation).
+    mount.update(&[("password", b"")]);
+
+    // Assert 1: a WARN, the last good password kept: still ready.
+    expect_line(
+        &gw,
+        &format!(
+            "Redis sentinel password in REDIS_SENTINEL_PASSWORD_FILE ({path}) changed but cannot be used, keeping the last good one: is empty"
+        ),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert_ready_within(&gw, Duration::from_secs(1));
+    assert_eq!(
+        reloads(&gw, "REDIS_SENTINEL_PASSWORD_FILE", "rejected"),
+        1.0
+    );
+
+    // Act 2: the sentinels' password changes (the checks fail: they ask
+    // the sentinels each time), then the file.
+    set.set_sentinel_password(SECOND);
+    assert!(
+        gw.wait_for_status("/ready", 503, Duration::from_secs(5)),
+        "{}",
+        gw.output()
+    );
+    // Refused by the sentinels: permanent, so the next attempt waits the
+    // longest wait (60 s) or the file's change.
+    let first = expect_line(&gw, "Redis reconnection attempt 1 failed");
+    assert!(
+        first.contains("retrying in 60 s or as soon as a secret file changes"),
+        "{first}"
+    );
+    mount.update(&[("password", SECOND.as_bytes())]);
+
+    // Assert 2: read before the next attempt, which passes.
+    expect_line(
+        &gw,
+        &format!(
+            "Redis sentinel password re-read from REDIS_SENTINEL_PASSWORD_FILE ({path}): changed"
+        ),
+    );
+    assert_ready_within(&gw, Duration::from_secs(5));
+    assert_eq!(
+        count_lines(&gw, "Redis reconnection attempt"),
+        1,
+        "{}",
+        gw.output()
+    );
+    assert_eq!(reloads(&gw, "REDIS_SENTINEL_PASSWORD_FILE", "changed"), 1.0);
+    assert_no_password(&gw);
+}
+
+#[test]
+fn a_rotated_cluster_password_is_read_from_the_mounted_file() {
+    // Arrange: every node requires FIRST.
+    let mut set = RedisClusterSet::start_with_password(Some(FIRST));
+    let mut mount = MountedSecret::new(&[("url", &redis_url(&set.nodes[0], FIRST))]);
+    let path = mount.path("url").display().to_string();
+    let nodes: Vec<String> = set
+        .ports()
+        .iter()
+        .map(|p| format!("127.0.0.1:{p}"))
+        .collect();
+    let gw = Gateway::builder()
+        .env("CACHE_TYPE", "redis-cluster")
+        .env("REDIS_CLUSTER_NODES", nodes.join(","))
+        .env("REDIS_URL_FILE", path.clone())
+        .env("REDIS_RETRY_INTERVAL_MS", INTERVAL_MS.to_string())
+        .env("REDIS_RETRY_MAX_INTERVAL_MS", "60000")
+        .env("HEALTH_CHECK_INTERVAL_MS", "100")
+        .spawn();
+    assert_ready_within(&gw, Duration::from_secs(10));
+
+    // Act: the nodes, then the file, then the connections.
+    set.set_password(SECOND);
+    mount.update(&[("url", &redis_url(&set.nodes[0], SECOND))]);
+    for node in &set.nodes {
+        node.command(&["CLIENT", "KILL", "TYPE", "normal"]).unwrap();
+    }
+
+    // Assert: the new node connections read the file, and stay up.
+    assert_redis_url_rotated(&gw, &path);
+}
+
+#[test]
+fn a_master_password_refused_behind_sentinel_waits_for_the_file_then_connects_anew() {
+    // Arrange: the password changes on the servers and the sessions end
+    // BEFORE the file changes (the master's reconnection is refused).
+    let (mut set, mut mount, path, gw) = rotating_sentinel_master();
+    set.set_master_password(SECOND);
+    set.master
+        .command(&["CLIENT", "KILL", "TYPE", "normal"])
+        .unwrap();
+    let first = expect_line(&gw, "Redis reconnection attempt 1 failed");
+    assert!(
+        first.contains("retrying in 60 s or as soon as a secret file changes"),
+        "{first}"
+    );
+
+    // Act
+    mount.update(&[("url", &redis_url(&set.master, SECOND))]);
+
+    // Assert: a new connection to the master, with the new password, at
+    // once (not in 60 s).
+    assert_redis_url_rotated(&gw, &path);
 }

@@ -24,6 +24,9 @@ pub struct ClusterConnector {
     client: ClusterClient,
     timeout: Duration,
     tls: bool,
+    /// The rotating password (`REDIS_URL_FILE`), when the URL has one:
+    /// every new node connection asks it (see [`super::rotation`]).
+    auth: Option<std::sync::Arc<crate::secrets::Watched<super::rotation::Auth>>>,
 }
 
 /// The value of `cluster_state` in a `CLUSTER INFO` reply (`ok`, `fail`);
@@ -58,11 +61,17 @@ impl ClusterConnector {
         if let Some(tls) = &s.redis.tls {
             builder = builder.certs(tls.certificates());
         }
+        let auth = super::rotation::watched(&s.redis.url, &s.redis.source);
+        if let Some(auth) = &auth {
+            builder = builder
+                .set_credentials_provider(super::rotation::Provider(std::sync::Arc::clone(auth)));
+        }
         let client = builder.build().map_err(RedisError::Connect)?;
         Ok(ClusterConnector {
             client,
             timeout,
             tls: s.redis.tls.is_some(),
+            auth,
         })
     }
 
@@ -119,6 +128,14 @@ impl Connector for ClusterConnector {
 
     fn encrypted(&self) -> Option<bool> {
         Some(self.tls)
+    }
+
+    fn watches_secrets(&self) -> bool {
+        super::rotation::watches(self.auth.as_ref())
+    }
+
+    fn refresh_secrets(&self) -> bool {
+        super::rotation::refreshed(self.auth.as_ref())
     }
 
     fn share(conn: &ClusterConnection) -> Connected {

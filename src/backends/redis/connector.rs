@@ -158,13 +158,11 @@ impl Connector for RedisConnector {
     }
 
     fn watches_secrets(&self) -> bool {
-        self.auth.as_ref().is_some_and(|auth| auth.watches())
+        super::rotation::watches(self.auth.as_ref())
     }
 
     fn refresh_secrets(&self) -> bool {
-        self.auth
-            .as_ref()
-            .is_some_and(|auth| auth.refresh() == crate::secrets::Refresh::Changed)
+        super::rotation::refreshed(self.auth.as_ref())
     }
 
     fn share(manager: &ConnectionManager) -> Connected {

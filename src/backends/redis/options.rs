@@ -274,6 +274,9 @@ pub struct SentinelSettings {
     pub master: String,
     /// `REDIS_SENTINEL_PASSWORD` (or its file).
     pub password: Option<String>,
+    /// Where the password came from: its file is read again when it
+    /// changed, before the sentinels are asked. `None` without one.
+    pub password_source: Option<UrlSource>,
 }
 
 impl fmt::Debug for SentinelSettings {
@@ -325,10 +328,11 @@ pub(crate) fn sentinel(c: &mut Checker, raw: &RawSettings) -> Option<SentinelSet
             )
             .map(str::to_owned),
     };
-    let password = match raw.redis_sentinel_password.as_deref() {
-        None if raw.redis_sentinel_password_file.is_none() => Some(None),
-        value => c
-            .secret_or_file(
+    let (password, password_source) = match raw.redis_sentinel_password.as_deref() {
+        None if raw.redis_sentinel_password_file.is_none() => (Some(None), None),
+        value => {
+            let (read, source) = UrlSource::read_setting(
+                c,
                 (
                     "REDIS_SENTINEL_PASSWORD",
                     value.unwrap_or_default(),
@@ -338,18 +342,21 @@ pub(crate) fn sentinel(c: &mut Checker, raw: &RawSettings) -> Option<SentinelSet
                     "REDIS_SENTINEL_PASSWORD_FILE",
                     raw.redis_sentinel_password_file.as_deref(),
                 ),
-            )
+            );
             // An empty password is none.
-            .map(|(_, password)| {
+            let password = read.map(|(_, password)| {
                 crate::redact::register_secret(&password);
                 (!password.is_empty()).then_some(password)
-            }),
+            });
+            (password, source)
+        }
     };
     Some(SentinelSettings {
         redis: redis?,
         nodes: nodes?,
         master: master?,
         password: password?,
+        password_source,
     })
 }
 

@@ -74,6 +74,18 @@ pub fn watched(url: &str, source: &UrlSource) -> Option<Arc<Watched<Auth>>> {
     Some(Watched::new("Redis", current, files, Box::new(load)))
 }
 
+/// [`crate::connector::Connector::watches_secrets`] for an optional
+/// rotating password.
+pub fn watches(auth: Option<&Arc<Watched<Auth>>>) -> bool {
+    auth.is_some_and(|auth| auth.watches())
+}
+
+/// [`crate::connector::Connector::refresh_secrets`] for an optional
+/// rotating password: whether it changed.
+pub fn refreshed(auth: Option<&Arc<Watched<Auth>>>) -> bool {
+    auth.is_some_and(|auth| auth.refresh() == crate::secrets::Refresh::Changed)
+}
+
 /// The credentials provider of the redis crate: each subscription (one per
 /// new connection) refreshes the watched value and yields it once, then
 /// nothing. It does not end: the crate warns when a stream ends, and the
@@ -88,4 +100,34 @@ impl StreamingCredentialsProvider for Provider {
             futures_util::stream::once(async move { Ok(BasicAuth::new(username, password)) });
         Box::pin(first.chain(futures_util::stream::pending()))
     }
+}
+
+/// The sentinels' password (`REDIS_SENTINEL_PASSWORD`, or its file read
+/// again when it changed): `first` as read at start, `None` for none. A
+/// rotated file that is empty is refused (the last good password stays):
+/// a password that disappears is more likely a broken rotation than
+/// sentinels that stopped requiring one.
+pub fn watched_password(
+    first: Option<String>,
+    source: Option<&UrlSource>,
+) -> Arc<Watched<Option<String>>> {
+    let Some(source) = source.cloned() else {
+        return Watched::new("Redis", first, Vec::new(), Box::new(|| Err(String::new())));
+    };
+    let files = source.watched("sentinel password").into_iter().collect();
+    let load = move || {
+        let mut c = Checker::default();
+        let Some((_, password)) = source.read(&mut c) else {
+            return Err(reasons(&c.problems));
+        };
+        if password.is_empty() {
+            return Err("is empty".to_owned());
+        }
+        crate::redact::register_secret(&password);
+        Ok((
+            Some(password),
+            source.watched("sentinel password").into_iter().collect(),
+        ))
+    };
+    Watched::new("Redis", first, files, Box::new(load))
 }

@@ -21,10 +21,12 @@ use redis::{AsyncConnectionConfig, Cmd, Pipeline, RedisFuture, Value};
 
 use super::error::RedisError;
 use super::options::{RedisTls, SentinelSettings};
+use super::rotation::{Auth, Provider, watched, watched_password};
 use crate::backends::Cache;
 use crate::connector::{Connector, ServerInfo};
 use crate::error::ConnectError;
 use crate::handles::Connected;
+use crate::secrets::{Refresh, Watched};
 
 /// The master's connection, as the application holds it: commands go to the
 /// master the last check found; a failover moves it to the new one without
@@ -109,8 +111,14 @@ impl ConnectionLike for SentinelManager {
 /// Asks the sentinels, connects to the master they name, and keeps the
 /// application's [`SentinelManager`] on it.
 pub struct SentinelConnector {
-    /// One client per sentinel, with its address as shown, in order.
-    sentinels: Arc<[(String, redis::Client)]>,
+    /// Each sentinel's address as shown and its URL (without a password:
+    /// the current one is put in at each attempt), in order.
+    sentinels: Nodes,
+    /// The sentinels' password, its file read again before they are asked.
+    sentinel_auth: Arc<Watched<Option<String>>>,
+    /// The master's rotating password (`REDIS_URL_FILE`), when it has one:
+    /// each new connection to a master asks it (see [`super::rotation`]).
+    master_auth: Option<Arc<Watched<Auth>>>,
     name: Arc<str>,
     /// `REDIS_URL`, whose host and port are replaced by the master's.
     master_url: Arc<url::Url>,
@@ -120,6 +128,24 @@ pub struct SentinelConnector {
     handle: SentinelManager,
     /// What the last check or attempt connected to (`/ready`'s `server`).
     server: Arc<Mutex<Option<String>>>,
+}
+
+/// Each sentinel's address as shown and its URL, without a password.
+type Nodes = Arc<[(String, url::Url)]>;
+
+/// How to ask the sentinels at one attempt: their URLs, the password now,
+/// TLS.
+struct Asking {
+    nodes: Nodes,
+    password: Option<String>,
+    tls: Option<RedisTls>,
+}
+
+/// Whether `e` is a refused password (the class [`super::error`] calls
+/// permanent).
+fn refused(e: &redis::RedisError) -> bool {
+    e.kind() == redis::ErrorKind::AuthenticationFailed
+        || matches!(e.code(), Some("WRONGPASS" | "NOAUTH"))
 }
 
 /// `host` as a URL writes it (`[::1]`).
@@ -171,34 +197,40 @@ impl SentinelConnector {
             )))
         })?;
         // The sentinels speak TLS when the master does; they have their own
-        // password (or none), and no database.
+        // password (or none, put in at each attempt), and no database.
         let mut sentinel_url = master_url.clone();
         sentinel_url.set_path("");
         let _ = sentinel_url.set_username("");
-        let _ = sentinel_url.set_password(s.password.as_deref());
+        let _ = sentinel_url.set_password(None);
         let sentinels = s
             .nodes
             .iter()
             .map(|(host, port)| {
                 let url = at(&sentinel_url, host, *port)?;
-                Ok((
-                    format!("{}:{port}", url_host(host)),
-                    client(url.as_str(), s.redis.tls.as_ref())?,
-                ))
+                // Refused here, not at the first attempt.
+                client(url.as_str(), s.redis.tls.as_ref())?;
+                Ok((format!("{}:{port}", url_host(host)), url))
             })
             .collect::<Result<Vec<_>, redis::RedisError>>()
             .map_err(RedisError::Connect)?;
+        let sentinel_auth = watched_password(s.password.clone(), s.password_source.as_ref());
+        let master_auth = watched(&s.redis.url, &s.redis.source);
         let db = master_url
             .path()
             .trim_start_matches('/')
             .parse::<i64>()
             .unwrap_or(0);
-        let config = ConnectionManagerConfig::new()
+        let mut config = ConnectionManagerConfig::new()
             .set_number_of_retries(0)
             .set_connection_timeout(Some(timeout.saturating_mul(2)))
             .set_response_timeout(Some(timeout));
+        if let Some(auth) = &master_auth {
+            config = config.set_credentials_provider(Provider(Arc::clone(auth)));
+        }
         Ok(SentinelConnector {
             sentinels: sentinels.into(),
+            sentinel_auth,
+            master_auth,
             name: s.master.as_str().into(),
             master_url: Arc::new(master_url),
             tls: s.redis.tls.clone(),
@@ -216,7 +248,11 @@ impl SentinelConnector {
 
     /// The master's address, from the first sentinel that knows it.
     async fn resolve(
-        sentinels: Arc<[(String, redis::Client)]>,
+        Asking {
+            nodes: sentinels,
+            password,
+            tls,
+        }: Asking,
         name: Arc<str>,
         timeout: Duration,
     ) -> Result<(String, u16), RedisError> {
@@ -226,9 +262,11 @@ impl SentinelConnector {
         let mut tried = Vec::new();
         let mut last_error = None;
         let mut answered = false;
-        for (shown, client) in sentinels.iter() {
+        for (shown, url) in sentinels.iter() {
             let asked = async {
-                let mut conn = client
+                let mut url = url.clone();
+                let _ = url.set_password(password.as_deref());
+                let mut conn = client(url.as_str(), tls.as_ref())?
                     .get_multiplexed_async_connection_with_config(&config)
                     .await?;
                 redis::cmd("SENTINEL")
@@ -277,7 +315,13 @@ impl SentinelConnector {
     /// master than the handle's, connect to it; check it is the master;
     /// then point the handle at it.
     fn follow(&self) -> LocalBoxFuture<'static, Result<SentinelManager, ConnectError>> {
-        let (sentinels, name, timeout) = (self.sentinels.clone(), self.name.clone(), self.timeout);
+        let (name, timeout) = (self.name.clone(), self.timeout);
+        self.sentinel_auth.refresh();
+        let sentinels = Asking {
+            nodes: self.sentinels.clone(),
+            password: self.sentinel_auth.current(),
+            tls: self.tls.clone(),
+        };
         let (url, tls, config) = (
             self.master_url.clone(),
             self.tls.clone(),
@@ -287,30 +331,44 @@ impl SentinelConnector {
         async move {
             let (host, port) = Self::resolve(sentinels, name.clone(), timeout).await?;
             let server = format!("{}:{port}", url_host(&host));
-            let master = match handle.master() {
-                Some(master) if master.server == server => master,
-                _ => {
-                    let url = at(&url, &host, port).map_err(RedisError::Connect)?;
-                    let client = client(url.as_str(), tls.as_ref()).map_err(RedisError::Connect)?;
-                    let manager = ConnectionManager::new_with_config(client, config)
-                        .await
-                        .map_err(|source| RedisError::Master {
-                            server: server.clone(),
-                            source,
-                        })?;
-                    Master {
-                        server: server.clone(),
-                        manager,
-                    }
-                }
-            };
-            let role =
-                Self::role(master.manager.clone())
+            let new_master = || async {
+                let url = at(&url, &host, port).map_err(RedisError::Connect)?;
+                let client = client(url.as_str(), tls.as_ref()).map_err(RedisError::Connect)?;
+                let manager = ConnectionManager::new_with_config(client, config.clone())
                     .await
                     .map_err(|source| RedisError::Master {
                         server: server.clone(),
                         source,
                     })?;
+                Ok::<_, RedisError>(Master {
+                    server: server.clone(),
+                    manager,
+                })
+            };
+            let (master, role) = match handle.master() {
+                Some(master) if master.server == server => {
+                    match Self::role(master.manager.clone()).await {
+                        // A manager whose reconnection was refused keeps
+                        // the refusal (redis-rs#984): a new one asks for the
+                        // password again, which may have rotated since.
+                        Err(e) if refused(&e) => {
+                            let master = new_master().await?;
+                            let role = Self::role(master.manager.clone()).await;
+                            (master, role)
+                        }
+                        role => (master, role),
+                    }
+                }
+                _ => {
+                    let master = new_master().await?;
+                    let role = Self::role(master.manager.clone()).await;
+                    (master, role)
+                }
+            };
+            let role = role.map_err(|source| RedisError::Master {
+                server: server.clone(),
+                source,
+            })?;
             if role != "master" {
                 return Err(RedisError::NotMaster {
                     name: name.to_string(),
@@ -344,6 +402,16 @@ impl Connector for SentinelConnector {
 
     fn encrypted(&self) -> Option<bool> {
         Some(self.tls.is_some())
+    }
+
+    fn watches_secrets(&self) -> bool {
+        self.sentinel_auth.watches() || super::rotation::watches(self.master_auth.as_ref())
+    }
+
+    fn refresh_secrets(&self) -> bool {
+        let sentinels = self.sentinel_auth.refresh() == Refresh::Changed;
+        let master = super::rotation::refreshed(self.master_auth.as_ref());
+        sentinels || master
     }
 
     fn server(&self) -> Option<ServerInfo> {

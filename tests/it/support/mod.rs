@@ -60,7 +60,7 @@ pub use ports::{free_port, port_is_open, wait_port_closed};
 pub use postgres::{Postgres, multi_host_url};
 #[allow(unused_imports)]
 pub use redis::{
-    Redis, RedisClusterSet, RedisTlsFiles, SENTINEL_MASTER, SentinelSet, cluster_ok,
+    Passwords, Redis, RedisClusterSet, RedisTlsFiles, SENTINEL_MASTER, SentinelSet, cluster_ok,
     sentinel_master_port, start_sentinel,
 };
 

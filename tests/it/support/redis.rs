@@ -353,6 +353,13 @@ fn info(port: u16, section: &str) -> String {
     command_at(port, None, &["INFO", section]).unwrap_or_default()
 }
 
+impl Redis {
+    /// `INFO section`, after AUTH when a password is set; empty on error.
+    fn info(&self, section: &str) -> String {
+        self.command(&["INFO", section]).unwrap_or_default()
+    }
+}
+
 /// Started `server`, with `extra` arguments and an optional configuration
 /// file written into its directory first.
 fn start_with(mut server: Redis, conf: Option<String>, extra: &[String]) -> Redis {
@@ -387,12 +394,40 @@ pub const SENTINEL_MASTER: &str = "mymaster";
 /// as [`SENTINEL_MASTER`] (quorum 2, `down-after-milliseconds` 500,
 /// `failover-timeout` 3000).
 pub fn start_sentinel(master_port: u16) -> Redis {
-    let conf = format!(
+    start_sentinel_with(master_port, Passwords::default())
+}
+
+/// The passwords of a [`SentinelSet`]: the master's and replica's
+/// (`requirepass`, `masterauth`, the sentinels' `auth-pass`), and the
+/// sentinels' own (`requirepass`, `sentinel-pass`). `None`: no password.
+#[derive(Clone, Copy, Default)]
+pub struct Passwords<'a> {
+    pub master: Option<&'a str>,
+    pub sentinels: Option<&'a str>,
+}
+
+fn reserve_with(password: Option<&str>) -> Redis {
+    password.map_or_else(Redis::reserve, Redis::reserve_with_password)
+}
+
+/// As [`start_sentinel`], with `passwords`.
+fn start_sentinel_with(master_port: u16, passwords: Passwords) -> Redis {
+    let mut conf = format!(
         "sentinel monitor {SENTINEL_MASTER} 127.0.0.1 {master_port} 2\n\
          sentinel down-after-milliseconds {SENTINEL_MASTER} 500\n\
          sentinel failover-timeout {SENTINEL_MASTER} 3000\n"
     );
-    start_with(Redis::reserve(), Some(conf), &["--sentinel".into()])
+    if let Some(pw) = passwords.master {
+        conf.push_str(&format!("sentinel auth-pass {SENTINEL_MASTER} {pw}\n"));
+    }
+    if let Some(pw) = passwords.sentinels {
+        conf.push_str(&format!("sentinel sentinel-pass {pw}\n"));
+    }
+    start_with(
+        reserve_with(passwords.sentinels),
+        Some(conf),
+        &["--sentinel".into()],
+    )
 }
 
 /// A master, a replica of it and three sentinels watching them (quorum 2,
@@ -408,9 +443,25 @@ impl SentinelSet {
     /// Started, once the replica is in sync and every sentinel sees the
     /// replica and the two other sentinels (so a failover can be agreed).
     pub fn start() -> SentinelSet {
-        let master = Redis::start();
-        let replica = Redis::start_replica_of(master.port);
-        let sentinels: Vec<Redis> = (0..3).map(|_| start_sentinel(master.port)).collect();
+        SentinelSet::start_with(Passwords::default())
+    }
+
+    /// As [`SentinelSet::start`], the master, replica and sentinels
+    /// requiring `passwords`.
+    pub fn start_with(passwords: Passwords) -> SentinelSet {
+        let master = reserve_with(passwords.master).started_retrying();
+        let mut replica_args = vec![
+            "--replicaof".to_owned(),
+            "127.0.0.1".to_owned(),
+            master.port.to_string(),
+        ];
+        if let Some(pw) = passwords.master {
+            replica_args.extend(["--masterauth".to_owned(), pw.to_owned()]);
+        }
+        let replica = start_with(reserve_with(passwords.master), None, &replica_args);
+        let sentinels: Vec<Redis> = (0..3)
+            .map(|_| start_sentinel_with(master.port, passwords))
+            .collect();
         let set = SentinelSet {
             master,
             replica,
@@ -418,16 +469,18 @@ impl SentinelSet {
         };
         let settled =
             super::wait_until(Duration::from_secs(20), Duration::from_millis(100), || {
-                info(set.replica.port, "replication").contains("master_link_status:up")
+                set.replica
+                    .info("replication")
+                    .contains("master_link_status:up")
                     && set.sentinels.iter().all(|s| {
-                        let text = info(s.port, "sentinel");
+                        let text = s.info("sentinel");
                         text.contains("slaves=1") && text.contains("sentinels=3")
                     })
             });
         assert!(
             settled,
             "the sentinels never settled: {}",
-            info(set.sentinels[0].port, "sentinel")
+            set.sentinels[0].info("sentinel")
         );
         set
     }
@@ -439,6 +492,38 @@ impl SentinelSet {
             .map(|s| format!("127.0.0.1:{}", s.port))
             .collect::<Vec<_>>()
             .join(",")
+    }
+
+    /// The master's (and replica's) password changes to `new`: `CONFIG SET
+    /// requirepass` on both, the replica's `masterauth`, and each
+    /// sentinel's `auth-pass`. Sessions stay logged in.
+    pub fn set_master_password(&mut self, new: &str) {
+        self.master.set_password(new);
+        let reply = self
+            .replica
+            .command(&["CONFIG", "SET", "masterauth", new])
+            .unwrap();
+        assert!(reply.ends_with("+OK\r\n"), "masterauth: {reply:?}");
+        self.replica.set_password(new);
+        for s in &self.sentinels {
+            let reply = s
+                .command(&["SENTINEL", "SET", SENTINEL_MASTER, "auth-pass", new])
+                .unwrap();
+            assert!(reply.ends_with("+OK\r\n"), "auth-pass: {reply:?}");
+        }
+    }
+
+    /// The sentinels' own password changes to `new` (`ACL SETUSER default`:
+    /// a sentinel has no `CONFIG SET`).
+    pub fn set_sentinel_password(&mut self, new: &str) {
+        let pass = format!(">{new}");
+        for s in &mut self.sentinels {
+            let reply = s
+                .command(&["ACL", "SETUSER", "default", "resetpass", &pass])
+                .unwrap();
+            assert!(reply.ends_with("+OK\r\n"), "ACL SETUSER: {reply:?}");
+            s.password = Some(new.to_owned());
+        }
     }
 
     /// The master's port as the first sentinel names it now.
@@ -471,6 +556,11 @@ pub struct RedisClusterSet {
 
 impl RedisClusterSet {
     pub fn start() -> RedisClusterSet {
+        RedisClusterSet::start_with_password(None)
+    }
+
+    /// As [`RedisClusterSet::start`], every node requiring `password`.
+    pub fn start_with_password(password: Option<&str>) -> RedisClusterSet {
         let nodes: Vec<Redis> = (0..3)
             .map(|_| {
                 let args: Vec<String> = [
@@ -486,7 +576,7 @@ impl RedisClusterSet {
                 .map(|s| (*s).to_owned())
                 .chain([free_port().to_string()])
                 .collect();
-                start_with(Redis::reserve(), None, &args)
+                start_with(reserve_with(password), None, &args)
             })
             .collect();
         let mut cmd = Command::new(redis_server_bin().with_file_name("redis-cli"));
@@ -494,6 +584,9 @@ impl RedisClusterSet {
             .args(nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)))
             .args(["--cluster-replicas", "0", "--cluster-yes"])
             .stdin(Stdio::null());
+        if let Some(pw) = password {
+            cmd.args(["-a", pw, "--no-auth-warning"]);
+        }
         let out = cmd
             .output()
             .unwrap_or_else(|e| panic!("run redis-cli --cluster create: {e}"));
@@ -511,6 +604,14 @@ impl RedisClusterSet {
         set
     }
 
+    /// Every node's password changes to `new` (`CONFIG SET requirepass`);
+    /// sessions stay logged in.
+    pub fn set_password(&mut self, new: &str) {
+        for node in &mut self.nodes {
+            node.set_password(new);
+        }
+    }
+
     /// The ports of the nodes.
     pub fn ports(&self) -> Vec<u16> {
         self.nodes.iter().map(|n| n.port).collect()
@@ -522,7 +623,8 @@ impl RedisClusterSet {
         let line = format!("cluster_state:{state}");
         super::wait_until(timeout, Duration::from_millis(100), || {
             self.nodes.iter().filter(|n| n.child.is_some()).all(|n| {
-                command_at(n.port, None, &["CLUSTER", "INFO"]).is_ok_and(|r| r.contains(&line))
+                n.command(&["CLUSTER", "INFO"])
+                    .is_ok_and(|r| r.contains(&line))
             })
         })
     }
