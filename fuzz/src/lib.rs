@@ -151,8 +151,6 @@ pub fn any_risky_path(value: &str) -> bool {
 struct ClientUrl {
     variable: &'static str,
     url: String,
-    /// Read from `DATABASE_URL_FILE` or `REDIS_URL_FILE`.
-    from_file: bool,
 }
 
 /// The URLs clients would get from these settings, split as readygate
@@ -176,7 +174,6 @@ fn client_urls(
             urls.push(ClientUrl {
                 variable,
                 url: v.trim().to_owned(),
-                from_file: false,
             });
         }
         // `REDIS_URL_FILE` is read only when `CACHE_TYPE=redis`.
@@ -188,7 +185,6 @@ fn client_urls(
             urls.push(ClientUrl {
                 variable,
                 url: content.trim().to_owned(),
-                from_file: true,
             });
         }
     }
@@ -198,7 +194,6 @@ fn client_urls(
                 urls.push(ClientUrl {
                     variable: "WAIT_FOR",
                     url: url.trim().to_owned(),
-                    from_file: false,
                 });
             }
         }
