@@ -169,6 +169,42 @@ fn unreachable_sentinels_exit_69_naming_them() {
 }
 
 #[test]
+fn a_frozen_sentinel_or_one_that_never_answers_does_not_hide_the_next_one() {
+    // Arrange: the first sentinel listed is frozen (SIGSTOP: it accepts
+    // through the kernel's backlog and never answers), the second accepts
+    // and never answers; the third is healthy.
+    let set = SentinelSet::start();
+    let hole = crate::support::BlackHole::start();
+    let pid = set.sentinels[0].pid().unwrap();
+    let mut frozen = crate::support::process::freeze(pid);
+    let nodes = format!(
+        "127.0.0.1:{},127.0.0.1:{},127.0.0.1:{}",
+        set.sentinels[0].port(),
+        hole.port(),
+        set.sentinels[2].port()
+    );
+
+    // Act
+    let gw = gateway("redis-sentinel")
+        .env("REDIS_SENTINEL_NODES", &nodes)
+        .env("REDIS_SENTINEL_MASTER", SENTINEL_MASTER)
+        .env("REDIS_MAX_RETRIES", "3")
+        .env("REDIS_CONNECT_TIMEOUT_MS", "1500")
+        .spawn();
+    let ready = gw.wait_for_status("/ready", 200, LIMIT);
+    crate::support::process::thaw(&mut frozen);
+
+    // Assert: each sentinel gets its share of the attempt's time, so the
+    // third one is asked within the first attempt.
+    assert!(ready, "{}", gw.output());
+    assert!(
+        lines_with(&gw, "Redis connection failed").is_empty(),
+        "{}",
+        gw.output()
+    );
+}
+
+#[test]
 fn an_optional_sentinel_cache_is_handed_over_before_any_master_is_found() {
     // Arrange: no sentinel answers; the cache is optional.
     let nodes = format!("127.0.0.1:{}", free_port());

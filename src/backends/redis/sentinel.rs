@@ -246,7 +246,11 @@ impl SentinelConnector {
         Some(Self::share(&self.handle))
     }
 
-    /// The master's address, from the first sentinel that knows it.
+    /// The master's address, from the first sentinel that knows it. Each
+    /// sentinel gets an equal share of `timeout`, with one share left for
+    /// the master's connection and `ROLE` ([`SentinelConnector::follow`]),
+    /// so that a sentinel that hangs (frozen, or accepting and never
+    /// answering) cannot take the whole attempt from the next one.
     async fn resolve(
         Asking {
             nodes: sentinels,
@@ -256,9 +260,13 @@ impl SentinelConnector {
         name: Arc<str>,
         timeout: Duration,
     ) -> Result<(String, u16), RedisError> {
+        let shares = u32::try_from(sentinels.len())
+            .unwrap_or(u32::MAX)
+            .saturating_add(1);
+        let share = timeout / shares;
         let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout));
+            .set_connection_timeout(Some(share))
+            .set_response_timeout(Some(share));
         let mut tried = Vec::new();
         let mut last_error = None;
         let mut answered = false;
@@ -274,6 +282,16 @@ impl SentinelConnector {
                     .arg(&*name)
                     .query_async::<Option<(String, u16)>>(&mut conn)
                     .await
+            };
+            let asked = async {
+                tokio::time::timeout(share, asked)
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(redis::RedisError::from(std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            format!("no answer within {}", crate::retry::Seconds(share)),
+                        )))
+                    })
             };
             match asked.await {
                 Ok(Some(addr)) => return Ok(addr),
