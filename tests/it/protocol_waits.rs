@@ -709,3 +709,44 @@ fn an_unsupported_scheme_and_per_entry_variables_without_an_entry_are_exit_78() 
     }
     assert!(lines_with(&gw, "connection failed").is_empty());
 }
+
+#[test]
+fn a_server_that_accepts_and_never_answers_is_not_up_and_each_attempt_is_bounded() {
+    // Arrange: a port that accepts every connection and never writes.
+    let hole = crate::support::BlackHole::start();
+    let schemes = [
+        "postgres://app:pw@127.0.0.1:{}/app",
+        "mysql://app:pw@127.0.0.1:{}/app",
+        "redis://127.0.0.1:{}/0",
+        "amqp://guest:guest@127.0.0.1:{}/%2f",
+        "nats://127.0.0.1:{}",
+        "mqtt://127.0.0.1:{}",
+    ];
+
+    // Act: each scheme against it, two attempts of 300 ms.
+    let gateways: Vec<(String, Gateway, Instant)> = schemes
+        .iter()
+        .map(|s| {
+            let url = s.replace("{}", &hole.port().to_string());
+            let gw = Gateway::builder()
+                .env("WAIT_FOR", format!("dep={url}"))
+                .env("WAIT_FOR_MAX_RETRIES", "2")
+                .env("WAIT_FOR_RETRY_INTERVAL_MS", "100")
+                .env("WAIT_FOR_CONNECT_TIMEOUT_MS", "300")
+                .spawn();
+            (url, gw, Instant::now())
+        })
+        .collect();
+
+    // Assert: not up, given up after two timed-out attempts, in bounded time.
+    for (url, gw, started) in &gateways {
+        assert_eq!(gw.wait_exit(20 * SECOND), Some(69), "{url}: {}", gw.output());
+        assert!(started.elapsed() >= Duration::from_millis(600), "{url}");
+        let errors = lines_with(gw, "ERROR");
+        assert!(
+            errors.len() == 1 && errors[0].contains("(timed out x2)"),
+            "{url}: {}",
+            gw.output()
+        );
+    }
+}
