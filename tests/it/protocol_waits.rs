@@ -740,7 +740,12 @@ fn a_server_that_accepts_and_never_answers_is_not_up_and_each_attempt_is_bounded
 
     // Assert: not up, given up after two timed-out attempts, in bounded time.
     for (url, gw, started) in &gateways {
-        assert_eq!(gw.wait_exit(20 * SECOND), Some(69), "{url}: {}", gw.output());
+        assert_eq!(
+            gw.wait_exit(20 * SECOND),
+            Some(69),
+            "{url}: {}",
+            gw.output()
+        );
         assert!(started.elapsed() >= Duration::from_millis(600), "{url}");
         let errors = lines_with(gw, "ERROR");
         assert!(
