@@ -115,6 +115,9 @@ impl Install {
             .arg("--no-defaults")
             .arg(format!("--datadir={}", data.display()))
             .arg(format!("--socket={}", socket.display()))
+            // Its own temporary files, not the machine's shared /tmp (a
+            // temp table file there vanished under one test, once).
+            .arg(format!("--tmpdir={}", data.display()))
             .arg(format!(
                 "--pid-file={}",
                 data.join("mariadbd.pid").display()
