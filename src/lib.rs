@@ -55,7 +55,7 @@ pub mod tls;
 pub use backends::memory::MemoryCache;
 pub use backends::mysql::{MysqlConn, MysqlError, MysqlPool};
 pub use backends::probe::{Probe, ProbeError};
-pub use backends::redis::SentinelManager;
+pub use backends::redis::{ClusterManager, RedisManager, SentinelManager};
 pub use backends::{Cache, Database};
 pub use config::Settings;
 pub use dependencies::DependencyOptions;

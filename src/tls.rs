@@ -72,8 +72,12 @@ pub enum PemError {
 
 /// The certificates of a PEM file (at least one).
 pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, PemError> {
-    let bytes = read(path)?;
-    let certs = CertificateDer::pem_slice_iter(&bytes)
+    parse_certs(path, &read(path)?)
+}
+
+/// The certificates (at least one) of `bytes`, read from `path`.
+fn parse_certs(path: &Path, bytes: &[u8]) -> Result<Vec<CertificateDer<'static>>, PemError> {
+    let certs = CertificateDer::pem_slice_iter(bytes)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| PemError::Invalid {
             path: path.to_owned(),
@@ -91,8 +95,12 @@ pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, PemError>
 
 /// The private key of a PEM file.
 pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, PemError> {
-    let bytes = read(path)?;
-    PrivateKeyDer::from_pem_slice(&bytes).map_err(|e| match e {
+    parse_key(path, &read(path)?)
+}
+
+/// The private key of `bytes`, read from `path`.
+fn parse_key(path: &Path, bytes: &[u8]) -> Result<PrivateKeyDer<'static>, PemError> {
+    PrivateKeyDer::from_pem_slice(bytes).map_err(|e| match e {
         rustls::pki_types::pem::Error::NoItemsFound => PemError::Empty {
             path: path.to_owned(),
             what: "private key",
@@ -132,6 +140,8 @@ pub enum TlsConfigError {
     },
     #[error("cannot build the certificate verifier: {0}")]
     Verifier(String),
+    #[error(transparent)]
+    Pem(#[from] PemError),
 }
 
 fn provider() -> Arc<CryptoProvider> {
@@ -358,9 +368,39 @@ impl Encrypted {
     }
 }
 
-/// A PEM file as read at start-up.
-#[derive(Clone, Debug)]
+/// A PEM file as read (at start-up, or again when it rotated).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PemFile {
     pub path: PathBuf,
     pub pem: Vec<u8>,
+}
+
+impl PemFile {
+    /// The file at `path`, read once and checked to hold certificates (a
+    /// private key when `key`).
+    pub fn read(path: &Path, key: bool) -> Result<PemFile, PemError> {
+        let pem = read(path)?;
+        if key {
+            parse_key(path, &pem).map(drop)?;
+        } else {
+            parse_certs(path, &pem).map(drop)?;
+        }
+        Ok(PemFile {
+            path: path.to_owned(),
+            pem,
+        })
+    }
+
+    /// The client identity of this certificate file and `key`, refused
+    /// when the key is not the certificate's.
+    pub fn identity(&self, key: &PemFile) -> Result<ClientIdentity, TlsConfigError> {
+        let identity = ClientIdentity {
+            cert_path: self.path.clone(),
+            certs: parse_certs(&self.path, &self.pem)?,
+            key_path: key.path.clone(),
+            key: Arc::new(parse_key(&key.path, &key.pem)?),
+        };
+        client_config(Verify::Nothing, Some(&identity))?;
+        Ok(identity)
+    }
 }

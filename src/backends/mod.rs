@@ -402,13 +402,15 @@ pub enum Cache {
     None,
     /// `CACHE_TYPE=memory`: in this process, lost on restart.
     Memory(MemoryCache),
-    /// `CACHE_TYPE=redis`: a connection manager that reconnects by itself.
-    Redis(self::redis::Manager),
+    /// `CACHE_TYPE=redis`: a connection manager that reconnects by itself,
+    /// replaced by a new one when a rotated password or certificate needs
+    /// it (the handle stays the same).
+    Redis(self::redis::RedisManager),
     /// `CACHE_TYPE=redis-sentinel`: the master the sentinels name, followed
     /// through failovers.
     RedisSentinel(self::redis::SentinelManager),
     /// `CACHE_TYPE=redis-cluster`: the redis crate's cluster client.
-    RedisCluster(self::redis::ClusterConnection),
+    RedisCluster(self::redis::ClusterManager),
 }
 
 /// The database's dependency: its actor starts the connector the URL's

@@ -7,8 +7,8 @@
 use std::time::{Duration, Instant};
 
 use crate::support::{
-    Gateway, MountedSecret, Passwords, Pki, Postgres, Redis, RedisClusterSet, SENTINEL_MASTER,
-    SentinelSet,
+    Gateway, MountedSecret, Passwords, Pki, Postgres, Redis, RedisClusterSet, RedisTlsFiles,
+    SENTINEL_MASTER, SentinelSet,
 };
 
 const FIRST: &str = "first-Pass-7781";
@@ -396,9 +396,7 @@ fn a_rotated_redis_password_is_read_from_the_mounted_file() {
     // Act: the server, then the file, then the connections.
     redis.set_password(SECOND);
     mount.update(&[("url", &redis_url(&redis, SECOND))]);
-    redis
-        .command(&["CLIENT", "KILL", "TYPE", "normal"])
-        .unwrap();
+    redis.drop_clients();
 
     // Assert
     assert_redis_url_rotated(&gw, &path);
@@ -411,9 +409,7 @@ fn a_permanent_redis_error_at_runtime_waits_for_the_file() {
     // Arrange: the password changes on the server, not (yet) in the file.
     let (mut redis, mut mount, gw) = rotating_redis();
     redis.set_password(SECOND);
-    redis
-        .command(&["CLIENT", "KILL", "TYPE", "normal"])
-        .unwrap();
+    redis.drop_clients();
     let first = gw
         .wait_for_line(
             "Redis reconnection attempt 1 failed",
@@ -431,19 +427,19 @@ fn a_permanent_redis_error_at_runtime_waits_for_the_file() {
     mount.update(&[("url", &redis_url(&redis, SECOND))]);
 
     // Assert: one attempt in the wait; the change is read and tried at
-    // once, not in 60 s. (The application's ConnectionManager keeps the
-    // refused reconnection's error: the redis crate reconnects after I/O
-    // errors only, redis-rs#984; see docs/rotation.md.)
+    // once, not in 60 s, and the cache is back: the application's manager,
+    // which keeps a refused reconnection's error for good (the redis crate
+    // reconnects after I/O errors only, redis-rs#984), is replaced by a new
+    // one behind the same handle.
     assert_eq!(attempts, 1, "{}", gw.output());
-    assert!(
-        gw.wait_for_line("Redis reconnection attempt 2", Duration::from_secs(2))
-            .is_some(),
+    expect_line(&gw, "Redis credentials re-read from REDIS_URL_FILE");
+    expect_line(&gw, "Redis connection restored after");
+    assert_ready_within(&gw, Duration::from_secs(2));
+    assert_eq!(
+        count_lines(&gw, "reconnection attempt"),
+        1,
         "{}",
         gw.output()
-    );
-    assert!(
-        gw.output()
-            .contains("Redis credentials re-read from REDIS_URL_FILE")
     );
     assert_no_password(&gw);
 }
@@ -557,9 +553,7 @@ fn a_redis_url_naming_another_database_is_refused_and_the_password_kept() {
     // Act: another database, then the connections dropped.
     let other = format!("redis://:{SECOND}@127.0.0.1:{}/5", redis.port());
     mount.update(&[("url", other.as_bytes())]);
-    redis
-        .command(&["CLIENT", "KILL", "TYPE", "normal"])
-        .unwrap();
+    redis.drop_clients();
 
     // Assert: refused with a WARN, the last good password still used.
     let warn = expect_line(&gw, "changed but cannot be used");
@@ -573,6 +567,119 @@ fn a_redis_url_naming_another_database_is_refused_and_the_password_kept() {
     assert_ready_within(&gw, Duration::from_secs(5));
     assert_eq!(reloads(&gw, "REDIS_URL_FILE", "rejected"), 1.0);
     assert_no_password(&gw);
+}
+
+/// A TLS Redis of CA 1 (client certificates of `client_ca` required when
+/// given), with a plain-text port for the test's own commands.
+fn tls_redis(server: &Pki, client_ca: Option<&Pki>) -> Redis {
+    Redis::start_tls_with_admin_port(RedisTlsFiles {
+        server: server.server.clone(),
+        ca: client_ca.unwrap_or(server).ca.clone(),
+        auth_clients: client_ca.is_some(),
+    })
+}
+
+/// A gateway on a TLS Redis with `env` (checks every 100 ms, retries every
+/// 200 ms), ready.
+fn rediss_gateway(redis: &Redis, env: &[(&str, String)]) -> Gateway {
+    let mut builder = Gateway::builder()
+        .env("CACHE_TYPE", "redis")
+        .env("REDIS_URL", redis.url())
+        .env("REDIS_RETRY_INTERVAL_MS", INTERVAL_MS.to_string())
+        .env("HEALTH_CHECK_INTERVAL_MS", "100");
+    for (name, value) in env {
+        builder = builder.env(*name, value);
+    }
+    let gw = builder.spawn();
+    assert_ready_within(&gw, Duration::from_secs(10));
+    gw
+}
+
+#[test]
+fn a_redis_ca_rotated_with_an_overlap_bundle_follows_the_servers_new_certificate() {
+    // Arrange: the server's certificate is of CA 1; the mount trusts CA 1.
+    let (old, new) = (Pki::generate(), Pki::generate());
+    let mut redis = tls_redis(&old, None);
+    let mut mount = MountedSecret::new(&[("ca.crt", &std::fs::read(&old.ca).unwrap())]);
+    let ca_path = mount.path("ca.crt").display().to_string();
+    let gw = rediss_gateway(&redis, &[("REDIS_TLS_CA_CERT", ca_path.clone())]);
+
+    // Act: the bundle of both CAs, then the server on a certificate of CA 2,
+    // then the connections dropped.
+    mount.update(&[("ca.crt", &concat(&[&old.ca, &new.ca]))]);
+    redis.set_tls(&new.server, &new.ca);
+    redis.drop_clients();
+
+    // Assert: the bundle is read, and the manager the application holds is
+    // replaced by one that trusts it (the old one's reconnections keep the
+    // CA it was built with).
+    let line = format!("Redis certificate re-read from REDIS_TLS_CA_CERT ({ca_path}): changed");
+    expect_line(&gw, &line);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_ready_within(&gw, Duration::from_secs(5));
+    assert_eq!(reloads(&gw, "REDIS_TLS_CA_CERT", "changed"), 1.0);
+    // The server saw a client on its new certificate: the cache works.
+    let (_, body) = gw.get("/ready").unwrap();
+    assert!(body.contains("\"tls\":true"), "{body}");
+    assert!(!gw.output().contains("UnknownIssuer"), "{}", gw.output());
+}
+
+#[test]
+fn a_renewed_redis_client_certificate_is_used_by_the_next_connection() {
+    // Arrange: client certificates of CA 1 required.
+    let (old, new) = (Pki::generate(), Pki::generate());
+    let mut redis = tls_redis(&old, Some(&old));
+    let read = |p: &std::path::Path| std::fs::read(p).unwrap();
+    let mut mount = MountedSecret::new(&[
+        ("tls.crt", &read(&old.client.cert)),
+        ("tls.key", &read(&old.client.key)),
+    ]);
+    let (cert, key) = (
+        mount.path("tls.crt").display().to_string(),
+        mount.path("tls.key").display().to_string(),
+    );
+    let gw = rediss_gateway(
+        &redis,
+        &[
+            ("REDIS_TLS_CA_CERT", old.ca.display().to_string()),
+            ("REDIS_TLS_CLIENT_CERT", cert.clone()),
+            ("REDIS_TLS_CLIENT_KEY", key.clone()),
+        ],
+    );
+
+    // Act: a key that does not match the certificate is refused first, and
+    // the open connection keeps working.
+    mount.update(&[
+        ("tls.crt", &read(&new.client.cert)),
+        ("tls.key", &read(&old.client.key)),
+    ]);
+    let warn = expect_line(&gw, "changed but cannot be used");
+    assert!(
+        warn.contains(&format!(
+            "Redis certificate in REDIS_TLS_CLIENT_CERT ({cert}) changed but cannot be used"
+        )),
+        "{warn}"
+    );
+    assert_eq!(reloads(&gw, "REDIS_TLS_CLIENT_CERT", "rejected"), 1.0);
+    assert_ready_within(&gw, Duration::from_secs(1));
+
+    // The renewed pair, then the server trusting client certificates of CA
+    // 2 only, then the connections dropped.
+    mount.update(&[
+        ("tls.crt", &read(&new.client.cert)),
+        ("tls.key", &read(&new.client.key)),
+    ]);
+    redis.set_tls(&old.server, &new.ca);
+    redis.drop_clients();
+
+    // Assert: the certificate was taken in the refused change already; the
+    // key is what changed now.
+    let line = format!("Redis key re-read from REDIS_TLS_CLIENT_KEY ({key}): changed");
+    expect_line(&gw, &line);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_ready_within(&gw, Duration::from_secs(5));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_ready_within(&gw, Duration::from_secs(1));
 }
 
 /// A gateway on a [`SentinelSet`] (`CACHE_TYPE=redis-sentinel`, checks
@@ -616,9 +723,7 @@ fn a_rotated_master_password_behind_sentinel_is_read_from_the_mounted_file() {
     // the connections.
     set.set_master_password(SECOND);
     mount.update(&[("url", &redis_url(&set.master, SECOND))]);
-    set.master
-        .command(&["CLIENT", "KILL", "TYPE", "normal"])
-        .unwrap();
+    set.master.drop_clients();
 
     // Assert: the master's reconnection reads the file, and stays up.
     assert_redis_url_rotated(&gw, &path);
@@ -719,7 +824,7 @@ fn a_rotated_cluster_password_is_read_from_the_mounted_file() {
     set.set_password(SECOND);
     mount.update(&[("url", &redis_url(&set.nodes[0], SECOND))]);
     for node in &set.nodes {
-        node.command(&["CLIENT", "KILL", "TYPE", "normal"]).unwrap();
+        node.drop_clients();
     }
 
     // Assert: the new node connections read the file, and stay up.
@@ -732,9 +837,7 @@ fn a_master_password_refused_behind_sentinel_waits_for_the_file_then_connects_an
     // BEFORE the file changes (the master's reconnection is refused).
     let (mut set, mut mount, path, gw) = rotating_sentinel_master();
     set.set_master_password(SECOND);
-    set.master
-        .command(&["CLIENT", "KILL", "TYPE", "normal"])
-        .unwrap();
+    set.master.drop_clients();
     let first = expect_line(&gw, "Redis reconnection attempt 1 failed");
     assert!(
         first.contains("retrying in 60 s or as soon as a secret file changes"),

@@ -6,6 +6,7 @@
 //! down until it recovers. The application gets the cluster client itself,
 //! which sends each key to its slot's owner and follows `MOVED`/`ASK`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::{FutureExt, LocalBoxFuture};
@@ -13,20 +14,29 @@ use redis::cluster::{ClusterClient, ClusterConfig};
 use redis::cluster_async::ClusterConnection;
 
 use super::error::RedisError;
-use super::options::ClusterSettings;
+use super::handle::{ClusterManager, Slot, check_or_replace, db_of};
+use super::options::{ClusterSettings, RedisTls};
+use super::rotation::{Auth, Provider, current_tls, watched, watched_tls};
 use super::sentinel::at;
 use crate::backends::Cache;
 use crate::connector::Connector;
 use crate::error::ConnectError;
 use crate::handles::Connected;
+use crate::secrets::{Refresh, Watched};
 
 pub struct ClusterConnector {
-    client: ClusterClient,
+    /// Every seed node's URL, with `REDIS_URL`'s user, password and TLS.
+    seeds: Vec<String>,
     timeout: Duration,
-    tls: bool,
+    /// The `REDIS_TLS_*` files, read again when they change: a new client
+    /// is built with them when the old one's connection failed.
+    tls: Option<Arc<Watched<RedisTls>>>,
     /// The rotating password (`REDIS_URL_FILE`), when the URL has one:
     /// every new node connection asks it (see [`super::rotation`]).
-    auth: Option<std::sync::Arc<crate::secrets::Watched<super::rotation::Auth>>>,
+    auth: Option<Arc<Watched<Auth>>>,
+    handle: ClusterManager,
+    /// The first seed, as the handle's `server`.
+    first: String,
 }
 
 /// The value of `cluster_state` in a `CLUSTER INFO` reply (`ok`, `fail`);
@@ -55,43 +65,69 @@ impl ClusterConnector {
             .map(|(host, port)| at(&url, host, *port).map(String::from))
             .collect::<Result<Vec<_>, _>>()
             .map_err(RedisError::Connect)?;
-        let mut builder = ClusterClient::builder(seeds)
-            .connection_timeout(timeout.saturating_mul(2))
-            .response_timeout(timeout);
-        if let Some(tls) = &s.redis.tls {
-            builder = builder.certs(tls.certificates());
-        }
-        let auth = super::rotation::watched(&s.redis.url, &s.redis.source);
-        if let Some(auth) = &auth {
-            builder = builder
-                .set_credentials_provider(super::rotation::Provider(std::sync::Arc::clone(auth)));
-        }
-        let client = builder.build().map_err(RedisError::Connect)?;
-        Ok(ClusterConnector {
-            client,
+        let first = s
+            .nodes
+            .first()
+            .map(|(host, port)| format!("{host}:{port}"))
+            .unwrap_or_default();
+        let connector = ClusterConnector {
+            seeds,
             timeout,
-            tls: s.redis.tls.is_some(),
-            auth,
-        })
+            tls: watched_tls(s.redis.tls.as_ref()),
+            auth: watched(&s.redis.url, &s.redis.source),
+            handle: ClusterManager::new(db_of(&url), "no cluster connection made yet"),
+            first,
+        };
+        // Refused here, not at the first attempt.
+        connector
+            .client(s.redis.tls.as_ref())
+            .map_err(RedisError::Connect)?;
+        Ok(connector)
     }
 
-    /// A cluster client that connects on first use, for an optional cache.
+    /// A cluster client made with the TLS files `tls`.
+    fn client(&self, tls: Option<&RedisTls>) -> Result<ClusterClient, redis::RedisError> {
+        let mut builder = ClusterClient::builder(self.seeds.clone())
+            .connection_timeout(self.timeout.saturating_mul(2))
+            .response_timeout(self.timeout);
+        if let Some(tls) = tls {
+            builder = builder.certs(tls.certificates());
+        }
+        if let Some(auth) = &self.auth {
+            builder = builder.set_credentials_provider(Provider(Arc::clone(auth)));
+        }
+        builder.build()
+    }
+
+    /// A handle whose cluster client connects on first use, for an
+    /// optional cache.
     pub fn lazy(&self) -> Option<Connected> {
+        let tls = current_tls(self.tls.as_ref());
         let config = ClusterConfig::new()
             .set_connection_timeout(self.timeout.saturating_mul(2))
             .set_response_timeout(self.timeout);
-        let conn = self.client.get_pending_async_connection_with_config(config);
-        Some(Self::share(&conn))
+        let conn = self
+            .client(tls.as_ref())
+            .ok()?
+            .get_pending_async_connection_with_config(config);
+        self.handle.set(Slot {
+            server: self.first.clone(),
+            conn,
+            tls,
+        });
+        Some(Self::share(&self.handle))
     }
 
-    /// `CLUSTER INFO` (on a node the client picks): `cluster_state:ok`, or
-    /// the error naming the state.
-    async fn state_ok(mut conn: ClusterConnection) -> Result<(), ConnectError> {
-        let info = redis::cmd("CLUSTER")
+    /// `CLUSTER INFO` (on a node the client picks).
+    async fn info(mut conn: ClusterConnection) -> Result<String, redis::RedisError> {
+        redis::cmd("CLUSTER")
             .arg("INFO")
             .query_async::<String>(&mut conn)
             .await
-            .map_err(RedisError::Command)?;
+    }
+
+    /// `cluster_state:ok`, or the error naming the state.
+    fn state_ok(info: String) -> Result<(), ConnectError> {
         match cluster_state(&info) {
             Some("ok") => Ok(()),
             state => Err(RedisError::ClusterState {
@@ -100,46 +136,73 @@ impl ClusterConnector {
             .into()),
         }
     }
+
+    /// A new cluster connection, made with the TLS files `tls` (the current
+    /// ones), whose cluster is up, handed to the application's handle.
+    fn fresh(
+        &self,
+        tls: Option<RedisTls>,
+    ) -> LocalBoxFuture<'static, Result<ClusterManager, ConnectError>> {
+        let client = self.client(tls.as_ref());
+        let (handle, server) = (self.handle.clone(), self.first.clone());
+        async move {
+            let conn = client
+                .map_err(RedisError::Connect)?
+                .get_async_connection()
+                .await
+                .map_err(RedisError::Connect)?;
+            let info = Self::info(conn.clone())
+                .await
+                .map_err(RedisError::Command)?;
+            Self::state_ok(info)?;
+            handle.set(Slot { server, conn, tls });
+            Ok(handle)
+        }
+        .boxed_local()
+    }
 }
 
 impl Connector for ClusterConnector {
-    type Handle = ClusterConnection;
+    type Handle = ClusterManager;
 
     fn backend(&self) -> &'static str {
         "redis-cluster"
     }
 
-    fn connect(&self) -> LocalBoxFuture<'static, Result<ClusterConnection, ConnectError>> {
-        let client = self.client.clone();
-        async move {
-            let conn = client
-                .get_async_connection()
-                .await
-                .map_err(RedisError::Connect)?;
-            Self::state_ok(conn.clone()).await?;
-            Ok(conn)
-        }
-        .boxed_local()
+    fn connect(&self) -> LocalBoxFuture<'static, Result<ClusterManager, ConnectError>> {
+        self.fresh(current_tls(self.tls.as_ref()))
     }
 
-    fn check(&self, conn: &ClusterConnection) -> LocalBoxFuture<'static, Result<(), ConnectError>> {
-        Self::state_ok(conn.clone()).boxed_local()
+    /// `CLUSTER INFO` on the connection in use; when it failed in a way
+    /// that connection cannot get over (see [`super::handle`]), a new one
+    /// is made.
+    fn check(&self, handle: &ClusterManager) -> LocalBoxFuture<'static, Result<(), ConnectError>> {
+        let tls = current_tls(self.tls.as_ref());
+        check_or_replace(handle, tls, Self::info, Self::state_ok, |tls| {
+            self.fresh(tls)
+        })
     }
 
     fn encrypted(&self) -> Option<bool> {
-        Some(self.tls)
+        Some(self.tls.is_some())
     }
 
     fn watches_secrets(&self) -> bool {
         super::rotation::watches(self.auth.as_ref())
+            || self.tls.as_ref().is_some_and(|t| t.watches())
     }
 
     fn refresh_secrets(&self) -> bool {
-        super::rotation::refreshed(self.auth.as_ref())
+        let auth = super::rotation::refreshed(self.auth.as_ref());
+        let tls = self
+            .tls
+            .as_ref()
+            .is_some_and(|t| t.refresh() == Refresh::Changed);
+        auth || tls
     }
 
-    fn share(conn: &ClusterConnection) -> Connected {
-        Connected::Cache(Cache::RedisCluster(conn.clone()))
+    fn share(handle: &ClusterManager) -> Connected {
+        Connected::Cache(Cache::RedisCluster(handle.clone()))
     }
 }
 

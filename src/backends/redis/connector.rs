@@ -14,19 +14,33 @@ use futures_util::future::{FutureExt, LocalBoxFuture};
 use redis::ConnectionAddr;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
+use std::sync::Arc;
+
 use super::error::RedisError;
+use super::handle::{RedisManager, Slot, check_or_replace, db_of};
 use super::options::RedisTls;
+use super::rotation::{Auth, Provider, current_tls, watched, watched_tls};
+use super::sentinel::client;
 use crate::backends::Cache;
 use crate::connector::Connector;
 use crate::error::ConnectError;
 use crate::handles::Connected;
+use crate::secrets::Watched;
 
 pub struct RedisConnector {
-    client: redis::Client,
+    /// `REDIS_URL` as given (the password is the one read at start; new
+    /// connections ask [`RedisConnector::auth`] for the current one).
+    url: String,
     config: ConnectionManagerConfig,
-    tls: bool,
+    /// The `REDIS_TLS_*` files of a `rediss://` URL, read again when they
+    /// change.
+    tls: Option<Arc<Watched<RedisTls>>>,
     /// The rotating password, when the URL has one.
-    auth: Option<std::sync::Arc<crate::secrets::Watched<super::rotation::Auth>>>,
+    auth: Option<Arc<Watched<Auth>>>,
+    /// What the application holds: the manager it uses now.
+    handle: RedisManager,
+    /// `host:port`, as `/ready` shows it.
+    server: String,
 }
 
 /// The error reply in `bytes`, the first read of a fresh connection before
@@ -47,11 +61,15 @@ const GREETING_WAIT: Duration = Duration::from_millis(100);
 impl RedisConnector {
     /// `tls`: the certificates for a `rediss://` URL (`None`: plain).
     pub fn new(url: &str, tls: Option<&RedisTls>, timeout: Duration) -> Result<Self, ConnectError> {
-        let client = match tls {
-            Some(tls) => redis::Client::build_with_tls(url, tls.certificates()),
-            None => redis::Client::open(url),
-        }
-        .map_err(RedisError::Connect)?;
+        // Refused here, not at the first attempt.
+        let client = client(url, tls).map_err(RedisError::Connect)?;
+        let server = match client.get_connection_info().addr() {
+            ConnectionAddr::Tcp(host, port) | ConnectionAddr::TcpTls { host, port, .. } => {
+                format!("{host}:{port}")
+            }
+            other => other.to_string(),
+        };
+        let db = url::Url::parse(url).map(|u| db_of(&u)).unwrap_or(0);
         // The actor bounds each attempt by `timeout` and reports it as such;
         // the manager's own limits only bound what applications do with it
         // later (its background reconnections, their commands).
@@ -60,10 +78,12 @@ impl RedisConnector {
             .set_connection_timeout(Some(timeout.saturating_mul(2)))
             .set_response_timeout(Some(timeout));
         Ok(RedisConnector {
-            client,
+            url: url.to_owned(),
             config,
-            tls: tls.is_some(),
+            tls: watched_tls(tls),
             auth: None,
+            handle: RedisManager::new(db, "no connection made yet"),
+            server,
         })
     }
 
@@ -71,13 +91,45 @@ impl RedisConnector {
     /// `source` for the password, read again when its file changed (see
     /// [`super::rotation`]); nothing changes for a URL without a password.
     pub fn rotating(mut self, url: &str, source: &crate::secrets::UrlSource) -> Self {
-        if let Some(auth) = super::rotation::watched(url, source) {
+        if let Some(auth) = watched(url, source) {
             self.config = self
                 .config
-                .set_credentials_provider(super::rotation::Provider(std::sync::Arc::clone(&auth)));
+                .set_credentials_provider(Provider(Arc::clone(&auth)));
             self.auth = Some(auth);
         }
         self
+    }
+
+    /// A new manager, made with the TLS files `tls` (the current ones),
+    /// proven by a `PING`, and handed to the application's handle.
+    fn fresh(
+        &self,
+        tls: Option<RedisTls>,
+    ) -> LocalBoxFuture<'static, Result<RedisManager, ConnectError>> {
+        let (url, config, handle, server) = (
+            self.url.clone(),
+            self.config.clone(),
+            self.handle.clone(),
+            self.server.clone(),
+        );
+        async move {
+            let client = client(&url, tls.as_ref()).map_err(RedisError::Connect)?;
+            let addr = client.get_connection_info().addr().clone();
+            let manager = match ConnectionManager::new_with_config(client, config).await {
+                Ok(manager) => manager,
+                Err(e) => return Err(Self::connect_error(e, addr).await),
+            };
+            Self::ping(manager.clone())
+                .await
+                .map_err(RedisError::Command)?;
+            handle.set(Slot {
+                server,
+                conn: manager,
+                tls,
+            });
+            Ok(handle)
+        }
+        .boxed_local()
     }
 
     /// The error reply a fresh connection to `addr` is greeted with, before
@@ -116,67 +168,68 @@ impl RedisConnector {
         }
     }
 
-    async fn ping(mut manager: ConnectionManager) -> Result<(), ConnectError> {
+    async fn ping(mut manager: ConnectionManager) -> Result<(), redis::RedisError> {
         redis::cmd("PING")
             .query_async::<String>(&mut manager)
             .await
-            .map_err(RedisError::Command)?;
-        Ok(())
+            .map(drop)
     }
 }
 
 impl Connector for RedisConnector {
-    type Handle = ConnectionManager;
+    type Handle = RedisManager;
 
     fn backend(&self) -> &'static str {
         "redis"
     }
 
-    fn connect(&self) -> LocalBoxFuture<'static, Result<ConnectionManager, ConnectError>> {
-        let (client, config) = (self.client.clone(), self.config.clone());
-        let addr = self.client.get_connection_info().addr().clone();
-        async move {
-            let manager = match ConnectionManager::new_with_config(client, config).await {
-                Ok(manager) => manager,
-                Err(e) => return Err(Self::connect_error(e, addr).await),
-            };
-            Self::ping(manager.clone()).await?;
-            Ok(manager)
-        }
-        .boxed_local()
+    fn connect(&self) -> LocalBoxFuture<'static, Result<RedisManager, ConnectError>> {
+        self.fresh(current_tls(self.tls.as_ref()))
     }
 
-    fn check(
-        &self,
-        manager: &ConnectionManager,
-    ) -> LocalBoxFuture<'static, Result<(), ConnectError>> {
-        Self::ping(manager.clone()).boxed_local()
+    /// `PING` on the manager in use; when it failed in a way that manager
+    /// cannot get over (see [`super::handle`]), a new one is made.
+    fn check(&self, handle: &RedisManager) -> LocalBoxFuture<'static, Result<(), ConnectError>> {
+        let tls = current_tls(self.tls.as_ref());
+        check_or_replace(handle, tls, Self::ping, Ok, |tls| self.fresh(tls))
     }
 
     fn encrypted(&self) -> Option<bool> {
-        Some(self.tls)
+        Some(self.tls.is_some())
     }
 
     fn watches_secrets(&self) -> bool {
         super::rotation::watches(self.auth.as_ref())
+            || self.tls.as_ref().is_some_and(|t| t.watches())
     }
 
     fn refresh_secrets(&self) -> bool {
-        super::rotation::refreshed(self.auth.as_ref())
+        let auth = super::rotation::refreshed(self.auth.as_ref());
+        let tls = self
+            .tls
+            .as_ref()
+            .is_some_and(|t| t.refresh() == crate::secrets::Refresh::Changed);
+        auth || tls
     }
 
-    fn share(manager: &ConnectionManager) -> Connected {
-        Connected::Cache(Cache::Redis(manager.clone()))
+    fn share(handle: &RedisManager) -> Connected {
+        Connected::Cache(Cache::Redis(handle.clone()))
     }
 }
 
 impl RedisConnector {
-    /// A manager that connects on first use, for an optional cache that the
-    /// application gets before Redis is up.
+    /// A handle whose manager connects on first use, for an optional cache
+    /// that the application gets before Redis is up.
     pub fn lazy(&self) -> Option<Connected> {
-        ConnectionManager::new_lazy_with_config(self.client.clone(), self.config.clone())
-            .ok()
-            .map(|manager| Connected::Cache(Cache::Redis(manager)))
+        let tls = current_tls(self.tls.as_ref());
+        let client = client(&self.url, tls.as_ref()).ok()?;
+        let manager = ConnectionManager::new_lazy_with_config(client, self.config.clone()).ok()?;
+        self.handle.set(Slot {
+            server: self.server.clone(),
+            conn: manager,
+            tls,
+        });
+        Some(Self::share(&self.handle))
     }
 }
 

@@ -1,13 +1,16 @@
 //! Redis as the cache: its settings (`REDIS_URL`, `REDIS_TLS_*`:
 //! [`options`]), how it connects and checks ([`connector`]: the redis
-//! crate's `ConnectionManager`), what its errors mean ([`error`]) and the
-//! handle the application receives (a `ConnectionManager`, in
-//! [`crate::Cache::Redis`]). Behind Sentinel ([`sentinel`]) and as a
-//! Redis Cluster ([`cluster`]), with the same settings plus their nodes.
+//! crate's `ConnectionManager`), what its errors mean ([`error`]), its
+//! secrets read again when they rotate ([`rotation`]) and the handle the
+//! application receives ([`handle`]: one that a check can move to a new
+//! connection, in [`crate::Cache::Redis`]). Behind Sentinel ([`sentinel`])
+//! and as a Redis Cluster ([`cluster`]), with the same settings plus their
+//! nodes.
 
 pub mod cluster;
 pub mod connector;
 pub mod error;
+pub mod handle;
 pub mod options;
 pub mod rotation;
 pub mod sentinel;
@@ -15,19 +18,11 @@ pub mod sentinel;
 pub use self::cluster::ClusterConnector;
 pub use self::connector::RedisConnector;
 pub use self::error::RedisError;
+pub use self::handle::{ClusterManager, RedisManager, SentinelManager, Switching};
 pub use self::options::{ClusterSettings, RedisSettings, RedisTls, SentinelSettings};
-pub use self::sentinel::{SentinelConnector, SentinelManager};
+pub use self::sentinel::SentinelConnector;
 
 use crate::error::ConnectError;
-
-/// The handle the application receives
-/// (`readygate::export::redis::aio::ConnectionManager`).
-pub type Manager = redis::aio::ConnectionManager;
-
-/// The handle of `CACHE_TYPE=redis-cluster`
-/// (`readygate::export::redis::cluster_async::ClusterConnection`): it sends
-/// each key to its slot's owner and follows `MOVED`/`ASK`.
-pub type ClusterConnection = redis::cluster_async::ClusterConnection;
 
 impl RedisSettings {
     /// The connector for these settings; it connects at the first attempt.

@@ -5,13 +5,13 @@
 //! through [`crate::redact::redact_url`].
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::config::{BOOLEANS, Checker, REDIS_RETRY, RawSettings, RetryFields};
 use crate::redact::redact_url;
 use crate::retry::RetryPolicy;
-use crate::secrets::UrlSource;
-use crate::tls::{PemError, PemFile, load_certs, load_key};
+use crate::secrets::{Source, UrlSource};
+use crate::tls::PemFile;
 
 /// Redis as the cache (`CACHE_TYPE=redis`), as the settings give it.
 #[derive(Clone)]
@@ -38,7 +38,7 @@ impl fmt::Debug for RedisSettings {
 }
 
 /// Redis's TLS files, for `rediss://`.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RedisTls {
     /// `REDIS_TLS_CA_CERT`: trust these roots instead of the platform's.
     pub ca: Option<PemFile>,
@@ -50,6 +50,44 @@ pub struct RedisTls {
 }
 
 impl RedisTls {
+    /// The files, each named by its variable, for [`crate::secrets`].
+    pub fn sources(&self) -> Vec<Source> {
+        let ca = self
+            .ca
+            .iter()
+            .map(|ca| Source::new("REDIS_TLS_CA_CERT", "certificate", &ca.path));
+        let client = self.client.iter().flat_map(|(cert, key)| {
+            [
+                Source::new("REDIS_TLS_CLIENT_CERT", "certificate", &cert.path),
+                Source::new("REDIS_TLS_CLIENT_KEY", "key", &key.path),
+            ]
+        });
+        ca.chain(client).collect()
+    }
+
+    /// The same files read again and checked as at start, and the client
+    /// key against its certificate; why not, when they cannot be used.
+    pub fn reread(&self) -> Result<RedisTls, String> {
+        let ca = match &self.ca {
+            Some(ca) => Some(PemFile::read(&ca.path, false).map_err(|e| e.to_string())?),
+            None => None,
+        };
+        let client = match &self.client {
+            Some((cert, key)) => {
+                let cert = PemFile::read(&cert.path, false).map_err(|e| e.to_string())?;
+                let key = PemFile::read(&key.path, true).map_err(|e| e.to_string())?;
+                cert.identity(&key).map_err(|e| e.to_string())?;
+                Some((cert, key))
+            }
+            None => None,
+        };
+        Ok(RedisTls {
+            ca,
+            client,
+            insecure: self.insecure,
+        })
+    }
+
     /// What the redis crate takes.
     pub fn certificates(&self) -> redis::TlsCertificates {
         redis::TlsCertificates {
@@ -174,21 +212,8 @@ fn tls_settings(c: &mut Checker, raw: &RawSettings) -> Option<RedisTlsSettings> 
     let pem = |c: &mut Checker, var: &'static str, raw: Option<&str>, key: bool| {
         let raw = raw?;
         let path = c.present(var, raw, "a PEM file")?;
-        let checked = if key {
-            load_key(Path::new(path)).map(drop)
-        } else {
-            load_certs(Path::new(path)).map(drop)
-        };
-        match checked.and_then(|()| {
-            std::fs::read(path).map_err(|source| PemError::Read {
-                path: path.into(),
-                source,
-            })
-        }) {
-            Ok(pem) => Some(Some(PemFile {
-                path: PathBuf::from(path),
-                pem,
-            })),
+        match PemFile::read(Path::new(path), key) {
+            Ok(pem) => Some(Some(pem)),
             Err(e) => {
                 c.fail(var, path, format!("cannot be used: {e}"), "a PEM file");
                 None

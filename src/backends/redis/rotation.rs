@@ -15,6 +15,7 @@ use percent_encoding::percent_decode_str;
 use redis::RedisResult;
 use redis::auth::{BasicAuth, StreamingCredentialsProvider};
 
+use super::options::RedisTls;
 use crate::config::Checker;
 use crate::secrets::{UrlSource, Watched, reasons};
 
@@ -130,4 +131,27 @@ pub fn watched_password(
         ))
     };
     Watched::new("Redis", first, files, Box::new(load))
+}
+
+/// The `REDIS_TLS_*` files (`None` for `redis://`), read again when one
+/// changed: the CA bundle, and the client certificate with its key (a key
+/// that is not the certificate's is refused, the last good pair kept). New
+/// connections are made with the current files; see [`super::handle`] for
+/// when an open connection is replaced.
+pub fn watched_tls(tls: Option<&RedisTls>) -> Option<Arc<Watched<RedisTls>>> {
+    let first = tls?.clone();
+    let files = first.sources();
+    let files_again = files.clone();
+    let at_start = first.clone();
+    let load = move || Ok((at_start.reread()?, files_again.clone()));
+    Some(Watched::new("Redis", first, files, Box::new(load)))
+}
+
+/// The current TLS files of an optional watched set, read again when one
+/// changed.
+pub fn current_tls(tls: Option<&Arc<Watched<RedisTls>>>) -> Option<RedisTls> {
+    tls.map(|tls| {
+        tls.refresh();
+        tls.current()
+    })
 }

@@ -12,101 +12,22 @@
 //! asked here with plain commands, and each master gets the crate's
 //! `ConnectionManager`.
 
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use futures_util::future::{FutureExt, LocalBoxFuture};
-use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
-use redis::{AsyncConnectionConfig, Cmd, Pipeline, RedisFuture, Value};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{AsyncConnectionConfig, Value};
 
 use super::error::RedisError;
+use super::handle::{SentinelManager, Slot, db_of, replace};
 use super::options::{RedisTls, SentinelSettings};
-use super::rotation::{Auth, Provider, watched, watched_password};
+use super::rotation::{Auth, Provider, current_tls, watched, watched_password, watched_tls};
 use crate::backends::Cache;
 use crate::connector::{Connector, ServerInfo};
 use crate::error::ConnectError;
 use crate::handles::Connected;
 use crate::secrets::{Refresh, Watched};
-
-/// The master's connection, as the application holds it: commands go to the
-/// master the last check found; a failover moves it to the new one without
-/// the application doing anything. Cheap to clone (every clone follows).
-///
-/// Before the first attempt passed (an optional cache), commands fail with
-/// "not connected".
-#[derive(Clone)]
-pub struct SentinelManager {
-    current: Arc<RwLock<Option<Master>>>,
-    db: i64,
-}
-
-#[derive(Clone)]
-struct Master {
-    /// `host:port`.
-    server: String,
-    manager: ConnectionManager,
-}
-
-impl SentinelManager {
-    fn new(db: i64) -> Self {
-        SentinelManager {
-            current: Arc::new(RwLock::new(None)),
-            db,
-        }
-    }
-
-    /// The master in use now: `host:port`, `None` before the first
-    /// connection.
-    pub fn server(&self) -> Option<String> {
-        self.master().map(|m| m.server)
-    }
-
-    fn master(&self) -> Option<Master> {
-        self.current
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-
-    fn set(&self, master: Master) {
-        *self.current.write().unwrap_or_else(PoisonError::into_inner) = Some(master);
-    }
-
-    fn not_connected() -> redis::RedisError {
-        redis::RedisError::from((
-            redis::ErrorKind::Io,
-            "not connected",
-            "no master found through the sentinels yet".to_owned(),
-        ))
-    }
-}
-
-impl ConnectionLike for SentinelManager {
-    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        let master = self.master();
-        Box::pin(async move {
-            let mut manager = master.ok_or_else(Self::not_connected)?.manager;
-            manager.req_packed_command(cmd).await
-        })
-    }
-
-    fn req_packed_commands<'a>(
-        &'a mut self,
-        pipeline: &'a Pipeline,
-        offset: usize,
-        count: usize,
-    ) -> RedisFuture<'a, Vec<Value>> {
-        let master = self.master();
-        Box::pin(async move {
-            let mut manager = master.ok_or_else(Self::not_connected)?.manager;
-            manager.req_packed_commands(pipeline, offset, count).await
-        })
-    }
-
-    fn get_db(&self) -> i64 {
-        self.db
-    }
-}
 
 /// Asks the sentinels, connects to the master they name, and keeps the
 /// application's [`SentinelManager`] on it.
@@ -122,7 +43,9 @@ pub struct SentinelConnector {
     name: Arc<str>,
     /// `REDIS_URL`, whose host and port are replaced by the master's.
     master_url: Arc<url::Url>,
-    tls: Option<RedisTls>,
+    /// The `REDIS_TLS_*` files (sentinels and masters alike), read again
+    /// when they change.
+    tls: Option<Arc<Watched<RedisTls>>>,
     config: ConnectionManagerConfig,
     timeout: Duration,
     handle: SentinelManager,
@@ -139,13 +62,6 @@ struct Asking {
     nodes: Nodes,
     password: Option<String>,
     tls: Option<RedisTls>,
-}
-
-/// Whether `e` is a refused password (the class [`super::error`] calls
-/// permanent).
-fn refused(e: &redis::RedisError) -> bool {
-    e.kind() == redis::ErrorKind::AuthenticationFailed
-        || matches!(e.code(), Some("WRONGPASS" | "NOAUTH"))
 }
 
 /// `host` as a URL writes it (`[::1]`).
@@ -215,11 +131,7 @@ impl SentinelConnector {
             .map_err(RedisError::Connect)?;
         let sentinel_auth = watched_password(s.password.clone(), s.password_source.as_ref());
         let master_auth = watched(&s.redis.url, &s.redis.source);
-        let db = master_url
-            .path()
-            .trim_start_matches('/')
-            .parse::<i64>()
-            .unwrap_or(0);
+        let db = db_of(&master_url);
         let mut config = ConnectionManagerConfig::new()
             .set_number_of_retries(0)
             .set_connection_timeout(Some(timeout.saturating_mul(2)))
@@ -233,10 +145,10 @@ impl SentinelConnector {
             master_auth,
             name: s.master.as_str().into(),
             master_url: Arc::new(master_url),
-            tls: s.redis.tls.clone(),
+            tls: watched_tls(s.redis.tls.as_ref()),
             config,
             timeout,
-            handle: SentinelManager::new(db),
+            handle: SentinelManager::new(db, "no master found through the sentinels yet"),
             server: Arc::new(Mutex::new(None)),
         })
     }
@@ -335,16 +247,13 @@ impl SentinelConnector {
     fn follow(&self) -> LocalBoxFuture<'static, Result<SentinelManager, ConnectError>> {
         let (name, timeout) = (self.name.clone(), self.timeout);
         self.sentinel_auth.refresh();
+        let tls = current_tls(self.tls.as_ref());
         let sentinels = Asking {
             nodes: self.sentinels.clone(),
             password: self.sentinel_auth.current(),
-            tls: self.tls.clone(),
+            tls: tls.clone(),
         };
-        let (url, tls, config) = (
-            self.master_url.clone(),
-            self.tls.clone(),
-            self.config.clone(),
-        );
+        let (url, config) = (self.master_url.clone(), self.config.clone());
         let (handle, shown) = (self.handle.clone(), self.server.clone());
         async move {
             let (host, port) = Self::resolve(sentinels, name.clone(), timeout).await?;
@@ -358,20 +267,21 @@ impl SentinelConnector {
                         server: server.clone(),
                         source,
                     })?;
-                Ok::<_, RedisError>(Master {
+                Ok::<_, RedisError>(Slot {
                     server: server.clone(),
-                    manager,
+                    conn: manager,
+                    tls: tls.clone(),
                 })
             };
-            let (master, role) = match handle.master() {
+            let (master, role) = match handle.slot() {
                 Some(master) if master.server == server => {
-                    match Self::role(master.manager.clone()).await {
-                        // A manager whose reconnection was refused keeps
-                        // the refusal (redis-rs#984): a new one asks for the
-                        // password again, which may have rotated since.
-                        Err(e) if refused(&e) => {
+                    match Self::role(master.conn.clone()).await {
+                        // A manager that cannot get over its failure (a
+                        // refused password, old TLS files: see
+                        // `super::handle`) is replaced by a new one.
+                        Err(e) if replace(&master, &e, tls.as_ref()) => {
                             let master = new_master().await?;
-                            let role = Self::role(master.manager.clone()).await;
+                            let role = Self::role(master.conn.clone()).await;
                             (master, role)
                         }
                         role => (master, role),
@@ -379,7 +289,7 @@ impl SentinelConnector {
                 }
                 _ => {
                     let master = new_master().await?;
-                    let role = Self::role(master.manager.clone()).await;
+                    let role = Self::role(master.conn.clone()).await;
                     (master, role)
                 }
             };
@@ -423,13 +333,19 @@ impl Connector for SentinelConnector {
     }
 
     fn watches_secrets(&self) -> bool {
-        self.sentinel_auth.watches() || super::rotation::watches(self.master_auth.as_ref())
+        self.sentinel_auth.watches()
+            || super::rotation::watches(self.master_auth.as_ref())
+            || self.tls.as_ref().is_some_and(|t| t.watches())
     }
 
     fn refresh_secrets(&self) -> bool {
         let sentinels = self.sentinel_auth.refresh() == Refresh::Changed;
         let master = super::rotation::refreshed(self.master_auth.as_ref());
-        sentinels || master
+        let tls = self
+            .tls
+            .as_ref()
+            .is_some_and(|t| t.refresh() == Refresh::Changed);
+        sentinels || master || tls
     }
 
     fn server(&self) -> Option<ServerInfo> {

@@ -111,6 +111,9 @@ pub struct Redis {
     port: u16,
     password: Option<String>,
     tls: Option<RedisTlsFiles>,
+    /// With TLS: a plain-text port as well, on loopback, for the test's own
+    /// commands (`CONFIG SET tls-*`, `CLIENT KILL`).
+    admin_port: Option<u16>,
     /// A configuration file, given first (a sentinel's).
     conf: Option<PathBuf>,
     /// More arguments, after the usual ones (`--replicaof`, cluster mode).
@@ -160,6 +163,7 @@ impl Redis {
             port: free_port(),
             password: None,
             tls: None,
+            admin_port: None,
             conf: None,
             extra: Vec::new(),
             child: None,
@@ -171,6 +175,41 @@ impl Redis {
         let mut redis = Redis::reserve();
         redis.tls = Some(files);
         redis.started_retrying()
+    }
+
+    /// A running TLS server with a plain-text port of its own for the test
+    /// ([`Redis::command`] uses it), so that its certificates can be
+    /// changed while it runs ([`Redis::set_tls`]).
+    pub fn start_tls_with_admin_port(files: RedisTlsFiles) -> Redis {
+        let mut redis = Redis::reserve();
+        redis.tls = Some(files);
+        redis.admin_port = Some(free_port());
+        redis.started_retrying()
+    }
+
+    /// `CONFIG SET` of the server's certificate, key and CA for client
+    /// certificates: new connections get them, open ones keep theirs. Needs
+    /// [`Redis::start_tls_with_admin_port`].
+    pub fn set_tls(&mut self, server: &super::certs::CertFiles, ca: &Path) {
+        let path = |p: &Path| p.display().to_string();
+        let (cert, key, ca) = (path(&server.cert), path(&server.key), path(ca));
+        let reply = self
+            .command(&[
+                "CONFIG",
+                "SET",
+                "tls-cert-file",
+                &cert,
+                "tls-key-file",
+                &key,
+                "tls-ca-cert-file",
+                &ca,
+            ])
+            .unwrap();
+        assert!(reply.ends_with("+OK\r\n"), "CONFIG SET tls-*: {reply:?}");
+        if let Some(tls) = &mut self.tls {
+            tls.server = server.clone();
+            tls.ca = ca.into();
+        }
     }
 
     /// As [`Redis::reserve`], for a server that will require `password`.
@@ -197,10 +236,11 @@ impl Redis {
         if let Some(conf) = &self.conf {
             cmd.arg(conf);
         }
+        let plain = self.admin_port.unwrap_or(0).to_string();
         match &self.tls {
             None => cmd.args(["--port", &self.port.to_string()]),
             Some(tls) => cmd
-                .args(["--port", "0", "--tls-port", &self.port.to_string()])
+                .args(["--port", &plain, "--tls-port", &self.port.to_string()])
                 .arg("--tls-cert-file")
                 .arg(&tls.server.cert)
                 .arg("--tls-key-file")
@@ -225,6 +265,7 @@ impl Redis {
         let child = process::spawn_logged(&mut cmd, &self.log, "redis-server");
         self.child = Some(child);
         let (port, password, tls) = (self.port, self.password.clone(), self.tls.is_some());
+        let admin = self.admin_port;
         process::wait_ready(
             &mut self.child,
             ("redis-server", port, &self.log),
@@ -235,6 +276,10 @@ impl Redis {
                 // accepting connections is the sign.
                 if tls {
                     super::ports::port_is_open(port)
+                        && admin.is_none_or(|admin| {
+                            command_at(admin, password.as_deref(), &["PING"])
+                                .is_ok_and(|r| r.starts_with("+PONG"))
+                        })
                 } else {
                     command_at(port, password.as_deref(), &["PING"])
                         .is_ok_and(|r| r.starts_with("+PONG"))
@@ -252,7 +297,15 @@ impl Redis {
     /// Sends one command over a fresh connection (after AUTH when a password
     /// is set) and returns the raw RESP reply, e.g. `$3\r\nbar\r\n`.
     pub fn command(&self, args: &[&str]) -> std::io::Result<String> {
-        command_at(self.port, self.password.as_deref(), args)
+        let port = self.admin_port.unwrap_or(self.port);
+        command_at(port, self.password.as_deref(), args)
+    }
+
+    /// `CLIENT KILL TYPE normal`: every client connection ends (the
+    /// gateway's included), as a restart or a proxy would end them.
+    pub fn drop_clients(&self) {
+        let reply = self.command(&["CLIENT", "KILL", "TYPE", "normal"]).unwrap();
+        assert!(reply.contains(':'), "CLIENT KILL: {reply:?}");
     }
 
     /// `CONFIG SET requirepass NEW`: the password changes on the server
