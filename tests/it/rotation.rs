@@ -344,6 +344,150 @@ fn a_renewed_client_certificate_is_used_by_the_next_connection() {
     );
 }
 
+/// A primary with `app` (password FIRST) and its streaming standby, both
+/// requiring a password over TCP, the standby caught up (it has `app`).
+fn replicated_with_password() -> (Postgres, Postgres) {
+    let mut primary = Postgres::start_primary();
+    let mut standby = primary.start_standby();
+    primary.require_password("app", FIRST);
+    standby.wait_caught_up(&primary);
+    standby.require_tcp_passwords();
+    (primary, standby)
+}
+
+/// A multi-host URL of `app` with `password` on `ports`, under
+/// `target_session_attrs=read-write`.
+fn read_write_url(ports: &[u16], password: &str) -> Vec<u8> {
+    let hosts: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    format!(
+        "postgres://app:{password}@{}/postgres?target_session_attrs=read-write",
+        hosts.join(",")
+    )
+    .into_bytes()
+}
+
+/// A gateway reading the database URL from `mount` (checks every 100 ms,
+/// retries every 200 ms, longest wait 60 s), ready.
+fn rotating_gateway(mount: &MountedSecret) -> Gateway {
+    let gw = Gateway::builder()
+        .env("DATABASE_URL_FILE", mount.path("url").display().to_string())
+        .env("DB_RETRY_INTERVAL_MS", INTERVAL_MS.to_string())
+        .env("DB_RETRY_MAX_INTERVAL_MS", "60000")
+        .env("HEALTH_CHECK_INTERVAL_MS", "100")
+        .spawn();
+    assert_ready_within(&gw, Duration::from_secs(15));
+    gw
+}
+
+/// `/ready`'s database server and role.
+fn chosen_server(gw: &Gateway) -> (String, String) {
+    let (_, body) = gw.get("/ready").unwrap();
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let db = &body["dependencies"]["database"];
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
+    (text(&db["server"]), text(&db["role"]))
+}
+
+/// The backend pids of `user`'s sessions on the server.
+fn session_pids(pg: &Postgres, user: &str) -> Vec<String> {
+    pg.psql(&format!(
+        "SELECT pid FROM pg_stat_activity WHERE usename = '{user}' AND pid <> pg_backend_pid()"
+    ))
+    .lines()
+    .map(str::to_owned)
+    .collect()
+}
+
+#[test]
+fn a_rotated_password_reaches_the_chosen_host_of_a_multi_host_url() {
+    // Arrange: the standby listed first, passed over for the primary.
+    let (primary, standby) = replicated_with_password();
+    let ports = [standby.port(), primary.port()];
+    let mut mount = MountedSecret::new(&[("url", &read_write_url(&ports, FIRST))]);
+    let path = mount.path("url").display().to_string();
+    let gw = rotating_gateway(&mount);
+    wait_both_sessions(&primary, "app", &gw);
+    assert_eq!(chosen_server(&gw), (primary.addr(), "primary".into()));
+    let before = failed_logins(&primary) + failed_logins(&standby);
+    let old_sessions = session_pids(&primary, "app");
+
+    // Act: the server (replicated to the standby), then the file, then the
+    // sessions on both.
+    primary.psql(&format!("ALTER ROLE app PASSWORD '{SECOND}'"));
+    standby.wait_caught_up(&primary);
+    mount.update(&[("url", &read_write_url(&ports, SECOND))]);
+    let changed = Instant::now();
+    terminate_sessions(&primary, "app");
+    standby.psql(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE usename = 'app'",
+    );
+
+    // Assert: the file read, new sessions logged in with the new password,
+    // ready within about a retry interval and a check, and still so a
+    // second later, on the primary.
+    let line = format!("DB credentials re-read from DATABASE_URL_FILE ({path}): changed");
+    expect_line(&gw, &line);
+    assert!(
+        crate::support::wait_until(Duration::from_secs(10), Duration::from_millis(20), || {
+            session_pids(&primary, "app")
+                .iter()
+                .any(|pid| !old_sessions.contains(pid))
+        }),
+        "no new session with the new password:\n{}",
+        gw.output()
+    );
+    assert_ready_within(&gw, Duration::from_secs(10));
+    let back = changed.elapsed();
+    assert!(
+        back < Duration::from_millis(INTERVAL_MS + 100) + Duration::from_secs(5),
+        "{back:?}"
+    );
+    std::thread::sleep(Duration::from_millis(1000));
+    assert_ready_within(&gw, Duration::from_millis(500));
+    assert_eq!(chosen_server(&gw), (primary.addr(), "primary".into()));
+    let failed = failed_logins(&primary) + failed_logins(&standby) - before;
+    assert!(failed <= 2, "{failed} failed logins:\n{}", gw.output());
+    assert_eq!(reloads(&gw, "DATABASE_URL_FILE", "changed"), 1.0);
+    assert_no_password(&gw);
+}
+
+#[test]
+fn the_choice_after_a_failover_logs_in_with_the_rotated_password() {
+    // Arrange: the gateway on the primary, listed first.
+    let (mut primary, mut standby) = replicated_with_password();
+    let ports = [primary.port(), standby.port()];
+    let mut mount = MountedSecret::new(&[("url", &read_write_url(&ports, FIRST))]);
+    let path = mount.path("url").display().to_string();
+    let gw = rotating_gateway(&mount);
+    assert_eq!(chosen_server(&gw), (primary.addr(), "primary".into()));
+
+    // Act: the password and the file rotate; then the primary stops, and
+    // its standby, which only the next choice can find, is promoted.
+    primary.psql(&format!("ALTER ROLE app PASSWORD '{SECOND}'"));
+    standby.wait_caught_up(&primary);
+    mount.update(&[("url", &read_write_url(&ports, SECOND))]);
+    primary.stop();
+    assert!(
+        gw.wait_for_status("/ready", 503, Duration::from_secs(10)),
+        "{}",
+        gw.output()
+    );
+    standby.promote();
+    let promoted = Instant::now();
+
+    // Assert: the choice logged in to the promoted standby with the new
+    // password.
+    assert_ready_within(&gw, Duration::from_secs(10));
+    eprintln!("promotion -> /ready 200 in {:?}", promoted.elapsed());
+    assert_eq!(chosen_server(&gw), (standby.addr(), "primary".into()));
+    expect_line(
+        &gw,
+        &format!("DB credentials re-read from DATABASE_URL_FILE ({path}): changed"),
+    );
+    assert_eq!(failed_logins(&standby), 0, "{}", gw.output());
+    assert_no_password(&gw);
+}
+
 /// Redis's failed logins so far (`acl_access_denied_auth`, Redis 6+).
 fn redis_failed_logins(redis: &Redis) -> u64 {
     let info = redis.command(&["INFO", "stats"]).unwrap();

@@ -32,7 +32,7 @@ use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::error::PostgresError;
-use super::options::PostgresOptions;
+use super::options::{PostgresOptions, SessionAttrs};
 use super::servers::{Servers, role};
 use crate::backends::{Database, DatabaseUrl, watch_database};
 use crate::connector::{
@@ -51,22 +51,27 @@ pub struct PostgresConnector {
     severance: Severance,
     timeout: Duration,
     encrypted: Arc<Encrypted>,
-    /// With several hosts or a `target_session_attrs`: which server, and
-    /// whether it will do (see [`Servers`]).
-    servers: Option<Arc<Servers>>,
-    /// The TLS of the URL's first configuration (choosing among several
-    /// servers; see docs/rotation.md for what rotates there).
-    tls: MakeRustlsConnect,
-    /// The configuration and TLS new connections are made with.
+    /// When the current URL names several hosts or a
+    /// `target_session_attrs`: which server, and whether it will do (see
+    /// [`Servers`]).
+    servers: Arc<Servers>,
+    /// The configurations and TLS new connections, and the choice of a
+    /// server, are made with.
     current: Arc<Watched<Current>>,
 }
 
-/// What a new connection is made with: the URL's configuration and the
-/// TLS built from its files, both rebuilt when a secret file rotates.
+/// What a new connection is made with: the URL's configuration, each of its
+/// hosts' and the TLS built from its files, all rebuilt when a secret file
+/// rotates.
 #[derive(Clone)]
 pub struct Current {
     pub config: tokio_postgres::Config,
     pub tls: MakeRustlsConnect,
+    /// `host:port` and the configuration of each host, in the URL's order
+    /// (what [`Servers`] chooses among).
+    pub servers: Arc<[(String, tokio_postgres::Config)]>,
+    /// `target_session_attrs`, when the URL gives it.
+    pub attrs: Option<SessionAttrs>,
 }
 
 /// The connection settings every connection shares: the timeouts and the
@@ -82,13 +87,31 @@ fn finish(config: &mut tokio_postgres::Config, timeout: Duration) {
 }
 
 impl Current {
-    fn of(options: &PostgresOptions, timeout: Duration) -> Self {
+    /// The value of `options`, every configuration finished with `timeout`.
+    pub(super) fn of(options: &PostgresOptions, timeout: Duration) -> Self {
         let mut config = (*options.config).clone();
         finish(&mut config, timeout);
+        let servers = options
+            .servers
+            .iter()
+            .map(|server| {
+                let mut config = server.config.clone();
+                finish(&mut config, timeout);
+                (server.shown.clone(), config)
+            })
+            .collect();
         Current {
             config,
             tls: MakeRustlsConnect::new((*options.tls.client).clone()),
+            servers,
+            attrs: options.attrs,
         }
+    }
+
+    /// Whether readygate chooses among servers and checks their role (as
+    /// [`PostgresOptions::several`]).
+    pub fn several(&self) -> bool {
+        self.servers.len() > 1 || self.attrs.is_some()
     }
 }
 
@@ -116,12 +139,9 @@ impl PostgresConnector {
     ) -> Result<Self, ConnectError> {
         let current = watched(options, timeout);
         let config = current.current().config;
-        let servers = options
-            .several()
-            .then(|| Arc::new(Servers::new(options, |c| finish(c, timeout))));
+        let servers = Arc::new(Servers::default());
         let severance = Severance::default();
         let encrypted = Arc::new(Encrypted::default());
-        let tls = current.current().tls;
         let build = |size: usize, wait: Duration| {
             let manager = Manager::from_connect(
                 config.clone(),
@@ -129,7 +149,7 @@ impl PostgresConnector {
                     severed: severance.watch(),
                     current: Arc::clone(&current),
                     encrypted: Arc::clone(&encrypted),
-                    servers: servers.clone(),
+                    servers: Arc::clone(&servers),
                 },
                 ManagerConfig {
                     recycling_method: RecyclingMethod::Fast,
@@ -153,7 +173,6 @@ impl PostgresConnector {
             timeout,
             encrypted,
             servers,
-            tls,
             current,
         })
     }
@@ -171,7 +190,8 @@ impl PostgresConnector {
     }
 
     /// With several servers: choose one first when `attempt` (or after a
-    /// failed check), severing the pools' connections when the choice
+    /// failed check, or when the URL's hosts changed), with the secrets as
+    /// they are now, severing the pools' connections when the choice
     /// changed; then ask `pool`'s connection what its server is, and refuse
     /// it when it will not do.
     fn role_check(
@@ -179,20 +199,27 @@ impl PostgresConnector {
         pool: &Pool,
         attempt: bool,
     ) -> LocalBoxFuture<'static, Result<(), ConnectError>> {
-        let (pool, timeout, tls) = (pool.clone(), self.timeout, self.tls.clone());
-        let Some(servers) = self.servers.clone() else {
+        let (pool, timeout) = (pool.clone(), self.timeout);
+        if !self.current.current().several() {
             return Self::select_one(pool, timeout).boxed_local();
-        };
+        }
+        let (servers, current) = (Arc::clone(&self.servers), Arc::clone(&self.current));
         let severance = self.severance.clone();
         async move {
-            if servers.must_choose(attempt) && servers.choose(tls, timeout).await? {
-                severance.sever();
-                // Let the severed connections end before the pool is asked.
-                tokio::task::yield_now().await;
+            if servers.must_choose(attempt, &current.current()) {
+                // Choosing makes new connections: they read the files
+                // first, as the pools' do.
+                current.refresh();
+                if servers.choose(&current.current(), timeout).await? {
+                    severance.sever();
+                    // Let the severed connections end before the pool is
+                    // asked.
+                    tokio::task::yield_now().await;
+                }
             }
             let client = Self::get(&pool, timeout).await?;
             let role = role(&client).await.map_err(PostgresError::Query)?;
-            servers.accept(role)
+            servers.accept(&current.current(), role)
         }
         .boxed_local()
     }
@@ -220,8 +247,9 @@ struct SeverableConnect {
     /// next connection made.
     current: Arc<Watched<Current>>,
     encrypted: Arc<Encrypted>,
-    /// With several servers, connections go to the chosen one.
-    servers: Option<Arc<Servers>>,
+    /// With several servers, connections go to the chosen one, with its
+    /// configuration in the current value.
+    servers: Arc<Servers>,
 }
 
 type ConnectFuture<'a> = Pin<
@@ -236,10 +264,11 @@ impl Connect for SeverableConnect {
     fn connect(&self, _: &tokio_postgres::Config) -> ConnectFuture<'_> {
         self.current.refresh();
         let current = self.current.current();
-        let config = match self.servers.as_ref().and_then(|s| s.config()) {
-            Some(chosen) => chosen,
-            None => current.config,
-        };
+        let chosen = current
+            .several()
+            .then(|| self.servers.config(&current))
+            .flatten();
+        let config = chosen.unwrap_or_else(|| current.config.clone());
         let severed = self.severed.clone();
         let handshake = Arc::new(AtomicBool::new(false));
         let tls = Tracked {
@@ -349,13 +378,15 @@ impl Connector for PostgresConnector {
 
     fn sever(&self) {
         self.severance.sever();
-        if let Some(servers) = &self.servers {
-            servers.suspect();
-        }
+        self.servers.suspect();
     }
 
     fn server(&self) -> Option<ServerInfo> {
-        self.servers.as_ref()?.info()
+        let current = self.current.current();
+        current
+            .several()
+            .then(|| self.servers.info(&current))
+            .flatten()
     }
 
     fn refresh_secrets(&self) -> bool {

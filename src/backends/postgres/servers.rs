@@ -16,6 +16,14 @@
 //!   for (a primary turned read-only, a standby promoted), a transient
 //!   error like any other. After a failed check the next one chooses again,
 //!   which is how a promoted standby is found.
+//! * Rotation: the hosts, their configurations (user, password, ...), the
+//!   TLS and `target_session_attrs` are those of the connector's current
+//!   value ([`Current`]), rebuilt when `DATABASE_URL_FILE` or a TLS file
+//!   changes; [`Servers`] keeps only the choice. A rotated URL naming
+//!   other hosts is taken: until the next check chooses among them, new
+//!   connections go to the chosen server if it is still named, else to the
+//!   first host; that check chooses again, and the pools' connections are
+//!   severed if the server changed.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,68 +32,79 @@ use std::time::Duration;
 use tokio_postgres::SimpleQueryMessage;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
+use super::connector::Current;
 use super::error::{PostgresError, Vocabulary};
-use super::options::{PostgresOptions, Role, SessionAttrs};
+use super::options::{Role, SessionAttrs};
 use crate::connector::ServerInfo;
 use crate::error::{ConnectError, ErrorClass};
 
-/// The servers of one URL, and the one chosen.
+/// Which of the current URL's servers the pools connect to. The servers
+/// themselves (each host's configuration, the TLS, `target_session_attrs`)
+/// are read from the [`Current`] value each time, so that a rotated
+/// password, certificate or URL is used for choosing and connecting alike.
+#[derive(Default)]
 pub struct Servers {
-    /// `host:port` and the configuration of each, in the URL's order.
-    list: Vec<(String, tokio_postgres::Config)>,
-    attrs: SessionAttrs,
     chosen: Mutex<Chosen>,
     /// A check failed since the last choice: choose again first.
     suspect: AtomicBool,
 }
 
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Default)]
 struct Chosen {
-    index: usize,
-    /// As the server last said.
-    role: Option<Role>,
+    /// The hosts (`host:port`) of the URL the choice was made among, in
+    /// its order; empty before the first choice. Another list in the
+    /// current value (a rotated URL naming other hosts) means choosing
+    /// again.
+    hosts: Vec<String>,
+    /// The server chosen (`host:port`); `None` before the first choice.
+    server: Option<String>,
+    /// The role a server last said it has, and that server (`host:port`).
+    role: Option<(String, Role)>,
 }
 
 /// What the server is asked about itself.
 const ROLE_QUERY: &str = "SELECT pg_is_in_recovery(), current_setting('transaction_read_only')";
 
 impl Servers {
-    /// The servers of `options`, each configuration finished by `finish`
-    /// (the connector's timeouts and keepalives).
-    pub fn new(options: &PostgresOptions, finish: impl Fn(&mut tokio_postgres::Config)) -> Self {
-        let list = options
-            .servers
-            .iter()
-            .map(|server| {
-                let mut config = server.config.clone();
-                finish(&mut config);
-                (server.shown.clone(), config)
-            })
-            .collect();
-        Servers {
-            list,
-            attrs: options.attrs.unwrap_or(SessionAttrs::Any),
-            chosen: Mutex::default(),
-            suspect: AtomicBool::new(false),
-        }
-    }
-
     fn chosen(&self) -> Chosen {
-        self.chosen.lock().map(|c| *c).unwrap_or_default()
+        self.chosen
+            .lock()
+            .map(|c| c.clone())
+            .unwrap_or_else(|e| e.into_inner().clone())
     }
 
-    /// The configuration of the chosen server (the first until a choice).
-    pub fn config(&self) -> Option<tokio_postgres::Config> {
-        self.list.get(self.chosen().index).map(|(_, c)| c.clone())
+    /// The index in `current` of the server new connections go to: the
+    /// chosen one, or the first when none was chosen or the chosen one is
+    /// no longer in the URL (until the next check chooses again).
+    fn target<'a>(
+        chosen: &Chosen,
+        current: &'a Current,
+    ) -> Option<&'a (String, tokio_postgres::Config)> {
+        chosen
+            .server
+            .as_ref()
+            .and_then(|server| current.servers.iter().find(|(s, _)| s == server))
+            .or_else(|| current.servers.first())
     }
 
-    /// The chosen server and its role, as `/ready` shows them.
-    pub fn info(&self) -> Option<ServerInfo> {
+    /// The configuration, in `current`, of the server new connections go
+    /// to (see [`Servers::target`]).
+    pub fn config(&self, current: &Current) -> Option<tokio_postgres::Config> {
+        Self::target(&self.chosen(), current).map(|(_, c)| c.clone())
+    }
+
+    /// The server new connections go to and its role, as `/ready` shows
+    /// them (no role until that server said it).
+    pub fn info(&self, current: &Current) -> Option<ServerInfo> {
         let chosen = self.chosen();
-        let (shown, _) = self.list.get(chosen.index)?;
+        let (shown, _) = Self::target(&chosen, current)?;
+        let role = chosen
+            .role
+            .filter(|(server, _)| server == shown)
+            .map(|(_, role)| role.name());
         Some(ServerInfo {
             server: shown.clone(),
-            role: chosen.role.map(Role::name),
+            role,
         })
     }
 
@@ -94,19 +113,34 @@ impl Servers {
         self.suspect.store(true, Ordering::Relaxed);
     }
 
-    /// Whether to choose before the next attempt or check: there is a
-    /// choice to make, and none was made, or a check failed since.
-    pub fn must_choose(&self, attempt: bool) -> bool {
-        self.list.len() > 1 && (attempt || self.suspect.swap(false, Ordering::Relaxed))
+    /// Whether to choose before the next attempt or check: `current`
+    /// names several hosts, and none was chosen among them (at an attempt,
+    /// or since their list changed), or a check failed since.
+    pub fn must_choose(&self, attempt: bool, current: &Current) -> bool {
+        current.servers.len() > 1
+            && (attempt || self.suspect.swap(false, Ordering::Relaxed) || self.stale(current))
     }
 
-    /// `role`, as the chosen server just said it, if it will do (a
-    /// runtime check: `prefer-standby` keeps any server it has).
-    pub fn accept(&self, role: Role) -> Result<(), ConnectError> {
-        if let Ok(mut chosen) = self.chosen.lock() {
-            chosen.role = Some(role);
+    /// Whether the choice was made among other hosts than `current`'s.
+    fn stale(&self, current: &Current) -> bool {
+        let chosen = self.chosen();
+        !chosen
+            .hosts
+            .iter()
+            .eq(current.servers.iter().map(|(s, _)| s))
+    }
+
+    /// `role`, as the server of a pooled connection just said it, if it
+    /// will do under `current`'s `target_session_attrs` (a runtime check:
+    /// `prefer-standby` keeps any server it has).
+    pub fn accept(&self, current: &Current, role: Role) -> Result<(), ConnectError> {
+        if let Ok(mut chosen) = self.chosen.lock()
+            && let Some((server, _)) = Self::target(&chosen, current)
+        {
+            chosen.role = Some((server.clone(), role));
         }
-        let attrs = match self.attrs {
+        let wanted = current.attrs.unwrap_or(SessionAttrs::Any);
+        let attrs = match wanted {
             SessionAttrs::PreferStandby => SessionAttrs::Any,
             attrs => attrs,
         };
@@ -114,28 +148,28 @@ impl Servers {
             None => Ok(()),
             Some(why) => Err(PostgresError::Unsuitable {
                 why,
-                attrs: self.attrs.name(),
+                attrs: wanted.name(),
             }
             .into()),
         }
     }
 
-    /// Tries each server in order (see the module's documentation) within
-    /// `timeout` in all; `Ok(true)` when the choice changed.
-    pub async fn choose(
-        &self,
-        tls: MakeRustlsConnect,
-        timeout: Duration,
-    ) -> Result<bool, ConnectError> {
-        let count = u32::try_from(self.list.len()).unwrap_or(u32::MAX).max(1);
+    /// Tries each of `current`'s servers in order (see the module's
+    /// documentation), with its configuration and TLS, within `timeout` in
+    /// all; `Ok(true)` when the choice changed.
+    pub async fn choose(&self, current: &Current, timeout: Duration) -> Result<bool, ConnectError> {
+        let wanted = current.attrs.unwrap_or(SessionAttrs::Any);
+        let count = u32::try_from(current.servers.len())
+            .unwrap_or(u32::MAX)
+            .max(1);
         let share = timeout / count;
-        let first_pass = match self.attrs {
+        let first_pass = match wanted {
             SessionAttrs::PreferStandby => SessionAttrs::Standby,
             attrs => attrs,
         };
         let (mut tried, mut permanent, mut fallback) = (Vec::new(), true, None);
-        for (index, (shown, config)) in self.list.iter().enumerate() {
-            match tokio::time::timeout(share, role_of(config, tls.clone())).await {
+        for (index, (shown, config)) in current.servers.iter().enumerate() {
+            match tokio::time::timeout(share, role_of(config, current.tls.clone())).await {
                 Err(_) => {
                     tried.push(format!("{shown} timed out"));
                     permanent = false;
@@ -148,9 +182,9 @@ impl Servers {
                     permanent &= crate::error::class(&e, &[&Vocabulary]) == ErrorClass::Permanent;
                 }
                 Ok(Ok(role)) => match first_pass.refusal(role) {
-                    None => return Ok(self.set(index, role)),
+                    None => return Ok(self.set(current, index, role)),
                     Some(why) => {
-                        if self.attrs == SessionAttrs::PreferStandby && fallback.is_none() {
+                        if wanted == SessionAttrs::PreferStandby && fallback.is_none() {
                             fallback = Some((index, role));
                         }
                         tried.push(format!("{shown} {why}"));
@@ -160,25 +194,33 @@ impl Servers {
             }
         }
         if let Some((index, role)) = fallback {
-            return Ok(self.set(index, role));
+            return Ok(self.set(current, index, role));
         }
         Err(PostgresError::NoSuitableServer {
-            attrs: self.attrs.name(),
+            attrs: wanted.name(),
             tried,
             permanent,
         }
         .into())
     }
 
-    /// Choose `index`; whether that changed the choice.
-    fn set(&self, index: usize, role: Role) -> bool {
+    /// Choose `current`'s server `index`; whether that changed the server
+    /// the pools connect to (before the first choice, they connect to the
+    /// first host).
+    fn set(&self, current: &Current, index: usize, role: Role) -> bool {
         let Ok(mut chosen) = self.chosen.lock() else {
             return false;
         };
-        let changed = chosen.index != index;
+        let hosts: Vec<String> = current.servers.iter().map(|(s, _)| s.clone()).collect();
+        let Some(server) = hosts.get(index).cloned() else {
+            return false;
+        };
+        let before = chosen.server.as_ref().or(hosts.first());
+        let changed = before != Some(&server);
         *chosen = Chosen {
-            index,
-            role: Some(role),
+            hosts,
+            role: Some((server.clone(), role)),
+            server: Some(server),
         };
         changed
     }
@@ -211,4 +253,166 @@ pub async fn role(client: &tokio_postgres::Client) -> Result<Role, tokio_postgre
         standby: row.and_then(|r| r.get(0)) == Some("t"),
         read_only: row.and_then(|r| r.get(1)) == Some("on"),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backends::DatabaseUrl;
+
+    /// The connector's value for `url`.
+    fn current(url: &str) -> Current {
+        let s = crate::config::tests::raw(&["--database-url", url])
+            .validate()
+            .unwrap();
+        let DatabaseUrl::Postgres(options) = s.database.url else {
+            panic!("not PostgreSQL: {url}");
+        };
+        Current::of(&options, Duration::from_secs(1))
+    }
+
+    fn url(hosts: &str, password: &str) -> String {
+        format!("postgres://app:{password}@{hosts}/db?target_session_attrs=read-write")
+    }
+
+    const PRIMARY: Role = Role {
+        standby: false,
+        read_only: false,
+    };
+
+    /// The host, port and password of a configuration.
+    fn target(config: Option<tokio_postgres::Config>) -> (String, u16, Vec<u8>) {
+        let config = config.unwrap();
+        let host = match config.get_hosts() {
+            [tokio_postgres::config::Host::Tcp(host)] => host.clone(),
+            hosts => panic!("{hosts:?}"),
+        };
+        let password = config.get_password().unwrap_or_default().to_vec();
+        (host, config.get_ports()[0], password)
+    }
+
+    fn shown(servers: &Servers, current: &Current) -> (String, Option<&'static str>) {
+        let info = servers.info(current).unwrap();
+        (info.server, info.role)
+    }
+
+    #[test]
+    fn connections_use_the_current_values_configuration_of_the_chosen_host() {
+        // Arrange: b chosen among a and b.
+        let servers = Servers::default();
+        let before = current(&url("a:1,b:2", "one"));
+        assert_eq!(
+            target(servers.config(&before)),
+            ("a".into(), 1, b"one".to_vec())
+        );
+        assert!(servers.must_choose(true, &before));
+        assert!(servers.set(&before, 1, PRIMARY), "from the first host");
+        assert!(!servers.must_choose(false, &before));
+
+        // Act: the password rotates, the hosts stay.
+        let rotated = current(&url("a:1,b:2", "two"));
+
+        // Assert: the chosen host, with the new password; no new choice.
+        assert_eq!(
+            target(servers.config(&rotated)),
+            ("b".into(), 2, b"two".to_vec())
+        );
+        assert_eq!(shown(&servers, &rotated), ("b:2".into(), Some("primary")));
+        assert!(!servers.must_choose(false, &rotated));
+    }
+
+    #[test]
+    fn a_rotated_url_naming_other_hosts_is_chosen_among_again() {
+        // Arrange: b chosen among a and b.
+        let servers = Servers::default();
+        assert!(servers.set(&current(&url("a:1,b:2", "one")), 1, PRIMARY));
+
+        // Act 1: b stays, at another place, beside a new host c.
+        let moved = current(&url("c:3,b:2", "two"));
+
+        // Assert 1: still b until the next check chooses again; choosing b
+        // again changes nothing (no connection severed).
+        assert_eq!(
+            target(servers.config(&moved)),
+            ("b".into(), 2, b"two".to_vec())
+        );
+        assert_eq!(shown(&servers, &moved), ("b:2".into(), Some("primary")));
+        assert!(servers.must_choose(false, &moved));
+        assert!(!servers.set(&moved, 1, PRIMARY));
+        assert!(!servers.must_choose(false, &moved));
+
+        // Act 2: b is gone.
+        let gone = current(&url("c:3,d:4", "two"));
+
+        // Assert 2: the first host until the next check, which chooses
+        // again; another server is a change (the pools are severed).
+        assert_eq!(
+            target(servers.config(&gone)),
+            ("c".into(), 3, b"two".to_vec())
+        );
+        assert_eq!(shown(&servers, &gone), ("c:3".into(), None));
+        assert!(servers.must_choose(false, &gone));
+        assert!(servers.set(&gone, 1, PRIMARY));
+        assert_eq!(shown(&servers, &gone), ("d:4".into(), Some("primary")));
+        assert!(!servers.must_choose(false, &gone));
+
+        // Act 3: one host left, and another target_session_attrs.
+        let one = current("postgres://app:two@e:5/db?target_session_attrs=read-only");
+
+        // Assert 3: nothing to choose; the check refuses by the new value.
+        assert!(!servers.must_choose(false, &one));
+        assert_eq!(
+            target(servers.config(&one)),
+            ("e".into(), 5, b"two".to_vec())
+        );
+        assert!(servers.accept(&one, PRIMARY).is_err());
+        assert_eq!(shown(&servers, &one), ("e:5".into(), Some("primary")));
+        assert!(servers.accept(&gone, PRIMARY).is_ok());
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn choosing_asks_the_current_values_hosts_with_its_settings() {
+        // Arrange: a closed port, and a listener that keeps what a client
+        // sends first (the startup message: user and database) and hangs
+        // up.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let closed_port = closed.local_addr().unwrap().port();
+        drop(closed);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let heard = tokio::spawn(async move {
+            use tokio::io::AsyncReadExt;
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut startup = vec![0; 1024];
+            let n = socket.read(&mut startup).await.unwrap();
+            startup.truncate(n);
+            startup
+        });
+        let hosts = format!("127.0.0.1:{closed_port},127.0.0.1:{port}");
+        let rotated = current(&format!(
+            "postgres://rotated:two@{hosts}/db?sslmode=disable&target_session_attrs=read-write"
+        ));
+
+        // Act
+        let err = Servers::default()
+            .choose(&rotated, Duration::from_secs(4))
+            .await
+            .unwrap_err();
+
+        // Assert: both hosts tried, in order, the second as the new user.
+        let summary = err.summary();
+        assert!(
+            summary.starts_with(&format!(
+                "127.0.0.1:{closed_port} connection refused, 127.0.0.1:{port} "
+            )),
+            "{summary}"
+        );
+        let startup = heard.await.unwrap();
+        let user = b"user\0rotated\0";
+        assert!(
+            startup.windows(user.len()).any(|w| w == user),
+            "{:?}",
+            String::from_utf8_lossy(&startup)
+        );
+    }
 }

@@ -462,23 +462,34 @@ impl Postgres {
     }
 
     /// Creates `role` (LOGIN, `password`) and makes every TCP login need a
-    /// password (`host all all 127.0.0.1/32 scram-sha-256`; the unix socket
-    /// stays `trust` for [`Postgres::psql`]), reloads the configuration and
-    /// waits until a password-less TCP login is refused. Needs a running
-    /// server.
+    /// password ([`Postgres::require_tcp_passwords`]). Needs a running
+    /// server that takes writes (on a standby, create the role on its
+    /// primary).
     pub fn require_password(&mut self, role: &str, password: &str) {
         let role_ident = format!("\"{}\"", role.replace('"', "\"\""));
         let pw_literal = format!("'{}'", password.replace('\'', "''"));
         self.psql(&format!(
             "CREATE ROLE {role_ident} LOGIN PASSWORD {pw_literal}"
         ));
+        self.require_tcp_passwords();
+    }
+
+    /// Makes every TCP login need a password (`host all all 127.0.0.1/32
+    /// scram-sha-256`; the unix socket stays `trust` for [`Postgres::psql`],
+    /// and replication connections stay trusted, so that a standby keeps
+    /// streaming), reloads the configuration and waits until a
+    /// password-less TCP login is refused. Needs a running server, a
+    /// standby too.
+    pub fn require_tcp_passwords(&mut self) {
         let hba = self.data.join("pg_hba.conf");
         fs::write(
             &hba,
-            "# written by the readygate test support (require_password)\n\
+            "# written by the readygate test support (require_tcp_passwords)\n\
              local all all trust\n\
              host all all 127.0.0.1/32 scram-sha-256\n\
-             host all all ::1/128 scram-sha-256\n",
+             host all all ::1/128 scram-sha-256\n\
+             local replication all trust\n\
+             host replication all 127.0.0.1/32 trust\n",
         )
         .unwrap_or_else(|e| panic!("write {}: {e}", hba.display()));
         install().chown(&hba);
