@@ -1,11 +1,14 @@
 //! The whole settings validation from structured input (`arbitrary`): URLs
 //! built from their parts for `DATABASE_URL` (by scheme: PostgreSQL with
 //! libpq's TLS parameters, MySQL/MariaDB with the mysql client's, SQLite),
-//! `REDIS_URL` and each `WAIT_FOR` entry (`tcp://`, `http(s)://`), given
-//! directly or through `DATABASE_URL_FILE`/`REDIS_URL_FILE`; numbers,
-//! decimals and words for the other settings; TLS files from a menu of
-//! real ones (`fuzz/fixtures/`). Passwords hold `readygate_fuzz::MARKER`,
-//! so that one found in an error text can only have come from the input.
+//! `REDIS_URL` and each `WAIT_FOR` entry (every scheme it takes), given
+//! directly or through `DATABASE_URL_FILE`/`REDIS_URL_FILE`; the Sentinel
+//! and Cluster nodes, master name and sentinels' password (given or in its
+//! file); each `WAIT_FOR` entry's own settings (`WAIT_FOR_<NAME>_<SETTING>`,
+//! typos included); numbers, decimals and words for the other settings;
+//! TLS files from a menu of real ones (`fuzz/fixtures/`). Passwords hold
+//! `readygate_fuzz::MARKER`, so that one found in an error text can only
+//! have come from the input.
 //! What is checked: `readygate_fuzz::check_settings`.
 
 #![no_main]
@@ -35,6 +38,12 @@ const SCHEMES: &[&str] = &[
     "tcp",
     "http",
     "https",
+    "amqp",
+    "amqps",
+    "nats",
+    "mqtt",
+    "dns",
+    "redis-sentinel",
     "POSTGRES",
     "MariaDB",
     "ftp",
@@ -194,6 +203,16 @@ const WORDS: &[&str] = &[
     "bad host",
     "-",
     "x/y",
+    "redis-sentinel",
+    "redis-cluster",
+    "2xx",
+    "200,301",
+    "5xx,404",
+    "600",
+    "\"status\":\\s*\"ok\"",
+    "(unclosed",
+    "s0:26379,s1:26379",
+    "mymaster",
 ];
 
 #[derive(Arbitrary, Debug)]
@@ -252,7 +271,47 @@ enum Cache {
     Redis,
     None,
     Other(Value),
+    Sentinel {
+        nodes: Vec<Node>,
+        master: Option<Name>,
+        password: Option<(Password, Source)>,
+    },
+    Cluster {
+        nodes: Vec<Node>,
+    },
 }
+
+/// A `host:port` entry of `REDIS_SENTINEL_NODES` or `REDIS_CLUSTER_NODES`.
+#[derive(Arbitrary, Debug)]
+enum Node {
+    Address(Host, Option<Port>),
+    Raw(String),
+}
+
+/// A `WAIT_FOR` entry's own setting: the entry (by index into the list, or
+/// a name of its own) and the setting (by index, or a word of its own).
+#[derive(Arbitrary, Debug)]
+struct EntrySetting {
+    entry: Name,
+    setting: Key,
+    value: Value,
+}
+
+/// The settings a `WAIT_FOR` entry can have of its own, and typos.
+const ENTRY_SETTINGS: &[&str] = &[
+    "MAX_RETRIES",
+    "RETRY_INTERVAL_MS",
+    "CONNECT_TIMEOUT_MS",
+    "RETRY_BACKOFF",
+    "RETRY_MULTIPLIER",
+    "RETRY_MAX_INTERVAL_MS",
+    "RETRY_JITTER",
+    "STARTUP_TIMEOUT_MS",
+    "EXPECT_STATUS",
+    "EXPECT_BODY",
+    "MAX_RETRY",
+    "",
+];
 
 #[derive(Arbitrary, Debug)]
 struct Input {
@@ -264,6 +323,7 @@ struct Input {
     redis: Option<(UrlSpec, Source)>,
     wait_for: Vec<(Name, UrlSpec)>,
     wait_for_optional: Option<Vec<Name>>,
+    wait_for_settings: Vec<EntrySetting>,
     draws: [u16; 4],
 }
 
@@ -369,6 +429,34 @@ fn url(u: &UrlSpec) -> String {
     if u.padded { format!("  {out} ") } else { out }
 }
 
+fn node(n: &Node) -> String {
+    match n {
+        Node::Address(host, port) => {
+            let host = match host {
+                Host::Known(i) => pick(HOSTS, *i).to_owned(),
+                Host::V4(a) => format!("{}.{}.{}.{}", a[0], a[1], a[2], a[3]),
+                Host::Raw(h) => h.clone(),
+            };
+            match port {
+                None => host,
+                Some(Port::Number(n)) => format!("{host}:{n}"),
+                Some(Port::Large(n)) => format!("{host}:{n}"),
+                Some(Port::Raw(p)) => format!("{host}:{p}"),
+            }
+        }
+        Node::Raw(s) => s.clone(),
+    }
+}
+
+fn nodes(list: &[Node]) -> String {
+    list.iter().take(6).map(node).collect::<Vec<_>>().join(",")
+}
+
+/// `auth-api` → `AUTH_API`, as readygate names an entry's variables.
+fn entry_prefix(name: &str) -> String {
+    name.to_ascii_uppercase().replace('-', "_")
+}
+
 fn name(n: &Name) -> String {
     match n {
         Name::Known(i) => pick(NAMES, *i).to_owned(),
@@ -387,6 +475,43 @@ fn secret_file(var: &str) -> PathBuf {
     dir.join(var)
 }
 
+/// `var` given as `source` says: its value, or `{var}_FILE` naming a file
+/// that holds it (its content noted in `files`), or both; `false` when the
+/// file cannot be written.
+fn give(
+    values: &mut BTreeMap<String, String>,
+    files: &mut BTreeMap<String, String>,
+    var: &str,
+    text: String,
+    source: &Source,
+) -> bool {
+    let file_var = format!("{var}_FILE");
+    match source {
+        Source::Value => {
+            values.remove(&file_var);
+            values.insert(var.to_owned(), text);
+        }
+        Source::File { .. } | Source::Both => {
+            let path = secret_file(&file_var);
+            let content = match source {
+                Source::File { newline: true } => format!("{text}\n"),
+                _ => text.clone(),
+            };
+            if std::fs::write(&path, &content).is_err() {
+                return false;
+            }
+            values.insert(file_var.clone(), path.display().to_string());
+            if matches!(source, Source::Both) {
+                values.insert(var.to_owned(), text);
+            } else {
+                values.remove(var);
+                files.insert(file_var, content);
+            }
+        }
+    }
+    true
+}
+
 fuzz_target!(|input: Input| {
     let vars = variables();
     let mut values: BTreeMap<String, String> = BTreeMap::new();
@@ -402,30 +527,8 @@ fuzz_target!(|input: Input| {
         let Some((spec, source)) = spec else {
             continue;
         };
-        let text = url(spec);
-        let file_var = format!("{var}_FILE");
-        match source {
-            Source::Value => {
-                values.remove(&file_var);
-                values.insert(var.to_owned(), text);
-            }
-            Source::File { .. } | Source::Both => {
-                let path = secret_file(&file_var);
-                let content = match source {
-                    Source::File { newline: true } => format!("{text}\n"),
-                    _ => text.clone(),
-                };
-                if std::fs::write(&path, &content).is_err() {
-                    return;
-                }
-                values.insert(file_var.clone(), path.display().to_string());
-                if matches!(source, Source::Both) {
-                    values.insert(var.to_owned(), text);
-                } else {
-                    values.remove(var);
-                    files.insert(file_var, content);
-                }
-            }
+        if !give(&mut values, &mut files, var, url(spec), source) {
+            return;
         }
     }
     match &input.cache {
@@ -434,6 +537,52 @@ fuzz_target!(|input: Input| {
         Some(Cache::Redis) => drop(values.insert("CACHE_TYPE".into(), "redis".into())),
         Some(Cache::None) => drop(values.insert("CACHE_TYPE".into(), "none".into())),
         Some(Cache::Other(v)) => drop(values.insert("CACHE_TYPE".into(), value(v))),
+        Some(Cache::Sentinel {
+            nodes: list,
+            master,
+            password: pw,
+        }) => {
+            values.insert("CACHE_TYPE".into(), "redis-sentinel".into());
+            values.insert("REDIS_SENTINEL_NODES".into(), nodes(list));
+            if let Some(master) = master {
+                values.insert("REDIS_SENTINEL_MASTER".into(), name(master));
+            }
+            if let Some((pw, source)) = pw {
+                let text = password(pw);
+                if !give(
+                    &mut values,
+                    &mut files,
+                    "REDIS_SENTINEL_PASSWORD",
+                    text,
+                    source,
+                ) {
+                    return;
+                }
+            }
+        }
+        Some(Cache::Cluster { nodes: list }) => {
+            values.insert("CACHE_TYPE".into(), "redis-cluster".into());
+            values.insert("REDIS_CLUSTER_NODES".into(), nodes(list));
+        }
+    }
+    for s in input.wait_for_settings.iter().take(6) {
+        let entry = match &s.entry {
+            Name::Known(i) => input
+                .wait_for
+                .get(usize::from(*i) % input.wait_for.len().max(1))
+                .map_or_else(|| pick(NAMES, *i).to_owned(), |(n, _)| name(n)),
+            Name::Raw(raw) => raw.clone(),
+        };
+        let setting = match &s.setting {
+            Key::Known(i) => pick(ENTRY_SETTINGS, *i).to_owned(),
+            Key::Raw(raw) => raw.clone(),
+        };
+        let var = format!("WAIT_FOR_{}_{setting}", entry_prefix(&entry));
+        // Only what an environment can hold.
+        if var.contains(['=', '\0']) || var.is_empty() {
+            continue;
+        }
+        values.insert(var, value(&s.value));
     }
     if !input.wait_for.is_empty() {
         let list: Vec<String> = input

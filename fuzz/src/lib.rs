@@ -176,11 +176,13 @@ fn client_urls(
                 url: v.trim().to_owned(),
             });
         }
-        // `REDIS_URL_FILE` is read only when `CACHE_TYPE=redis`.
+        // `REDIS_URL_FILE` is read only with a Redis cache.
         let read = var == "DATABASE_URL"
-            || values
-                .get("CACHE_TYPE")
-                .is_some_and(|c| c.trim().eq_ignore_ascii_case("redis"));
+            || values.get("CACHE_TYPE").is_some_and(|c| {
+                ["redis", "redis-sentinel", "redis-cluster"]
+                    .iter()
+                    .any(|kind| c.trim().eq_ignore_ascii_case(kind))
+            });
         if let Some(content) = files.get(file_var).filter(|_| read) {
             urls.push(ClientUrl {
                 variable,
@@ -201,14 +203,39 @@ fn client_urls(
     urls
 }
 
-/// Validate `values` (variable → text, given as `--flag=value`; `files`:
+/// Whether `var` is a `WAIT_FOR` entry's own setting
+/// (`WAIT_FOR_<NAME>_<SETTING>`), which readygate reads from the
+/// environment only, not from the command line.
+pub fn per_entry(var: &str) -> bool {
+    var.starts_with("WAIT_FOR_") && !variables().iter().any(|v| v == var)
+}
+
+/// The secrets that are no URL (the sentinels' password, given or in its
+/// file) holding [`MARKER`].
+fn plain_secrets(
+    values: &BTreeMap<String, String>,
+    files: &BTreeMap<String, String>,
+) -> Vec<String> {
+    [
+        values.get("REDIS_SENTINEL_PASSWORD"),
+        files.get("REDIS_SENTINEL_PASSWORD_FILE"),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|s| s.trim().to_owned())
+    .filter(|s| s.contains(MARKER))
+    .collect()
+}
+
+/// Validate `values` (variable → text, given as `--flag=value`, a
+/// `WAIT_FOR_<NAME>_<SETTING>` as the environment would give it; `files`:
 /// the content of the `*_FILE` settings among them, already written) and
 /// check what holds for every input:
 ///
 /// * no panic (the harness catches one);
 /// * clap takes every value (each setting is free text to it);
 /// * a refusal lists at least one problem, each naming a variable that
-///   readygate documents;
+///   readygate documents, or a `WAIT_FOR_<NAME>_<SETTING>` of the input;
 /// * a password (holding [`MARKER`], written once in the input) is never
 ///   in the error text, nor in the accepted settings' `Debug` (SQLite's
 ///   path is no URL with a password, and is shown whole);
@@ -223,13 +250,20 @@ pub fn check_settings(
     clean_env();
     forget_url_secrets();
     let mut argv = vec!["readygate".to_owned()];
+    let mut entries = Vec::new();
     for (var, value) in values {
-        argv.push(format!("{}={value}", flag(var)));
+        if per_entry(var) {
+            entries.push((var.clone(), value.clone()));
+        } else {
+            argv.push(format!("{}={value}", flag(var)));
+        }
     }
-    let cli = match Cli::parse_args(&argv) {
+    let mut cli = match Cli::parse_args(&argv) {
         Ok(cli) => cli,
         Err(e) => panic!("clap refused {argv:?}: {e}"),
     };
+    // As `Cli::parse_args` reads them from the environment (sorted).
+    cli.settings.wait_for_entries = entries;
     let result = cli.settings.validate();
     let inputs: Vec<&String> = values.values().chain(files.values()).collect();
     let once = |form: &str| {
@@ -240,9 +274,18 @@ pub fn check_settings(
             == 1
     };
     let urls = client_urls(values, files);
+    let sentinels = ClientUrl {
+        variable: "REDIS_SENTINEL_PASSWORD",
+        url: String::new(),
+    };
     let marked: Vec<(&ClientUrl, String)> = urls
         .iter()
         .flat_map(|u| password_forms(&u.url).into_iter().map(move |pw| (u, pw)))
+        .chain(
+            plain_secrets(values, files)
+                .into_iter()
+                .map(|pw| (&sentinels, pw)),
+        )
         .filter(|(_, pw)| pw.contains(MARKER) && once(pw))
         .collect();
     match &result {
@@ -250,6 +293,14 @@ pub fn check_settings(
             check_retry(settings, draws);
             let shown = format!("{settings:?}");
             let sqlite = settings.database.url.backend() == "sqlite";
+            if let readygate::config::CacheSettings::RedisSentinel(s) = &settings.cache {
+                for pw in s.password.iter().filter(|pw| scrubbable(pw)) {
+                    assert!(
+                        !scrub(pw).contains(pw.as_str()),
+                        "the sentinels' password {pw:?} is not scrubbed"
+                    );
+                }
+            }
             for (u, pw) in &marked {
                 if sqlite && u.variable == "DATABASE_URL" {
                     continue;
@@ -265,7 +316,8 @@ pub fn check_settings(
             assert!(!problems.is_empty(), "refused without a problem");
             for p in problems {
                 assert!(
-                    variables().iter().any(|v| v == p.variable),
+                    variables().iter().any(|v| v == p.variable)
+                        || per_entry(p.variable) && values.contains_key(p.variable),
                     "problem names {:?}, which is no documented setting: {p}",
                     p.variable
                 );
@@ -309,9 +361,10 @@ pub fn check_settings(
 /// most `max_wait`, the worst case computed without overflow.
 fn check_retry(settings: &Settings, draws: &[u16]) {
     let mut policies = vec![settings.database.retry, settings.wait_retry];
-    if let readygate::config::CacheSettings::Redis(r) = &settings.cache {
+    if let Some(r) = settings.cache.redis() {
         policies.push(r.retry);
     }
+    policies.extend(settings.wait_for.iter().map(|w| w.policy));
     for policy in policies {
         let _ = policy.worst_case_budget();
         for (i, draw) in draws.iter().enumerate() {
