@@ -25,12 +25,7 @@ fn run(redis: bool, url: &str) -> Gateway {
     } else {
         builder.env("DATABASE_URL", url).spawn()
     };
-    assert_eq!(
-        gw.wait_exit(Duration::from_secs(10)),
-        Some(69),
-        "{}",
-        gw.output()
-    );
+    gw.expect_exit(69, Duration::from_secs(10));
     gw
 }
 

@@ -207,12 +207,7 @@ fn surrounding_whitespace_is_ignored_and_case_does_not_matter_for_choices() {
         .env("DB_MAX_RETRIES", " 2 ")
         .env("DB_RETRY_INTERVAL_MS", " 100\t")
         .spawn();
-    assert_eq!(
-        gw.wait_exit(Duration::from_secs(10)),
-        Some(69),
-        "{}",
-        gw.output()
-    );
+    gw.expect_exit(69, Duration::from_secs(10));
     let attempts = lines_with(&gw, "DB connection failed");
     assert_eq!(attempts.len(), 2, "{}", gw.output());
     assert!(
@@ -250,12 +245,7 @@ fn log_level_error_shows_errors_only() {
         .env("DB_RETRY_INTERVAL_MS", "100")
         .env("LOG_LEVEL", "error")
         .spawn();
-    assert_eq!(
-        gw.wait_exit(Duration::from_secs(10)),
-        Some(69),
-        "{}",
-        gw.output()
-    );
+    gw.expect_exit(69, Duration::from_secs(10));
     assert_eq!(gw.lines().len(), 1, "{}", gw.output());
     assert!(
         gw.lines()[0].contains(" ERROR Start-up failed: "),
@@ -272,12 +262,7 @@ fn the_command_line_beats_the_environment() {
         .env("DB_RETRY_INTERVAL_MS", "100")
         .args(&["--db-max-retries", "2"])
         .spawn();
-    assert_eq!(
-        gw.wait_exit(Duration::from_secs(10)),
-        Some(69),
-        "{}",
-        gw.output()
-    );
+    gw.expect_exit(69, Duration::from_secs(10));
     assert_eq!(
         lines_with(&gw, "DB connection failed").len(),
         2,
@@ -289,12 +274,7 @@ fn the_command_line_beats_the_environment() {
 #[test]
 fn an_unknown_command_line_flag_exits_78() {
     let gw = Gateway::builder().args(&["--no-such-flag"]).spawn();
-    assert_eq!(
-        gw.wait_exit(Duration::from_secs(10)),
-        Some(78),
-        "{}",
-        gw.output()
-    );
+    gw.expect_exit(78, Duration::from_secs(10));
     assert!(gw.output().contains("--no-such-flag"), "{}", gw.output());
 }
 
@@ -303,12 +283,7 @@ fn a_port_in_use_exits_78_after_the_dependencies_are_ready() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
     let gw = Gateway::builder().env("PORT", port.to_string()).spawn();
-    assert_eq!(
-        gw.wait_exit(Duration::from_secs(10)),
-        Some(78),
-        "{}",
-        gw.output()
-    );
+    gw.expect_exit(78, Duration::from_secs(10));
     assert_eq!(
         lines_with(&gw, &format!("Cannot listen on 127.0.0.1:{port}")).len(),
         1,

@@ -517,12 +517,7 @@ fn a_sigterm_while_serving_logs_as_documented() {
     wait_ready(&gw);
     let from = gw.line_count();
     gw.signal(Signal::SIGTERM);
-    assert_eq!(
-        gw.wait_exit(Duration::from_secs(10)),
-        Some(0),
-        "{}",
-        gw.output()
-    );
+    gw.expect_exit(0, Duration::from_secs(10));
     assert_output("sigterm-while-serving", &gw.lines()[from..]);
 }
 
@@ -539,12 +534,7 @@ fn a_sigterm_with_a_shutdown_delay_then_a_second_one_logs_as_documented() {
         gw.output()
     );
     gw.signal(Signal::SIGTERM);
-    assert_eq!(
-        gw.wait_exit(Duration::from_secs(4)),
-        Some(0),
-        "{}",
-        gw.output()
-    );
+    gw.expect_exit(0, Duration::from_secs(4));
     assert_output("sigterm-with-a-delay", &gw.lines()[from..]);
 }
 
@@ -556,12 +546,7 @@ fn refused(format: &str) -> Gateway {
         .env("DB_RETRY_INTERVAL_MS", "500")
         .env("LOG_FORMAT", format)
         .spawn();
-    assert_eq!(
-        gw.wait_exit(Duration::from_secs(10)),
-        Some(69),
-        "{}",
-        gw.output()
-    );
+    gw.expect_exit(69, Duration::from_secs(10));
     gw
 }
 
@@ -622,12 +607,7 @@ fn a_permanent_error_logs_two_error_lines_as_documented() {
     let gw = Gateway::builder()
         .env("DATABASE_URL", app_url(pg.port(), "shop"))
         .spawn();
-    assert_eq!(
-        gw.wait_exit(Duration::from_secs(10)),
-        Some(69),
-        "{}",
-        gw.output()
-    );
+    gw.expect_exit(69, Duration::from_secs(10));
     assert_output("permanent-error", &gw.lines());
 }
 
@@ -637,12 +617,7 @@ fn a_bad_setting_logs_one_line_as_documented() {
         .env("DB_MAX_RETRIES", "many")
         .env("CACHE_TYPE", "memcached")
         .spawn();
-    assert_eq!(
-        gw.wait_exit(Duration::from_secs(10)),
-        Some(78),
-        "{}",
-        gw.output()
-    );
+    gw.expect_exit(78, Duration::from_secs(10));
     assert_output("bad-configuration", &gw.lines());
 }
 
@@ -685,12 +660,7 @@ fn an_optional_redis_that_comes_late_logs_as_documented() {
 #[test]
 fn check_passes_as_documented() {
     let gw = Gateway::builder().args(&["check"]).spawn();
-    assert_eq!(
-        gw.wait_exit(Duration::from_secs(10)),
-        Some(0),
-        "{}",
-        gw.output()
-    );
+    gw.expect_exit(0, Duration::from_secs(10));
     assert_output("check-passed", &gw.lines());
 }
 
@@ -715,12 +685,7 @@ fn exec_runs_and_stops_its_program_as_documented() {
     let (_, body) = gw.get("/ready").unwrap();
     assert_body("exec-ready", &body);
     gw.signal(Signal::SIGTERM);
-    assert_eq!(
-        gw.wait_exit(Duration::from_secs(10)),
-        Some(3),
-        "{}",
-        gw.output()
-    );
+    gw.expect_exit(3, Duration::from_secs(10));
     assert_output("exec-sigterm", &gw.lines());
 }
 
@@ -732,19 +697,9 @@ fn probe_logs_as_documented() {
         .env("PORT", gw.port().to_string())
         .args(&["probe"])
         .spawn();
-    assert_eq!(
-        healthy.wait_exit(Duration::from_secs(10)),
-        Some(0),
-        "{}",
-        healthy.output()
-    );
+    healthy.expect_exit(0, Duration::from_secs(10));
     let refused = Gateway::builder().args(&["probe"]).spawn();
-    assert_eq!(
-        refused.wait_exit(Duration::from_secs(10)),
-        Some(1),
-        "{}",
-        refused.output()
-    );
+    refused.expect_exit(1, Duration::from_secs(10));
     let mut lines = healthy.lines();
     lines.extend(refused.lines());
     assert_output("probe-lines", &lines);

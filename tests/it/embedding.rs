@@ -173,12 +173,7 @@ fn check_waits_for_a_late_database() {
             .is_some()
     );
     pg.start_server();
-    assert_eq!(
-        gw.wait_exit(Duration::from_secs(10)),
-        Some(0),
-        "{}",
-        gw.output()
-    );
+    gw.expect_exit(0, Duration::from_secs(10));
 }
 
 #[test]

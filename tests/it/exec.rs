@@ -40,7 +40,7 @@ fn the_program_starts_after_ready_its_output_passes_through_and_its_code_is_retu
 
     // Assert: its exit code, its output on readygate's streams, started
     // after the Ready line.
-    assert_eq!(gw.wait_exit(EXIT), Some(7), "{}", gw.output());
+    gw.expect_exit(7, EXIT);
     assert!(
         gw.stdout_lines().iter().any(|l| l == "program-out"),
         "{}",
@@ -72,7 +72,7 @@ fn the_program_never_starts_when_start_up_gives_up_or_the_settings_are_bad() {
             .env("DB_MAX_RETRIES", "1"),
         "touch started",
     );
-    assert_eq!(gave_up.wait_exit(EXIT), Some(69), "{}", gave_up.output());
+    gave_up.expect_exit(69, EXIT);
     assert!(!gave_up.workdir().join("started").exists());
     assert!(lines_with(&gave_up, "Started").is_empty());
 
@@ -81,7 +81,7 @@ fn the_program_never_starts_when_start_up_gives_up_or_the_settings_are_bad() {
         Gateway::builder().env("DB_MAX_RETRIES", "many"),
         "touch started",
     );
-    assert_eq!(bad.wait_exit(EXIT), Some(78), "{}", bad.output());
+    bad.expect_exit(78, EXIT);
     assert!(!bad.workdir().join("started").exists());
 }
 
@@ -113,7 +113,7 @@ fn sigterm_reaches_the_program_after_the_drain_delay_and_its_code_is_returned() 
         lines_with(&gw, "got-term").is_empty(),
         "forwarded too early"
     );
-    assert_eq!(gw.wait_exit(EXIT), Some(3), "{}", gw.output());
+    gw.expect_exit(3, EXIT);
     assert!(signalled.elapsed() >= Duration::from_millis(600));
     assert_eq!(lines_with(&gw, "got-term").len(), 1, "{}", gw.output());
     assert_eq!(
@@ -127,7 +127,7 @@ fn sigterm_reaches_the_program_after_the_drain_delay_and_its_code_is_returned() 
 #[test]
 fn a_program_killed_by_a_signal_gives_128_plus_its_number() {
     let gw = exec_sh(Gateway::builder(), "kill -9 $$");
-    assert_eq!(gw.wait_exit(EXIT), Some(137), "{}", gw.output());
+    gw.expect_exit(137, EXIT);
     assert_eq!(
         lines_with(&gw, "was killed by SIGKILL; exiting with code 137").len(),
         1,
@@ -151,7 +151,7 @@ fn a_second_signal_is_forwarded_at_once() {
     assert!(gw.wait_for_line("term-1", Duration::from_secs(5)).is_some());
     assert!(gw.is_running());
     gw.signal(Signal::SIGTERM);
-    assert_eq!(gw.wait_exit(EXIT), Some(5), "{}", gw.output());
+    gw.expect_exit(5, EXIT);
     assert_eq!(lines_with(&gw, "again: forwarding it to sh").len(), 1);
 }
 
@@ -167,7 +167,7 @@ fn a_program_still_running_after_the_shutdown_timeout_is_killed() {
     assert!(gw.wait_for_status("/ready", 200, EXIT), "{}", gw.output());
     let signalled = Instant::now();
     gw.signal(Signal::SIGTERM);
-    assert_eq!(gw.wait_exit(EXIT), Some(137), "{}", gw.output());
+    gw.expect_exit(137, EXIT);
     assert!(signalled.elapsed() >= Duration::from_millis(500));
     assert_eq!(
         lines_with(&gw, "(SHUTDOWN_TIMEOUT_MS): sending SIGKILL").len(),
@@ -209,7 +209,7 @@ fn a_runtime_outage_gives_503_and_never_touches_the_program() {
     assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
     gw.signal(Signal::SIGTERM);
     // The shell is killed by SIGTERM (it traps nothing): 128 + 15.
-    assert_eq!(gw.wait_exit(EXIT), Some(143), "{}", gw.output());
+    gw.expect_exit(143, EXIT);
 }
 
 /// Leaves three orphans (background jobs of shells that exit at once),
@@ -225,7 +225,7 @@ const ORPHANS: &str = "for i in 1 2 3; do sh -c 'sleep 0.3 & exit 0'; done; \
 #[test]
 fn orphans_are_reaped() {
     let gw = exec_sh(Gateway::builder(), ORPHANS);
-    assert_eq!(gw.wait_exit(EXIT), Some(0), "{}", gw.output());
+    gw.expect_exit(0, EXIT);
     assert_eq!(
         lines_with(&gw, "parent=readygate adopted=3 zombies=0").len(),
         1,
@@ -260,7 +260,7 @@ fn as_pid_1_orphans_are_reaped_and_signals_reach_the_program() {
         Gateway::builder(),
         &format!("[ $PPID = 1 ] || exit 99; {ORPHANS}"),
     );
-    assert_eq!(reaper.wait_exit(EXIT), Some(0), "{}", reaper.output());
+    reaper.expect_exit(0, EXIT);
     assert_eq!(
         lines_with(&reaper, "parent=readygate adopted=3 zombies=0").len(),
         1,
@@ -278,7 +278,7 @@ fn as_pid_1_orphans_are_reaped_and_signals_reach_the_program() {
     let pid_1 = crate::support::process::children_of(gw.pid());
     assert_eq!(pid_1.len(), 1, "unshare's child: {pid_1:?}");
     crate::support::process::signal_pid(pid_1[0], Signal::SIGTERM);
-    assert_eq!(gw.wait_exit(EXIT), Some(3), "{}", gw.output());
+    gw.expect_exit(3, EXIT);
     assert_eq!(lines_with(&gw, "got-term").len(), 1, "{}", gw.output());
 }
 
@@ -287,7 +287,7 @@ fn a_program_that_cannot_be_started_is_127_or_126_in_one_error_line() {
     let missing = Gateway::builder()
         .args(&["exec", "--", "/nonexistent/server"])
         .spawn();
-    assert_eq!(missing.wait_exit(EXIT), Some(127), "{}", missing.output());
+    missing.expect_exit(127, EXIT);
     let errors = lines_with(&missing, "ERROR");
     assert_eq!(errors.len(), 1, "{}", missing.output());
     assert!(
@@ -300,12 +300,7 @@ fn a_program_that_cannot_be_started_is_127_or_126_in_one_error_line() {
         .file("server", "echo hi\n")
         .args(&["exec", "--", "./server"])
         .spawn();
-    assert_eq!(
-        not_executable.wait_exit(EXIT),
-        Some(126),
-        "{}",
-        not_executable.output()
-    );
+    not_executable.expect_exit(126, EXIT);
     assert_eq!(
         lines_with(&not_executable, "Cannot start ./server").len(),
         1
@@ -316,7 +311,7 @@ fn a_program_that_cannot_be_started_is_127_or_126_in_one_error_line() {
 fn exec_without_a_program_is_a_usage_error() {
     for args in [&["exec"][..], &["exec", "--"][..]] {
         let gw = Gateway::builder().args(args).spawn();
-        assert_eq!(gw.wait_exit(EXIT), Some(78), "{}", gw.output());
+        gw.expect_exit(78, EXIT);
         let errors = lines_with(&gw, "ERROR");
         assert_eq!(errors.len(), 1, "{}", gw.output());
         assert!(

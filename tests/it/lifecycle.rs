@@ -477,12 +477,7 @@ fn check_takes_the_settings_after_the_subcommand_too() {
             "100",
         ])
         .spawn();
-    assert_eq!(
-        gw.wait_exit(Duration::from_secs(10)),
-        Some(69),
-        "{}",
-        gw.output()
-    );
+    gw.expect_exit(69, Duration::from_secs(10));
     assert_eq!(
         lines_with(&gw, "DB connection failed (attempt 1/2), retrying in 0.1 s").len(),
         1,

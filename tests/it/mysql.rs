@@ -209,12 +209,7 @@ fn too_many_connections_is_counted_by_name_in_the_tally() {
         .spawn();
 
     // Assert
-    assert_eq!(
-        gw.wait_exit(Duration::from_secs(10)),
-        Some(69),
-        "{}",
-        gw.output()
-    );
+    gw.expect_exit(69, Duration::from_secs(10));
     let error = lines_with(&gw, "Start-up failed");
     assert!(
         error[0].contains("(too many connections (1040) x3)"),

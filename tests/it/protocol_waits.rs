@@ -128,7 +128,7 @@ fn readygate_check_covers_every_scheme() {
         .env("WAIT_FOR", format!("bus=nats://127.0.0.1:{}", free_port()))
         .env("WAIT_FOR_MAX_RETRIES", "1")
         .spawn();
-    assert_eq!(gw.wait_exit(10 * SECOND), Some(69), "{}", gw.output());
+    gw.expect_exit(69, 10 * SECOND);
 }
 
 #[test]

@@ -81,12 +81,7 @@ fn refused_start_up(env: &[(&str, &str)], attempts: usize) -> (Gateway, Vec<Line
         builder = builder.env(*key, *value);
     }
     let gw = builder.spawn();
-    assert_eq!(
-        gw.wait_exit(Duration::from_secs(20)),
-        Some(69),
-        "{}",
-        gw.output()
-    );
+    gw.expect_exit(69, Duration::from_secs(20));
     let lines = timed(&gw, 0, "DB connection failed");
     assert_eq!(lines.len(), attempts, "{}", gw.output());
     (gw, lines)
@@ -427,12 +422,7 @@ fn no_slot_left(
 
     // Act + Assert: retried, then given up with the cause named.
     let gw = gateway("3");
-    assert_eq!(
-        gw.wait_exit(Duration::from_secs(10)),
-        Some(69),
-        "{}",
-        gw.output()
-    );
+    gw.expect_exit(69, Duration::from_secs(10));
     let retried = lines_with(&gw, "retrying in 0.1 s: ");
     assert_eq!(retried.len(), 2, "{}", gw.output());
     assert!(retried[0].contains(cause), "{}", retried[0]);

@@ -278,12 +278,7 @@ fn json_logs_are_one_object_per_line_with_the_same_messages_as_text() {
             .env("DB_RETRY_INTERVAL_MS", "100")
             .env("LOG_FORMAT", format)
             .spawn();
-        assert_eq!(
-            gw.wait_exit(Duration::from_secs(10)),
-            Some(69),
-            "{}",
-            gw.output()
-        );
+        gw.expect_exit(69, Duration::from_secs(10));
         gw.lines()
     };
 

@@ -246,12 +246,7 @@ fn a_malformed_dotenv_is_a_configuration_error() {
     let gw = Gateway::builder()
         .dotenv_file("DB_MAX_RETRIES='3\n")
         .spawn();
-    assert_eq!(
-        gw.wait_exit(Duration::from_secs(10)),
-        Some(78),
-        "{}",
-        gw.output()
-    );
+    gw.expect_exit(78, Duration::from_secs(10));
     assert_eq!(
         lines_with(&gw, "cannot read .env").len(),
         1,

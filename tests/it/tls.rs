@@ -236,12 +236,7 @@ fn mysql_tls_settings_that_cannot_be_had_are_78() {
                 format!("mysql://app@127.0.0.1:1/app?{params}"),
             )
             .spawn();
-        assert_eq!(
-            gw.wait_exit(Duration::from_secs(5)),
-            Some(78),
-            "{}",
-            gw.output()
-        );
+        gw.expect_exit(78, Duration::from_secs(5));
         assert!(gw.output().contains(words), "{params}: {}", gw.output());
     }
 }
@@ -306,12 +301,7 @@ fn rediss_client_certificates() {
 
     // Without one, refused and not retried.
     let gw = redis_gateway(&redis, &with[..1]);
-    assert_eq!(
-        gw.wait_exit(Duration::from_secs(15)),
-        Some(69),
-        "{}",
-        gw.output()
-    );
+    gw.expect_exit(69, Duration::from_secs(15));
     assert_eq!(
         lines_with(&gw, "Redis connection failed").len(),
         1,
@@ -423,12 +413,7 @@ fn a_url_file_that_fails_is_78_naming_the_variable_and_path_never_the_content() 
         .env("REDIS_URL_FILE", "redis-url")
         .file("redis-url", "redis://:pw-in-file@127.0.0.1:1/0\n")
         .spawn();
-    assert_eq!(
-        both.wait_exit(Duration::from_secs(5)),
-        Some(78),
-        "{}",
-        both.output()
-    );
+    both.expect_exit(78, Duration::from_secs(5));
     assert!(
         both.output()
             .contains("REDIS_URL_FILE=\"redis-url\" is set together with REDIS_URL"),
@@ -440,12 +425,7 @@ fn a_url_file_that_fails_is_78_naming_the_variable_and_path_never_the_content() 
     let missing = Gateway::builder()
         .env("DATABASE_URL_FILE", "/run/secrets/not-there")
         .spawn();
-    assert_eq!(
-        missing.wait_exit(Duration::from_secs(5)),
-        Some(78),
-        "{}",
-        missing.output()
-    );
+    missing.expect_exit(78, Duration::from_secs(5));
     assert!(
         missing
             .output()
@@ -460,12 +440,7 @@ fn a_url_file_that_fails_is_78_naming_the_variable_and_path_never_the_content() 
         .env("DATABASE_URL_FILE", "db-url")
         .file("db-url", format!("mssql://app:{FILE_SECRET}@db/app"))
         .spawn();
-    assert_eq!(
-        bad.wait_exit(Duration::from_secs(5)),
-        Some(78),
-        "{}",
-        bad.output()
-    );
+    bad.expect_exit(78, Duration::from_secs(5));
     assert!(
         bad.output().contains("DATABASE_URL_FILE="),
         "{}",
@@ -484,12 +459,7 @@ fn a_url_file_that_fails_is_78_naming_the_variable_and_path_never_the_content() 
         .env("DB_RETRY_INTERVAL_MS", "100")
         .env("LOG_LEVEL", "trace")
         .spawn();
-    assert_eq!(
-        refused.wait_exit(Duration::from_secs(10)),
-        Some(69),
-        "{}",
-        refused.output()
-    );
+    refused.expect_exit(69, Duration::from_secs(10));
     assert!(
         !refused.output().contains(FILE_SECRET),
         "{}",

@@ -534,6 +534,13 @@ impl Gateway {
         }
     }
 
+    /// Asserts that the process exits with `code` within `timeout`,
+    /// showing its output when it does not.
+    #[track_caller]
+    pub fn expect_exit(&self, code: i32, timeout: Duration) {
+        assert_eq!(self.wait_exit(timeout), Some(code), "{}", self.output());
+    }
+
     /// Sends `signal` to the process; does nothing if it has already exited
     /// (its PID may then belong to another process).
     pub fn signal(&self, signal: Signal) {
