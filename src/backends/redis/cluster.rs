@@ -15,9 +15,8 @@ use redis::cluster_async::ClusterConnection;
 
 use super::error::RedisError;
 use super::handle::{ClusterManager, Slot, check_or_replace, db_of};
-use super::options::{ClusterSettings, RedisTls};
+use super::options::{ClusterSettings, RedisTls, at};
 use super::rotation::{Auth, Provider, current_tls, watched, watched_tls};
-use super::sentinel::at;
 use crate::backends::Cache;
 use crate::connector::Connector;
 use crate::error::ConnectError;

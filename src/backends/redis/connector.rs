@@ -18,9 +18,8 @@ use std::sync::Arc;
 
 use super::error::RedisError;
 use super::handle::{RedisManager, Slot, check_or_replace, db_of};
-use super::options::RedisTls;
+use super::options::{RedisTls, client};
 use super::rotation::{Auth, Provider, current_tls, watched, watched_tls};
-use super::sentinel::client;
 use crate::backends::Cache;
 use crate::connector::Connector;
 use crate::error::ConnectError;

@@ -103,6 +103,44 @@ impl RedisTls {
     }
 }
 
+/// `host` as a URL writes it (`[::1]`).
+pub(super) fn url_host(host: &str) -> String {
+    if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.to_owned()
+    }
+}
+
+/// `url` pointed at `host:port`, everything else (user, password, database,
+/// `#insecure`) kept.
+pub(super) fn at(url: &url::Url, host: &str, port: u16) -> Result<url::Url, redis::RedisError> {
+    let mut url = url.clone();
+    let invalid = |what: &str| {
+        redis::RedisError::from((
+            redis::ErrorKind::InvalidClientConfig,
+            "invalid address",
+            format!("{what} {host}:{port}"),
+        ))
+    };
+    url.set_host(Some(&url_host(host)))
+        .map_err(|_| invalid("cannot use the host of"))?;
+    url.set_port(Some(port))
+        .map_err(|()| invalid("cannot use the port of"))?;
+    Ok(url)
+}
+
+/// A client for `url`, with the TLS certificates when there are some.
+pub(super) fn client(
+    url: &str,
+    tls: Option<&RedisTls>,
+) -> Result<redis::Client, redis::RedisError> {
+    match tls {
+        Some(tls) => redis::Client::build_with_tls(url, tls.certificates()),
+        None => redis::Client::open(url),
+    }
+}
+
 /// The Redis settings (`CACHE_TYPE=redis`), every problem recorded in `c`.
 pub(crate) fn settings(c: &mut Checker, raw: &RawSettings) -> Option<RedisSettings> {
     let (read, source) = UrlSource::read_setting(
@@ -572,6 +610,19 @@ mod tests {
             raw(&["--cache-type", "redis", "--redis-url", "redis://c:6379/0"])
                 .validate()
                 .is_ok()
+        );
+    }
+
+    #[test]
+    fn a_master_url_keeps_everything_but_its_address() {
+        let url = url::Url::parse("rediss://u:p%40ss@ignored:1/3#insecure").unwrap();
+        assert_eq!(
+            super::at(&url, "10.0.0.5", 6380).unwrap().as_str(),
+            "rediss://u:p%40ss@10.0.0.5:6380/3#insecure"
+        );
+        assert_eq!(
+            super::at(&url, "::1", 6380).unwrap().as_str(),
+            "rediss://u:p%40ss@[::1]:6380/3#insecure"
         );
     }
 }

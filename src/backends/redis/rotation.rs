@@ -6,6 +6,11 @@
 //! Only the credentials rotate: a URL naming another server or database is
 //! refused with a WARN (that needs a restart), as is one without a
 //! password.
+//!
+//! The sentinels' password ([`watched_password`]) and the `REDIS_TLS_*`
+//! files ([`watched_tls`]) are read again the same way; a new client is
+//! built with the current TLS files (see [`super::handle`] for when an
+//! open connection is replaced).
 
 use std::pin::Pin;
 use std::sync::Arc;

@@ -21,7 +21,7 @@ use redis::{AsyncConnectionConfig, Value};
 
 use super::error::RedisError;
 use super::handle::{SentinelManager, Slot, db_of, replace};
-use super::options::{RedisTls, SentinelSettings};
+use super::options::{RedisTls, SentinelSettings, at, client, url_host};
 use super::rotation::{Auth, Provider, current_tls, watched, watched_password, watched_tls};
 use crate::backends::Cache;
 use crate::connector::{Connector, ServerInfo};
@@ -62,44 +62,6 @@ struct Asking {
     nodes: Nodes,
     password: Option<String>,
     tls: Option<RedisTls>,
-}
-
-/// `host` as a URL writes it (`[::1]`).
-fn url_host(host: &str) -> String {
-    if host.contains(':') {
-        format!("[{host}]")
-    } else {
-        host.to_owned()
-    }
-}
-
-/// `url` pointed at `host:port`, everything else (user, password, database,
-/// `#insecure`) kept.
-pub(super) fn at(url: &url::Url, host: &str, port: u16) -> Result<url::Url, redis::RedisError> {
-    let mut url = url.clone();
-    let invalid = |what: &str| {
-        redis::RedisError::from((
-            redis::ErrorKind::InvalidClientConfig,
-            "invalid address",
-            format!("{what} {host}:{port}"),
-        ))
-    };
-    url.set_host(Some(&url_host(host)))
-        .map_err(|_| invalid("cannot use the host of"))?;
-    url.set_port(Some(port))
-        .map_err(|()| invalid("cannot use the port of"))?;
-    Ok(url)
-}
-
-/// A client for `url`, with the TLS certificates when there are some.
-pub(super) fn client(
-    url: &str,
-    tls: Option<&RedisTls>,
-) -> Result<redis::Client, redis::RedisError> {
-    match tls {
-        Some(tls) => redis::Client::build_with_tls(url, tls.certificates()),
-        None => redis::Client::open(url),
-    }
 }
 
 impl SentinelConnector {
@@ -367,7 +329,6 @@ impl Connector for SentinelConnector {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use crate::backends::redis::options::parse_node;
     use crate::config::{CacheSettings, Cli};
 
@@ -414,19 +375,6 @@ mod tests {
         assert_eq!(
             crate::redact::scrub("AUTH sentinel-secret-1 failed"),
             "AUTH *** failed"
-        );
-    }
-
-    #[test]
-    fn a_master_url_keeps_everything_but_its_address() {
-        let url = url::Url::parse("rediss://u:p%40ss@ignored:1/3#insecure").unwrap();
-        assert_eq!(
-            at(&url, "10.0.0.5", 6380).unwrap().as_str(),
-            "rediss://u:p%40ss@10.0.0.5:6380/3#insecure"
-        );
-        assert_eq!(
-            at(&url, "::1", 6380).unwrap().as_str(),
-            "rediss://u:p%40ss@[::1]:6380/3#insecure"
         );
     }
 }
