@@ -995,3 +995,107 @@ fn a_master_password_refused_behind_sentinel_waits_for_the_file_then_connects_an
     // once (not in 60 s).
     assert_redis_url_rotated(&gw, &path);
 }
+
+/// A file holding CA 1 and CA 2, for the servers to trust both while their
+/// certificates change.
+fn server_bundle(old: &Pki, new: &Pki) -> std::path::PathBuf {
+    let path = new.dir().join("servers-bundle.crt");
+    std::fs::write(&path, concat(&[&old.ca, &new.ca])).unwrap();
+    path
+}
+
+/// After a CA rotated in the mount at `ca_path` (the servers on CA 2, the
+/// connections dropped): the INFO line; within 5 s a new connection of the
+/// gateway's, which took the new certificate, on each of `servers`; ready,
+/// and still after another 500 ms of checks; counted once.
+fn assert_redis_ca_rotated(gw: &Gateway, ca_path: &str, servers: &[&Redis]) {
+    let line = format!("Redis certificate re-read from REDIS_TLS_CA_CERT ({ca_path}): changed");
+    expect_line(gw, &line);
+    assert!(
+        crate::support::wait_until(Duration::from_secs(5), Duration::from_millis(50), || {
+            servers.iter().all(|s| s.tls_clients() > 0)
+        }),
+        "no new connection on every server:\n{}",
+        gw.output()
+    );
+    assert_ready_within(gw, Duration::from_secs(5));
+    std::thread::sleep(Duration::from_millis(500));
+    assert_ready_within(gw, Duration::from_secs(1));
+    assert_eq!(reloads(gw, "REDIS_TLS_CA_CERT", "changed"), 1.0);
+}
+
+#[test]
+fn a_redis_cluster_ca_rotated_with_an_overlap_bundle_follows_the_nodes_new_certificates() {
+    // Arrange: every node (clients and bus over TLS) on a certificate of
+    // CA 1; the mount trusts CA 1.
+    let (old, new) = (Pki::generate(), Pki::generate());
+    let mut set = RedisClusterSet::start_tls(&old);
+    let mut mount = MountedSecret::new(&[("ca.crt", &std::fs::read(&old.ca).unwrap())]);
+    let ca_path = mount.path("ca.crt").display().to_string();
+    let nodes: Vec<String> = set
+        .ports()
+        .iter()
+        .map(|p| format!("127.0.0.1:{p}"))
+        .collect();
+    let gw = Gateway::builder()
+        .env("CACHE_TYPE", "redis-cluster")
+        .env("REDIS_CLUSTER_NODES", nodes.join(","))
+        .env("REDIS_URL", set.nodes[0].url())
+        .env("REDIS_TLS_CA_CERT", ca_path.clone())
+        .env("REDIS_RETRY_INTERVAL_MS", INTERVAL_MS.to_string())
+        .env("HEALTH_CHECK_INTERVAL_MS", "100")
+        .spawn();
+    assert_ready_within(&gw, Duration::from_secs(10));
+
+    // Act: the bundle of both CAs in the mount; every node trusting both
+    // (so that the bus keeps working), then on a certificate of CA 2; then
+    // the connections dropped.
+    mount.update(&[("ca.crt", &concat(&[&old.ca, &new.ca]))]);
+    let both = server_bundle(&old, &new);
+    set.set_tls(&old, &both);
+    set.set_tls(&new, &both);
+    set.drop_clients();
+
+    // Assert: a new cluster client that trusts the bundle replaces the one
+    // the application holds (whose reconnections keep CA 1), and connects
+    // to every node.
+    let nodes: Vec<&Redis> = set.nodes.iter().collect();
+    assert_redis_ca_rotated(&gw, &ca_path, &nodes);
+    assert!(set.wait_state("ok", Duration::from_secs(1)));
+}
+
+#[test]
+fn a_redis_sentinel_ca_rotated_with_an_overlap_bundle_follows_the_servers_new_certificates() {
+    // Arrange: master, replica and sentinels over TLS on certificates of
+    // CA 1; the mount trusts CA 1, for the sentinels and the master alike.
+    let (old, new) = (Pki::generate(), Pki::generate());
+    let mut set = SentinelSet::start_tls(&old);
+    let mut mount = MountedSecret::new(&[("ca.crt", &std::fs::read(&old.ca).unwrap())]);
+    let ca_path = mount.path("ca.crt").display().to_string();
+    let gw = sentinel_gateway(
+        &set,
+        &[
+            ("REDIS_URL", set.master.url()),
+            ("REDIS_TLS_CA_CERT", ca_path.clone()),
+        ],
+    );
+
+    // Act: the bundle of both CAs in the mount; every server trusting both,
+    // then on a certificate of CA 2 (the sentinels restarted); then the
+    // master's connections dropped.
+    mount.update(&[("ca.crt", &concat(&[&old.ca, &new.ca]))]);
+    let both = server_bundle(&old, &new);
+    set.set_tls(&old, &both);
+    set.set_tls(&new, &both);
+    set.master.drop_clients();
+
+    // Assert: the sentinels are asked with the bundle, and the master's
+    // manager is replaced by one that trusts it; no certificate refused.
+    assert_redis_ca_rotated(&gw, &ca_path, &[&set.master]);
+    assert!(
+        !gw.output().contains("invalid peer certificate"),
+        "{}",
+        gw.output()
+    );
+    assert_eq!(set.master_port(), Some(set.master.port()));
+}

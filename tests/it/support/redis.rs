@@ -11,6 +11,7 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 use tempfile::TempDir;
 
+use super::certs::Pki;
 use super::ports::free_port;
 use super::process;
 
@@ -34,6 +35,17 @@ fn redis_server_bin() -> &'static Path {
                 )
             })
     })
+}
+
+/// `redis-cli`, next to `redis-server` (Redis Cluster is created with it).
+fn redis_cli_bin() -> PathBuf {
+    let bin = redis_server_bin().with_file_name("redis-cli");
+    assert!(
+        bin.is_file(),
+        "`redis-cli` not found next to {}. Install it with `apt-get install redis-tools`",
+        redis_server_bin().display()
+    );
+    bin
 }
 
 /// Encodes `args` as one RESP request (an array of bulk strings).
@@ -181,35 +193,59 @@ impl Redis {
     /// ([`Redis::command`] uses it), so that its certificates can be
     /// changed while it runs ([`Redis::set_tls`]).
     pub fn start_tls_with_admin_port(files: RedisTlsFiles) -> Redis {
+        Redis::reserve_tls_with_admin_port(files).started_retrying()
+    }
+
+    /// As [`Redis::start_tls_with_admin_port`], with NO server running yet
+    /// (more arguments to come: see [`start_with`]).
+    fn reserve_tls_with_admin_port(files: RedisTlsFiles) -> Redis {
         let mut redis = Redis::reserve();
         redis.tls = Some(files);
         redis.admin_port = Some(free_port());
-        redis.started_retrying()
+        redis
     }
 
-    /// `CONFIG SET` of the server's certificate, key and CA for client
-    /// certificates: new connections get them, open ones keep theirs. Needs
-    /// [`Redis::start_tls_with_admin_port`].
+    /// `CONFIG SET` of the server's certificate, key and CA (for client
+    /// certificates, and for the server's own TLS connections to its master
+    /// or cluster peers): new connections get them, open ones keep theirs.
+    /// Needs [`Redis::start_tls_with_admin_port`].
     pub fn set_tls(&mut self, server: &super::certs::CertFiles, ca: &Path) {
         let path = |p: &Path| p.display().to_string();
         let (cert, key, ca) = (path(&server.cert), path(&server.key), path(ca));
-        let reply = self
-            .command(&[
-                "CONFIG",
-                "SET",
-                "tls-cert-file",
-                &cert,
-                "tls-key-file",
-                &key,
-                "tls-ca-cert-file",
-                &ca,
-            ])
-            .unwrap();
-        assert!(reply.ends_with("+OK\r\n"), "CONFIG SET tls-*: {reply:?}");
+        self.config_set(&[
+            ("tls-cert-file", &cert),
+            ("tls-key-file", &key),
+            ("tls-ca-cert-file", &ca),
+        ]);
         if let Some(tls) = &mut self.tls {
             tls.server = server.clone();
             tls.ca = ca.into();
         }
+    }
+
+    /// `CONFIG SET name value ...` (over the admin port with TLS), which
+    /// must answer `+OK`.
+    fn config_set(&self, pairs: &[(&str, &str)]) {
+        let mut args = vec!["CONFIG", "SET"];
+        for (name, value) in pairs {
+            args.extend([*name, *value]);
+        }
+        let reply = self.command(&args).unwrap();
+        assert!(reply.ends_with("+OK\r\n"), "{args:?}: {reply:?}");
+    }
+
+    /// The server restarted on the same ports with the certificate `server`
+    /// and the CA `ca`: a sentinel has no `CONFIG SET`, so this is how its
+    /// certificates change (as a pod restarted on a renewed Secret). Its
+    /// state (the configuration file it rewrote) is kept.
+    pub fn restart_with_tls(&mut self, server: &super::certs::CertFiles, ca: &Path) {
+        let tls = self
+            .tls
+            .as_mut()
+            .expect("restart_with_tls needs a TLS server");
+        tls.server = server.clone();
+        tls.ca = ca.into();
+        self.start_server();
     }
 
     /// As [`Redis::reserve`], for a server that will require `password`.
@@ -306,6 +342,27 @@ impl Redis {
     pub fn drop_clients(&self) {
         let reply = self.command(&["CLIENT", "KILL", "TYPE", "normal"]).unwrap();
         assert!(reply.contains(':'), "CLIENT KILL: {reply:?}");
+    }
+
+    /// How many connections on the TLS port have completed their handshake
+    /// and sent a command, leaving out those of other servers (a sentinel
+    /// names its connections, a replica's is flagged `S`): the
+    /// application's. From `CLIENT LIST`, over the admin port.
+    pub fn tls_clients(&self) -> usize {
+        let tls_port = format!(" laddr=127.0.0.1:{} ", self.port);
+        let list = self.command(&["CLIENT", "LIST"]).unwrap_or_default();
+        list.lines()
+            .map(|line| format!(" {line} "))
+            .filter(|line| {
+                line.contains(&tls_port)
+                    && line.contains(" name= ")
+                    && !line.contains(" cmd=NULL ")
+                    && !line
+                        .split(" flags=")
+                        .nth(1)
+                        .is_some_and(|f| f.split(' ').next().unwrap_or_default().contains('S'))
+            })
+            .count()
     }
 
     /// `CONFIG SET requirepass NEW`: the password changes on the server
@@ -463,8 +520,9 @@ fn reserve_with(password: Option<&str>) -> Redis {
     password.map_or_else(Redis::reserve, Redis::reserve_with_password)
 }
 
-/// As [`start_sentinel`], with `passwords`.
-fn start_sentinel_with(master_port: u16, passwords: Passwords) -> Redis {
+/// A sentinel's configuration file: [`SENTINEL_MASTER`] on
+/// 127.0.0.1:`master_port`, with `passwords`.
+fn sentinel_conf(master_port: u16, passwords: Passwords) -> String {
     let mut conf = format!(
         "sentinel monitor {SENTINEL_MASTER} 127.0.0.1 {master_port} 2\n\
          sentinel down-after-milliseconds {SENTINEL_MASTER} 500\n\
@@ -476,11 +534,26 @@ fn start_sentinel_with(master_port: u16, passwords: Passwords) -> Redis {
     if let Some(pw) = passwords.sentinels {
         conf.push_str(&format!("sentinel sentinel-pass {pw}\n"));
     }
+    conf
+}
+
+/// As [`start_sentinel`], with `passwords`.
+fn start_sentinel_with(master_port: u16, passwords: Passwords) -> Redis {
     start_with(
         reserve_with(passwords.sentinels),
-        Some(conf),
+        Some(sentinel_conf(master_port, passwords)),
         &["--sentinel".into()],
     )
+}
+
+/// The TLS files of a test server on `pki`'s server certificate, trusting
+/// its CA, not asking clients for certificates.
+fn server_tls(pki: &Pki) -> RedisTlsFiles {
+    RedisTlsFiles {
+        server: pki.server.clone(),
+        ca: pki.ca.clone(),
+        auth_clients: false,
+    }
 }
 
 /// A master, a replica of it and three sentinels watching them (quorum 2,
@@ -515,11 +588,59 @@ impl SentinelSet {
         let sentinels: Vec<Redis> = (0..3)
             .map(|_| start_sentinel_with(master.port, passwords))
             .collect();
-        let set = SentinelSet {
+        SentinelSet {
             master,
             replica,
             sentinels,
-        };
+        }
+        .settled()
+    }
+
+    /// As [`SentinelSet::start`], every server over TLS only, on `pki`'s
+    /// server certificate, trusting its CA, with a plain admin port of its
+    /// own for the test ([`Redis::command`]); the replica replicates and
+    /// the sentinels watch over TLS (`tls-replication yes`). No client
+    /// certificates asked.
+    pub fn start_tls(pki: &Pki) -> SentinelSet {
+        let tls = || Redis::reserve_tls_with_admin_port(server_tls(pki));
+        let over_tls = ["--tls-replication".to_owned(), "yes".to_owned()];
+        let master = tls().started_retrying();
+        let mut replica_args = vec![
+            "--replicaof".to_owned(),
+            "127.0.0.1".to_owned(),
+            master.port.to_string(),
+        ];
+        replica_args.extend(over_tls.clone());
+        let replica = start_with(tls(), None, &replica_args);
+        let conf = sentinel_conf(master.port, Passwords::default());
+        let mut sentinel_args = vec!["--sentinel".to_owned()];
+        sentinel_args.extend(over_tls);
+        let sentinels: Vec<Redis> = (0..3)
+            .map(|_| start_with(tls(), Some(conf.clone()), &sentinel_args))
+            .collect();
+        SentinelSet {
+            master,
+            replica,
+            sentinels,
+        }
+        .settled()
+    }
+
+    /// Every server of a [`SentinelSet::start_tls`] on `certs`' server
+    /// certificate, trusting `ca`: `CONFIG SET` on the master and the
+    /// replica, each sentinel restarted in turn (it has no `CONFIG SET`).
+    pub fn set_tls(&mut self, certs: &Pki, ca: &Path) {
+        self.master.set_tls(&certs.server, ca);
+        self.replica.set_tls(&certs.server, ca);
+        for s in &mut self.sentinels {
+            s.restart_with_tls(&certs.server, ca);
+        }
+    }
+
+    /// `self`, once the replica is in sync and every sentinel sees the
+    /// replica and the two other sentinels; panics after 20 s.
+    fn settled(self) -> SentinelSet {
+        let set = self;
         let settled =
             super::wait_until(Duration::from_secs(20), Duration::from_millis(100), || {
                 set.replica
@@ -581,14 +702,18 @@ impl SentinelSet {
 
     /// The master's port as the first sentinel names it now.
     pub fn master_port(&self) -> Option<u16> {
-        sentinel_master_port(self.sentinels[0].port)
+        master_port_in(&self.sentinels[0].info("sentinel"))
     }
 }
 
 /// The master's port as the sentinel on 127.0.0.1:`sentinel_port` names it
 /// now (`INFO sentinel`).
 pub fn sentinel_master_port(sentinel_port: u16) -> Option<u16> {
-    let text = info(sentinel_port, "sentinel");
+    master_port_in(&info(sentinel_port, "sentinel"))
+}
+
+/// The master's port in a sentinel's `INFO sentinel`.
+fn master_port_in(text: &str) -> Option<u16> {
     let address = text.split("address=").nth(1)?;
     address
         .split([',', '\r', '\n'])
@@ -614,6 +739,42 @@ impl RedisClusterSet {
 
     /// As [`RedisClusterSet::start`], every node requiring `password`.
     pub fn start_with_password(password: Option<&str>) -> RedisClusterSet {
+        RedisClusterSet::start_nodes(|| reserve_with(password), &[], password)
+    }
+
+    /// As [`RedisClusterSet::start`], every node over TLS only (clients and
+    /// cluster bus: `tls-cluster yes`), on `pki`'s server certificate,
+    /// trusting its CA, with a plain admin port of its own for the test
+    /// ([`Redis::command`], and `redis-cli --cluster create` over them).
+    /// No client certificates asked of clients; on the bus, where Redis
+    /// always asks one, each node shows `pki`'s client certificate
+    /// (`tls-client-cert-file`: the server certificate is for servers
+    /// only). A client over TLS is shown the nodes' TLS ports.
+    pub fn start_tls(pki: &Pki) -> RedisClusterSet {
+        let path = |p: &Path| p.display().to_string();
+        let args = [
+            "--tls-cluster".to_owned(),
+            "yes".to_owned(),
+            "--tls-client-cert-file".to_owned(),
+            path(&pki.client.cert),
+            "--tls-client-key-file".to_owned(),
+            path(&pki.client.key),
+        ];
+        RedisClusterSet::start_nodes(
+            || Redis::reserve_tls_with_admin_port(server_tls(pki)),
+            &args,
+            None,
+        )
+    }
+
+    /// Three nodes from `reserve`, started in cluster mode with `more`
+    /// arguments, joined with `redis-cli --cluster create` (over their
+    /// admin ports when they have some) with `password`.
+    fn start_nodes(
+        reserve: impl Fn() -> Redis,
+        more: &[String],
+        password: Option<&str>,
+    ) -> RedisClusterSet {
         let nodes: Vec<Redis> = (0..3)
             .map(|_| {
                 let args: Vec<String> = [
@@ -628,13 +789,18 @@ impl RedisClusterSet {
                 .iter()
                 .map(|s| (*s).to_owned())
                 .chain([free_port().to_string()])
+                .chain(more.iter().cloned())
                 .collect();
-                start_with(reserve_with(password), None, &args)
+                start_with(reserve(), None, &args)
             })
             .collect();
-        let mut cmd = Command::new(redis_server_bin().with_file_name("redis-cli"));
+        let mut cmd = Command::new(redis_cli_bin());
         cmd.args(["--cluster", "create"])
-            .args(nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)))
+            .args(
+                nodes
+                    .iter()
+                    .map(|n| format!("127.0.0.1:{}", n.admin_port.unwrap_or(n.port))),
+            )
             .args(["--cluster-replicas", "0", "--cluster-yes"])
             .stdin(Stdio::null());
         if let Some(pw) = password {
@@ -655,6 +821,29 @@ impl RedisClusterSet {
             "the cluster never reached cluster_state:ok"
         );
         set
+    }
+
+    /// Every node of a [`RedisClusterSet::start_tls`] on `certs`' server
+    /// certificate (and its client certificate on the bus), trusting `ca`
+    /// (`CONFIG SET`): new connections get them, open ones (the bus's
+    /// included) keep theirs.
+    pub fn set_tls(&mut self, certs: &Pki, ca: &Path) {
+        let path = |p: &Path| p.display().to_string();
+        let (cert, key) = (path(&certs.client.cert), path(&certs.client.key));
+        for node in &mut self.nodes {
+            node.set_tls(&certs.server, ca);
+            node.config_set(&[
+                ("tls-client-cert-file", &cert),
+                ("tls-client-key-file", &key),
+            ]);
+        }
+    }
+
+    /// [`Redis::drop_clients`] on every node.
+    pub fn drop_clients(&self) {
+        for node in &self.nodes {
+            node.drop_clients();
+        }
     }
 
     /// Every node's password changes to `new` (`CONFIG SET requirepass`);
