@@ -85,21 +85,28 @@ impl<C: Clone> Switching<C> {
     /// The server in use now: `host:port`, `None` before the first
     /// connection.
     pub fn server(&self) -> Option<String> {
-        self.slot().map(|s| s.server)
+        self.read(|s| s.server.clone())
     }
 
     /// The connection in use now, for what `ConnectionLike` does not cover
     /// (the crate's own methods). It is not moved by a later switch: ask
     /// again rather than keep it.
     pub fn connection(&self) -> Option<C> {
-        self.slot().map(|s| s.conn)
+        self.read(|s| s.conn.clone())
     }
 
-    pub(super) fn slot(&self) -> Option<Slot<C>> {
+    /// `f` of the slot, under the lock: every command takes the connection
+    /// this way, so nothing else of the slot (its TLS files) is cloned.
+    fn read<T>(&self, f: impl FnOnce(&Slot<C>) -> T) -> Option<T> {
         self.current
             .read()
             .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+            .as_ref()
+            .map(f)
+    }
+
+    pub(super) fn slot(&self) -> Option<Slot<C>> {
+        self.read(Slot::clone)
     }
 
     pub(super) fn set(&self, slot: Slot<C>) {
