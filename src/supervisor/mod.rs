@@ -424,16 +424,13 @@ impl Actor for Supervisor {
             CacheSettings::Redis(_)
             | CacheSettings::RedisSentinel(_)
             | CacheSettings::RedisCluster(_) => {
-                let redis = self.settings.cache.redis();
-                if redis
-                    .and_then(|r| r.tls.as_ref())
-                    .is_some_and(|tls| tls.insecure)
+                if let Some(warning) = self
+                    .settings
+                    .cache
+                    .redis()
+                    .and_then(|r| r.insecure_warning())
                 {
-                    log::warn!(
-                        "Redis TLS certificate verification is OFF (REDIS_TLS_INSECURE=true or \
-                         #insecure in REDIS_URL): anyone on the network path can pose as Redis; \
-                         set REDIS_TLS_CA_CERT instead"
-                    );
+                    log::warn!("{warning}");
                 }
             }
         }

@@ -37,6 +37,18 @@ impl fmt::Debug for RedisSettings {
     }
 }
 
+impl RedisSettings {
+    /// The WARN line of every start when the server's certificate is not
+    /// checked (`REDIS_TLS_INSECURE=true`, or `#insecure` in the URL).
+    pub fn insecure_warning(&self) -> Option<&'static str> {
+        self.tls.as_ref().filter(|tls| tls.insecure).map(|_| {
+            "Redis TLS certificate verification is OFF (REDIS_TLS_INSECURE=true or \
+             #insecure in REDIS_URL): anyone on the network path can pose as Redis; \
+             set REDIS_TLS_CA_CERT instead"
+        })
+    }
+}
+
 /// Redis's TLS files, for `rediss://`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RedisTls {
