@@ -23,6 +23,15 @@ pub fn init(settings: LogSettings) {
         // actix-server announces its workers at info; that is noise here.
         builder.filter_module("actix_server", LevelFilter::Warn);
     }
+    if settings.level <= LevelFilter::Info {
+        // The redis crate's cluster client logs its own recovery loop: each
+        // failed reconnection to a node (WARN and ERROR, several a second
+        // while a node is down or its certificate is not trusted), without
+        // the dependency or what happens next. The outage is reported by
+        // the dependency actor (`Redis connection lost: <cause>`, then each
+        // reconnection attempt); LOG_LEVEL=debug shows the client's lines.
+        builder.filter_module("redis::cluster_handling", LevelFilter::Off);
+    }
     if settings.level <= LevelFilter::Debug {
         // deadpool warns once per pooled connection it cannot reuse after an
         // outage ("Connection could not be recycled: Connection closed"),

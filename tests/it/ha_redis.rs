@@ -459,3 +459,49 @@ fn each_bad_sentinel_or_cluster_setting_exits_78_naming_its_variable() {
         );
     }
 }
+
+#[test]
+fn a_cluster_outage_is_told_by_readygate_not_by_the_cluster_clients_recovery_loop() {
+    // Arrange: a gateway on a ready cluster, at the default log level.
+    let mut cluster = RedisClusterSet::start();
+    let gw = gateway("redis-cluster")
+        .env(
+            "REDIS_CLUSTER_NODES",
+            format!(
+                "127.0.0.1:{},127.0.0.1:{}",
+                cluster.nodes[0].port(),
+                cluster.nodes[1].port()
+            ),
+        )
+        .env("HEALTH_CHECK_INTERVAL_MS", CHECK_MS.to_string())
+        .spawn();
+    assert!(gw.wait_for_status("/ready", 200, LIMIT), "{}", gw.output());
+
+    // Act: a master dies, the gateway retries a while, it comes back.
+    cluster.nodes[2].kill();
+    assert!(
+        gw.wait_for_line("Redis connection lost", LIMIT).is_some(),
+        "{}",
+        gw.output()
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    cluster.nodes[2].start_server();
+    assert!(
+        gw.wait_for_line("Redis connection restored", LIMIT)
+            .is_some(),
+        "{}",
+        gw.output()
+    );
+
+    // Assert: readygate's own lines tell the outage; the redis crate's
+    // cluster client, which logs each failed reconnection of its recovery
+    // loop (many a second, at ERROR), is quiet below LOG_LEVEL=debug.
+    let out = gw.output();
+    for noise in [
+        "async cluster client",
+        "ClusterConnInner",
+        "Failed to connect to node",
+    ] {
+        assert!(!out.contains(noise), "{noise:?} in:\n{out}");
+    }
+}
