@@ -27,8 +27,8 @@ use crate::handles::Connected;
 use crate::secrets::Watched;
 
 pub struct RedisConnector {
-    /// `REDIS_URL` as given (the password is the one read at start; new
-    /// connections ask [`RedisConnector::auth`] for the current one).
+    /// `REDIS_URL` as given (its password is the one read at start: new
+    /// connections ask `auth` for the current one).
     url: String,
     config: ConnectionManagerConfig,
     /// The `REDIS_TLS_*` files of a `rediss://` URL, read again when they
@@ -38,7 +38,7 @@ pub struct RedisConnector {
     auth: Option<Arc<Watched<Auth>>>,
     /// What the application holds: the manager it uses now.
     handle: RedisManager,
-    /// `host:port`, as `/ready` shows it.
+    /// `host:port`, the handle's `server()`.
     server: String,
 }
 
