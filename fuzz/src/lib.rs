@@ -236,7 +236,8 @@ fn plain_secrets(
 /// * clap takes every value (each setting is free text to it);
 /// * a refusal lists at least one problem, each naming a variable that
 ///   readygate documents, or a `WAIT_FOR_<NAME>_<SETTING>` of the input;
-/// * a password (holding [`MARKER`], written once in the input) is never
+/// * a password (holding [`MARKER`], written once in the input, and
+///   nowhere in it but as a password) is never
 ///   in the error text, nor in the accepted settings' `Debug` (SQLite's
 ///   path is no URL with a password, and is shown whole);
 /// * every password a client would send is scrubbed from free text after
@@ -266,27 +267,40 @@ pub fn check_settings(
     cli.settings.wait_for_entries = entries;
     let result = cli.settings.validate();
     let inputs: Vec<&String> = values.values().chain(files.values()).collect();
-    let once = |form: &str| {
-        inputs
-            .iter()
-            .map(|v| v.matches(form).count())
-            .sum::<usize>()
-            == 1
-    };
     let urls = client_urls(values, files);
+    // A form of a password is checked when the input holds it once, and
+    // no more once that password as written (`own`) is taken out of it: a
+    // form still found was written elsewhere too (found by the fuzzer: a
+    // path holding the decoded text of its URL's percent-encoded password),
+    // and an error showing that shows the path, not the password.
+    let attributable = |form: &str, own: Option<&str>| {
+        let count: usize = inputs.iter().map(|v| v.matches(form).count()).sum();
+        count == 1
+            && !inputs.iter().any(|v| match own {
+                Some(w) if !w.is_empty() => v.replacen(w, "\u{0}", 1).contains(form),
+                _ => v.contains(form),
+            })
+    };
     let sentinels = ClientUrl {
         variable: "REDIS_SENTINEL_PASSWORD",
         url: String::new(),
     };
     let marked: Vec<(&ClientUrl, String)> = urls
         .iter()
-        .flat_map(|u| password_forms(&u.url).into_iter().map(move |pw| (u, pw)))
+        .flat_map(|u| {
+            let own = written_password(&u.url);
+            password_forms(&u.url)
+                .into_iter()
+                .filter(move |pw| attributable(pw, own))
+                .map(move |pw| (u, pw))
+        })
         .chain(
             plain_secrets(values, files)
                 .into_iter()
+                .filter(|pw| attributable(pw, Some(pw)))
                 .map(|pw| (&sentinels, pw)),
         )
-        .filter(|(_, pw)| pw.contains(MARKER) && once(pw))
+        .filter(|(_, pw)| pw.contains(MARKER))
         .collect();
     match &result {
         Ok(settings) => {
