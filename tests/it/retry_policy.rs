@@ -458,8 +458,18 @@ fn postgres_out_of_connection_slots_is_retried_and_named() {
         ("max_connections", "2"),
         ("superuser_reserved_connections", "0"),
     ]);
-    // A holder that lost the race for a slot (to the check's own session)
-    // exits: start another until both slots are held.
+    // A holder that lost the race for a slot (to the check's own session,
+    // or to the backend of a check still ending) exits: start another
+    // until both slots are held. The server refusing a session while both
+    // holders run is not enough: a holder that lost may not have exited
+    // yet, and the backend that beat it ends a moment later (seen under
+    // load: the gateway then got a slot). So both must hold, and the
+    // server refuse, again half a second later.
+    let full = |held: &mut Vec<HeldSession>| {
+        pg.psql_tcp("postgres", None, "SELECT 1")
+            .is_err_and(|e| e.contains("too many clients"))
+            && held.iter_mut().all(HeldSession::is_alive)
+    };
     let mut held = Vec::new();
     assert!(
         wait_until(Duration::from_secs(10), MS(50), || {
@@ -467,9 +477,10 @@ fn postgres_out_of_connection_slots_is_retried_and_named() {
             while held.len() < 2 {
                 held.push(pg.hold_session());
             }
-            pg.psql_tcp("postgres", None, "SELECT 1")
-                .is_err_and(|e| e.contains("too many clients"))
-                && held.iter_mut().all(HeldSession::is_alive)
+            full(&mut held) && {
+                std::thread::sleep(MS(500));
+                full(&mut held)
+            }
         }),
         "the slots did not fill"
     );
