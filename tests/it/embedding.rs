@@ -198,13 +198,16 @@ fn the_example_answers_a_database_error_with_its_whole_cause_chain() {
          WHERE datname = 'postgres' AND pid <> pg_backend_pid()",
     );
 
-    // Act: a pooled connection whose end the client has not read yet (the
-    // server ended it a moment ago) fails with "connection closed" and
-    // leaves the pool; the next request makes a new connection.
+    // Act: a pooled connection the server ended a moment ago, whose end
+    // the client has not read yet, fails with its own words ("connection
+    // closed", or the server's "terminating connection due to
+    // administrator command (SQLSTATE 57P01)") and leaves the pool; a
+    // request that gets a new connection meets the refusal.
     let mut reply = get(&base, "/app/db-time");
     // At most every connection of the pool (DB_POOL_SIZE, 10 by default).
     for _ in 0..10 {
-        if !reply.1.to_string().contains("connection closed") {
+        let text = reply.1.to_string();
+        if !text.contains("connection closed") && !text.contains("SQLSTATE 57P01") {
             break;
         }
         reply = get(&base, "/app/db-time");
