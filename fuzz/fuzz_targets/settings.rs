@@ -19,6 +19,7 @@ use std::path::PathBuf;
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+use readygate::config::{PER_ENTRY, env_key};
 use readygate_fuzz::{MARKER, any_risky_path, check_settings, variables};
 
 #[derive(Arbitrary, Debug)]
@@ -297,21 +298,9 @@ struct EntrySetting {
     value: Value,
 }
 
-/// The settings a `WAIT_FOR` entry can have of its own, and typos.
-const ENTRY_SETTINGS: &[&str] = &[
-    "MAX_RETRIES",
-    "RETRY_INTERVAL_MS",
-    "CONNECT_TIMEOUT_MS",
-    "RETRY_BACKOFF",
-    "RETRY_MULTIPLIER",
-    "RETRY_MAX_INTERVAL_MS",
-    "RETRY_JITTER",
-    "STARTUP_TIMEOUT_MS",
-    "EXPECT_STATUS",
-    "EXPECT_BODY",
-    "MAX_RETRY",
-    "",
-];
+/// Setting names no entry has (typos), beside readygate's own
+/// `PER_ENTRY`.
+const ENTRY_TYPOS: &[&str] = &["MAX_RETRY", ""];
 
 #[derive(Arbitrary, Debug)]
 struct Input {
@@ -452,11 +441,6 @@ fn nodes(list: &[Node]) -> String {
     list.iter().take(6).map(node).collect::<Vec<_>>().join(",")
 }
 
-/// `auth-api` → `AUTH_API`, as readygate names an entry's variables.
-fn entry_prefix(name: &str) -> String {
-    name.to_ascii_uppercase().replace('-', "_")
-}
-
 fn name(n: &Name) -> String {
     match n {
         Name::Known(i) => pick(NAMES, *i).to_owned(),
@@ -574,10 +558,13 @@ fuzz_target!(|input: Input| {
             Name::Raw(raw) => raw.clone(),
         };
         let setting = match &s.setting {
-            Key::Known(i) => pick(ENTRY_SETTINGS, *i).to_owned(),
+            Key::Known(i) => {
+                let names: Vec<&str> = PER_ENTRY.iter().chain(ENTRY_TYPOS).copied().collect();
+                pick(&names, *i).to_owned()
+            }
             Key::Raw(raw) => raw.clone(),
         };
-        let var = format!("WAIT_FOR_{}_{setting}", entry_prefix(&entry));
+        let var = format!("WAIT_FOR_{}_{setting}", env_key(&entry));
         // Only what an environment can hold.
         if var.contains(['=', '\0']) || var.is_empty() {
             continue;
